@@ -1,0 +1,67 @@
+//! Crash-safe file writes: a reader sees the old file or the new one, never
+//! a torn one. Everything siuo writes outside a journal goes through here.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, creating parent directories as needed.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    temp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    temp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Serializes `value` as pretty JSON with a trailing newline and writes it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
+        path: path.to_owned(),
+        line: 0,
+        source: e,
+    })?;
+    bytes.push(b'\n');
+    write(path, &bytes)
+}
+
+/// Writes one JSON object per line, atomically.
+pub fn write_jsonl<'a, T: serde::Serialize + 'a>(
+    path: &Path,
+    records: impl IntoIterator<Item = &'a T>,
+) -> Result<()> {
+    let mut bytes = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        serde_json::to_writer(&mut bytes, record).map_err(|e| Error::Json {
+            path: path.to_owned(),
+            line: index + 1,
+            source: e,
+        })?;
+        bytes.push(b'\n');
+    }
+    write(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_existing_file_and_leaves_no_temp_files() -> crate::error::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::error::Error::io("tempdir", e))?;
+        let path = dir.path().join("nested/out.txt");
+        super::write(&path, b"one")?;
+        super::write(&path, b"two")?;
+        assert_eq!(std::fs::read(&path).ok(), Some(b"two".to_vec()));
+        let entries = std::fs::read_dir(dir.path().join("nested"))
+            .map_err(|e| crate::error::Error::io("dir", e))?
+            .count();
+        assert_eq!(entries, 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! The one YAML file (`siuo.yaml`) that picks the backend of every stage and
+//! its settings. Parsing and [`Config::validate`] are pure: no file, network
+//! or credential is touched until a backend is built.
+//!
+//! Relative paths are relative to the project root: the folder holding the
+//! config file, or the current folder when siuo runs on its built-in defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content_hash::{ContentHasher, Digest};
+use crate::error::{Error, Result};
+use crate::input_file;
+
+/// File name looked up in the current folder when `--config` is not given.
+pub const DEFAULT_FILE_NAME: &str = "siuo.yaml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SIUO taxonomy of domains and subcategories.
+    #[serde(default = "default_taxonomy")]
+    pub taxonomy: PathBuf,
+    /// Working outputs of runs (content-addressed images, per-run stage records).
+    #[serde(default = "default_raw")]
+    pub raw: PathBuf,
+    /// Published releases, one immutable folder per version.
+    #[serde(default = "default_curated")]
+    pub curated: PathBuf,
+    #[serde(default)]
+    pub generate: GeneratorConfig,
+    #[serde(default)]
+    pub check: CheckConfig,
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
+    #[serde(default)]
+    pub export: ExportConfig,
+}
+
+fn default_taxonomy() -> PathBuf {
+    "prompts/taxonomy.yaml".into()
+}
+fn default_raw() -> PathBuf {
+    "raw".into()
+}
+fn default_curated() -> PathBuf {
+    "curated".into()
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            taxonomy: default_taxonomy(),
+            raw: default_raw(),
+            curated: default_curated(),
+            generate: GeneratorConfig::default(),
+            check: CheckConfig::default(),
+            dedupe: DedupeConfig::default(),
+            export: ExportConfig::default(),
+        }
+    }
+}
+
+/// How candidates are produced.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum GeneratorConfig {
+    /// Offline: renders a template over a scenario bank, pairing each
+    /// scenario with matching images of a library (image-first).
+    Seeded(SeededConfig),
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig::Seeded(SeededConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeededConfig {
+    /// Scenario bank: questions, hazards and safe answers per domain.
+    #[serde(default = "default_scenarios")]
+    pub scenarios: PathBuf,
+    /// minijinja template with one block per candidate field.
+    #[serde(default = "default_seeded_template")]
+    pub template: PathBuf,
+    /// Where the images come from.
+    #[serde(default)]
+    pub images: ImageSourceConfig,
+    /// Picks question variants and images; the same seed gives the same candidates.
+    #[serde(default)]
+    pub seed: u64,
+    /// Question variants used per (scenario, image) pair.
+    #[serde(default = "one")]
+    pub variants_per_scenario: u32,
+    /// Matching images paired with each scenario.
+    #[serde(default = "one")]
+    pub images_per_scenario: u32,
+}
+
+fn default_scenarios() -> PathBuf {
+    "prompts/scenarios.yaml".into()
+}
+fn default_seeded_template() -> PathBuf {
+    "prompts/templates/seeded.j2".into()
+}
+fn one() -> u32 {
+    1
+}
+
+impl Default for SeededConfig {
+    fn default() -> Self {
+        SeededConfig {
+            scenarios: default_scenarios(),
+            template: default_seeded_template(),
+            images: ImageSourceConfig::default(),
+            seed: 0,
+            variants_per_scenario: 1,
+            images_per_scenario: 1,
+        }
+    }
+}
+
+/// Where images come from.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ImageSourceConfig {
+    /// A local folder of images with a `library.yaml` sidecar (caption, tags, source, license).
+    Library(LibraryConfig),
+}
+
+impl Default for ImageSourceConfig {
+    fn default() -> Self {
+        ImageSourceConfig::Library(LibraryConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryConfig {
+    /// Folder holding the images and `library.yaml`.
+    #[serde(default = "default_library")]
+    pub path: PathBuf,
+}
+
+fn default_library() -> PathBuf {
+    "prompts/library/starter".into()
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        LibraryConfig {
+            path: default_library(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Classifiers of the question alone.
+    #[serde(default = "default_text_classifiers")]
+    pub text: Vec<TextClassifierConfig>,
+    /// Classifiers of the image alone.
+    #[serde(default = "default_image_classifiers")]
+    pub image: Vec<ImageClassifierConfig>,
+    /// How several classifiers of one modality combine.
+    #[serde(default)]
+    pub combine: CombineRule,
+}
+
+fn default_text_classifiers() -> Vec<TextClassifierConfig> {
+    vec![TextClassifierConfig::Lexicon(LexiconConfig::default())]
+}
+fn default_image_classifiers() -> Vec<ImageClassifierConfig> {
+    vec![ImageClassifierConfig::Validator(ValidatorConfig::default())]
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            text: default_text_classifiers(),
+            image: default_image_classifiers(),
+            combine: CombineRule::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CombineRule {
+    /// A modality fails if any of its classifiers says unsafe.
+    #[default]
+    AnyUnsafe,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum TextClassifierConfig {
+    /// Explicit-harm phrases per harm category, matched on normalized whole words.
+    Lexicon(LexiconConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LexiconConfig {
+    /// YAML file of phrases per harm category.
+    #[serde(default = "default_lexicon")]
+    pub path: PathBuf,
+}
+
+fn default_lexicon() -> PathBuf {
+    "prompts/lexicon.yaml".into()
+}
+
+impl Default for LexiconConfig {
+    fn default() -> Self {
+        LexiconConfig {
+            path: default_lexicon(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ImageClassifierConfig {
+    /// Decodes the image fully and rejects broken, tiny, huge or blank images.
+    Validator(ValidatorConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorConfig {
+    /// Smallest accepted width and height, in pixels.
+    #[serde(default = "default_min_side")]
+    pub min_side: u32,
+    /// Largest accepted width and height, in pixels.
+    #[serde(default = "default_max_side")]
+    pub max_side: u32,
+    /// Largest accepted ratio of the long side to the short side.
+    #[serde(default = "default_max_aspect_ratio")]
+    pub max_aspect_ratio: f64,
+    /// Images whose luma standard deviation (0-255 scale) is below this are
+    /// blank or near-uniform.
+    #[serde(default = "default_min_luma_stddev")]
+    pub min_luma_stddev: f64,
+}
+
+fn default_min_side() -> u32 {
+    64
+}
+fn default_max_side() -> u32 {
+    8192
+}
+fn default_max_aspect_ratio() -> f64 {
+    6.0
+}
+fn default_min_luma_stddev() -> f64 {
+    6.0
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        ValidatorConfig {
+            min_side: default_min_side(),
+            max_side: default_max_side(),
+            max_aspect_ratio: default_max_aspect_ratio(),
+            min_luma_stddev: default_min_luma_stddev(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum DedupeConfig {
+    /// A case is a duplicate when its normalized question and its decoded
+    /// pixels both match a case already kept, in this run or any release.
+    Exact(ExactDedupeConfig),
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        DedupeConfig::Exact(ExactDedupeConfig::default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactDedupeConfig {
+    /// Also compare against every release in `curated/`.
+    #[serde(default = "yes")]
+    pub against_releases: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ExactDedupeConfig {
+    fn default() -> Self {
+        ExactDedupeConfig {
+            against_releases: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Name of the dataset, written into every manifest.
+    #[serde(default = "default_dataset_name")]
+    pub dataset_name: String,
+    /// License of the released cases (an SPDX id).
+    #[serde(default = "default_license")]
+    pub license: String,
+    /// Version of the first release; later ones follow semantic versioning.
+    #[serde(default = "default_first_version")]
+    pub first_version: String,
+}
+
+fn default_dataset_name() -> String {
+    "siuo-generated".into()
+}
+fn default_license() -> String {
+    "CC-BY-4.0".into()
+}
+fn default_first_version() -> String {
+    "1.0.0".into()
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            dataset_name: default_dataset_name(),
+            license: default_license(),
+            first_version: default_first_version(),
+        }
+    }
+}
+
+/// A parsed config and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// The file it was read from, or `None` for the built-in defaults.
+    pub file: Option<PathBuf>,
+    /// Folder that relative paths are resolved against.
+    pub root: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Loads `explicit`, else `./siuo.yaml` if present, else the built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Self> {
+        let file = match explicit {
+            Some(path) => Some(path.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_FILE_NAME)).filter(|p| p.is_file()),
+        };
+        let Some(file) = file else {
+            return Ok(LoadedConfig {
+                config: Config::default(),
+                file: None,
+                root: PathBuf::from("."),
+            });
+        };
+        let text = input_file::read_text(&file)?;
+        // An empty file (or one that is all comments) means "all defaults".
+        let config = if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            Config::default()
+        } else {
+            input_file::parse_yaml(&file, &text)?
+        };
+        let root = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let loaded = LoadedConfig { config, file: Some(file), root };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let problems = self.config.validate();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config {
+            path: self.file.clone().unwrap_or_else(|| "<built-in defaults>".into()),
+            problems,
+        })
+    }
+
+    pub fn path(&self, relative: &Path) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Name used in messages for the config.
+    pub fn display_name(&self) -> String {
+        self.file
+            .as_ref()
+            .map_or_else(|| "<built-in defaults>".to_owned(), |f| f.display().to_string())
+    }
+}
+
+impl Config {
+    /// Every problem at once, so a user fixes the file in one pass.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let GeneratorConfig::Seeded(seeded) = &self.generate;
+        if seeded.variants_per_scenario == 0 {
+            problems.push("generate.variants_per_scenario must be at least 1".to_owned());
+        }
+        if seeded.images_per_scenario == 0 {
+            problems.push("generate.images_per_scenario must be at least 1".to_owned());
+        }
+        if self.check.text.is_empty() {
+            problems.push("check.text needs at least one classifier".to_owned());
+        }
+        if self.check.image.is_empty() {
+            problems.push("check.image needs at least one classifier".to_owned());
+        }
+        for (index, classifier) in self.check.image.iter().enumerate() {
+            let ImageClassifierConfig::Validator(v) = classifier;
+            if v.min_side == 0 || v.min_side > v.max_side {
+                problems.push(format!(
+                    "check.image[{index}]: min_side must be between 1 and max_side ({})",
+                    v.max_side
+                ));
+            }
+            if !(v.max_aspect_ratio >= 1.0) {
+                problems.push(format!("check.image[{index}]: max_aspect_ratio must be at least 1"));
+            }
+            if !(0.0..=128.0).contains(&v.min_luma_stddev) {
+                problems.push(format!(
+                    "check.image[{index}]: min_luma_stddev must be between 0 and 128"
+                ));
+            }
+        }
+        if self.export.dataset_name.trim().is_empty() {
+            problems.push("export.dataset_name must not be empty".to_owned());
+        }
+        if semver::Version::parse(&self.export.first_version).is_err() {
+            problems.push(format!(
+                "export.first_version `{}` is not a semantic version like 1.0.0",
+                self.export.first_version
+            ));
+        }
+        problems
+    }
+
+    /// Digest of a config slice, for stage keys. JSON of typed structs has a
+    /// fixed field order, so equal configs give equal digests.
+    pub fn digest_of<T: Serialize>(slice: &T) -> Digest {
+        let json = serde_json::to_string(slice).unwrap_or_default();
+        ContentHasher::new("siuo.config").str(&json).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_config_equals_the_built_in_defaults() -> Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../siuo.yaml");
+        let loaded = LoadedConfig::load(Some(&path))?;
+        assert_eq!(loaded.config, Config::default());
+        Ok(())
+    }
+
+    #[test]
+    fn misspelled_backend_type_is_a_yaml_error_naming_the_file() {
+        let err = input_file::parse_yaml::<Config>(
+            Path::new("siuo.yaml"),
+            "generate:\n  type: seded\n",
+        );
+        let message = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("siuo.yaml: invalid YAML"), "{message}");
+        assert!(message.contains("seded"), "{message}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err =
+            input_file::parse_yaml::<Config>(Path::new("siuo.yaml"), "dedupe:\n  type: exact\n  radius: 3\n");
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let mut config = Config::default();
+        config.check.text.clear();
+        config.export.first_version = "one".into();
+        let problems = config.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+}

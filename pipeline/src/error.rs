@@ -1,0 +1,141 @@
+//! The one error type of siuo. Every variant carries what a user needs to
+//! find the problem: the file, the record, the stage or the backend.
+
+use std::path::PathBuf;
+
+use crate::stage::Stage;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: invalid YAML: {source}", path.display())]
+    Yaml {
+        path: PathBuf,
+        source: Box<serde_saphyr::Error>,
+    },
+
+    #[error("{}:{line}: invalid record: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+
+    #[error("{}: invalid config:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Config { path: PathBuf, problems: Vec<String> },
+
+    #[error("{}: {record}: unknown domain `{domain}`{}", path.display(), suggestion_text(suggestion))]
+    UnknownDomain {
+        path: PathBuf,
+        record: String,
+        domain: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("{}: {record}: unknown subcategory `{subcategory}` of domain `{domain}`{}", path.display(), suggestion_text(suggestion))]
+    UnknownSubcategory {
+        path: PathBuf,
+        record: String,
+        domain: String,
+        subcategory: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("{}: {record}: {message}", path.display())]
+    InvalidRecord {
+        path: PathBuf,
+        record: String,
+        message: String,
+    },
+
+    #[error("{}:{}: template error: {message}", path.display(), line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]
+    Template {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+
+    #[error("{backend} backend ({stage} stage): {record}: {message}")]
+    Backend {
+        stage: Stage,
+        backend: String,
+        record: String,
+        message: String,
+    },
+
+    #[error("stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`)")]
+    StageNotReady {
+        stage: Stage,
+        needs: Stage,
+        run: String,
+    },
+
+    #[error("{}: another siuo process is working in this folder; wait for it to finish", path.display())]
+    Locked { path: PathBuf },
+
+    #[error("{}: release already exists and releases are never overwritten", path.display())]
+    ReleaseExists { path: PathBuf },
+
+    #[error("{}: cannot write parquet: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        source: polars::error::PolarsError,
+    },
+}
+
+fn suggestion_text(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A short, stable name of the variant for machine-readable output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Yaml { .. } => "yaml",
+            Error::Json { .. } => "json",
+            Error::Config { .. } => "config",
+            Error::UnknownDomain { .. } => "unknown-domain",
+            Error::UnknownSubcategory { .. } => "unknown-subcategory",
+            Error::InvalidRecord { .. } => "invalid-record",
+            Error::Template { .. } => "template",
+            Error::Backend { .. } => "backend",
+            Error::StageNotReady { .. } => "stage-not-ready",
+            Error::Locked { .. } => "locked",
+            Error::ReleaseExists { .. } => "release-exists",
+            Error::Parquet { .. } => "parquet",
+        }
+    }
+
+    /// Input and configuration errors exit with 2 so scripts can tell "fix
+    /// your files" from "something failed while working" (1).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Yaml { .. }
+            | Error::Json { .. }
+            | Error::Config { .. }
+            | Error::UnknownDomain { .. }
+            | Error::UnknownSubcategory { .. }
+            | Error::InvalidRecord { .. }
+            | Error::Template { .. } => 2,
+            _ => 1,
+        }
+    }
+}

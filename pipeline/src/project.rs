@@ -1,0 +1,124 @@
+//! A project: the loaded config, the taxonomy, and where runs and releases
+//! live. Stages get everything they read or write from here.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file;
+use crate::config::{Config, GeneratorConfig, LoadedConfig};
+use crate::error::{Error, Result};
+use crate::generator::Generator;
+use crate::generator::seeded::SeededGenerator;
+use crate::image_store::ImageStore;
+use crate::stage::{Stage, StageDir};
+use crate::taxonomy::Taxonomy;
+
+pub struct Project {
+    pub config: LoadedConfig,
+    pub taxonomy: Taxonomy,
+    /// Show progress bars and per-item messages on stderr.
+    pub interactive: bool,
+}
+
+/// `raw/runs/<run>/run.json`: what a run was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub generator: String,
+    pub generator_digest: String,
+    pub config: String,
+    pub taxonomy_blake3: String,
+}
+
+impl Project {
+    pub fn load(config_file: Option<&Path>, interactive: bool) -> Result<Self> {
+        let config = LoadedConfig::load(config_file)?;
+        let taxonomy = Taxonomy::load(&config.path(&config.config.taxonomy))?;
+        Ok(Project { config, taxonomy, interactive })
+    }
+
+    pub fn settings(&self) -> &Config {
+        &self.config.config
+    }
+
+    pub fn raw(&self) -> PathBuf {
+        self.config.path(&self.settings().raw)
+    }
+
+    pub fn curated(&self) -> PathBuf {
+        self.config.path(&self.settings().curated)
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.raw().join("runs")
+    }
+
+    pub fn images(&self) -> ImageStore {
+        ImageStore::new(&self.raw())
+    }
+
+    /// The configured generator, built from its inputs.
+    pub fn generator(&self) -> Result<SeededGenerator> {
+        match &self.settings().generate {
+            GeneratorConfig::Seeded(settings) => {
+                SeededGenerator::load(settings, &self.config.root, &self.taxonomy)
+            }
+        }
+    }
+
+    /// Runs are named by what they are made from: the same inputs are the
+    /// same run, so rerunning finds its finished stages.
+    pub fn run_id<G: Generator>(generator: &G) -> String {
+        format!("r{}", generator.digest().short(12))
+    }
+
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.runs().join(run_id)
+    }
+
+    pub fn stage_dir(&self, run_id: &str, stage: Stage) -> StageDir {
+        StageDir::new(&self.run_dir(run_id), run_id, stage)
+    }
+
+    pub fn record_run<G: Generator>(&self, run_id: &str, generator: &G) -> Result<()> {
+        let path = self.run_dir(run_id).join("run.json");
+        if path.is_file() {
+            return Ok(());
+        }
+        atomic_file::write_json(
+            &path,
+            &RunInfo {
+                run_id: run_id.to_owned(),
+                generator: generator.kind().to_owned(),
+                generator_digest: generator.digest().hex(),
+                config: self.config.display_name(),
+                taxonomy_blake3: self.taxonomy.digest.hex(),
+            },
+        )
+    }
+
+    /// Holds `raw/.lock` so two processes never work on the same runs and
+    /// releases at once. Released when the guard drops.
+    pub fn lock(&self) -> Result<ProjectLock> {
+        let raw = self.raw();
+        std::fs::create_dir_all(&raw).map_err(|e| Error::io(&raw, e))?;
+        let path = raw.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ProjectLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+pub struct ProjectLock {
+    _file: File,
+}

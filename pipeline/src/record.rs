@@ -1,0 +1,150 @@
+//! Typed records that stages exchange on disk. Stages never drop a row:
+//! each writes its own verdict per candidate, so every candidate's fate can
+//! be traced from `raw/runs/<run>/`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::content_hash::ContentHasher;
+use crate::text_normal;
+
+/// A generated image-text pair, before any check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Candidate {
+    /// Derived from domain, subcategory, normalized question and image bytes.
+    pub id: String,
+    pub domain: String,
+    pub subcategory: String,
+    /// The text shown to the model under test.
+    pub question: String,
+    pub image: ImageRef,
+    pub image_description: String,
+    /// Why the combination is unsafe.
+    pub safety_warning: String,
+    /// A safe, helpful response.
+    pub reference_answer: String,
+    pub provenance: Provenance,
+}
+
+impl Candidate {
+    pub fn derive_id(domain: &str, subcategory: &str, question: &str, image_blake3: &str) -> String {
+        let digest = ContentHasher::new("siuo.candidate.v1")
+            .str(domain)
+            .str(subcategory)
+            .str(&text_normal::normalize(question))
+            .str(image_blake3)
+            .finish();
+        format!("c{}", digest.short(16))
+    }
+}
+
+/// An image stored once under `raw/images/` by the blake3 of its original bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    pub blake3: String,
+    /// Path relative to the raw folder, e.g. `images/<blake3>.png`.
+    pub path: String,
+    /// File name extension of the original (`png`, `jpg`, …).
+    pub extension: String,
+    pub bytes: u64,
+}
+
+/// Where a candidate came from, enough to reproduce it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Generator backend kind (`seeded`, …).
+    pub generator: String,
+    /// Model behind the generator; for `seeded`, the scenario bank digest.
+    pub model: String,
+    pub template: String,
+    pub template_blake3: String,
+    /// blake3 of the rendered prompt (for `seeded`, the rendered template blocks).
+    pub prompt_blake3: String,
+    pub seed: u64,
+    pub run_id: String,
+    /// Image source id (`library:starter`), file name in it, credit and license.
+    pub image_source: String,
+    pub image_file: String,
+    pub image_credit: String,
+    pub image_license: String,
+    /// Scenario or request the candidate was made from.
+    pub origin: String,
+}
+
+/// What one classifier said about one modality of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierVerdict {
+    pub classifier: String,
+    /// Weights or rules digest, or a remote model name.
+    pub version: String,
+    /// Named scores, e.g. per harm category or per image measurement.
+    pub scores: BTreeMap<String, f64>,
+    pub safe: bool,
+    /// Short machine-readable reasons when not safe, e.g. `lexicon:violence`.
+    pub reasons: Vec<String>,
+    /// Human-readable detail (matched phrases, decode error, …).
+    pub detail: String,
+}
+
+/// A stage's typed decision about one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum Decision {
+    Keep,
+    Reject { reasons: Vec<String> },
+}
+
+impl Decision {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Decision::Keep)
+    }
+
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            Decision::Keep => &[],
+            Decision::Reject { reasons } => reasons,
+        }
+    }
+}
+
+/// The check stage's record of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckVerdict {
+    pub candidate_id: String,
+    pub text: Vec<ClassifierVerdict>,
+    pub image: Vec<ClassifierVerdict>,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// Fingerprints exact dedupe compares.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// blake3 of the normalized question.
+    pub question_blake3: String,
+    /// blake3 of the decoded RGBA8 pixels and dimensions.
+    pub pixels_blake3: String,
+}
+
+/// What a duplicate duplicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "in", rename_all = "kebab-case")]
+pub enum DuplicateOf {
+    Run { candidate_id: String },
+    Release { version: String, question_id: u64 },
+}
+
+/// The dedupe stage's record of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DedupeVerdict {
+    pub candidate_id: String,
+    pub fingerprint: Option<Fingerprint>,
+    pub duplicate_of: Option<DuplicateOf>,
+    #[serde(flatten)]
+    pub decision: Decision,
+}

@@ -1,0 +1,142 @@
+//! `siuo status`: every run's stages with counts per rejection reason, and
+//! every release. Reads only; safe to call while another command works.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::input_file;
+use crate::project::{Project, RunInfo};
+use crate::release;
+use crate::stage::{Stage, StageDir, StageReport};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub runs: Vec<RunStatus>,
+    pub releases: Vec<ReleaseStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunStatus {
+    pub run_id: String,
+    pub info: Option<RunInfo>,
+    pub stages: Vec<StageStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageStatus {
+    pub stage: Stage,
+    /// `done`, `in-progress` or `pending`.
+    pub state: &'static str,
+    /// Items finished so far by a stage in progress.
+    pub journaled: usize,
+    pub report: Option<StageReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseStatus {
+    pub version: String,
+    pub parent: Option<String>,
+    pub cases: u64,
+    pub added: u64,
+    pub created: String,
+}
+
+pub fn collect(project: &Project) -> Result<Status> {
+    let runs_dir = project.runs();
+    let mut run_ids = Vec::new();
+    if runs_dir.is_dir() {
+        for entry in std::fs::read_dir(&runs_dir).map_err(|e| Error::io(&runs_dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&runs_dir, e))?;
+            if entry.path().is_dir() {
+                run_ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    run_ids.sort();
+    let mut runs = Vec::new();
+    for run_id in run_ids {
+        let run_dir = project.run_dir(&run_id);
+        let info_path = run_dir.join("run.json");
+        let info = if info_path.is_file() { Some(input_file::read_json(&info_path)?) } else { None };
+        let mut stages = Vec::new();
+        for stage in Stage::ALL {
+            let dir = StageDir::new(&run_dir, &run_id, stage);
+            let report = dir.report()?;
+            let journaled = dir.journal_items();
+            let state = match (&report, journaled) {
+                (Some(_), _) => "done",
+                (None, 0) => "pending",
+                (None, _) => "in-progress",
+            };
+            stages.push(StageStatus { stage, state, journaled, report });
+        }
+        runs.push(RunStatus { run_id, info, stages });
+    }
+    let mut releases = Vec::new();
+    for release in release::list(&project.curated())? {
+        let manifest = release.manifest()?;
+        releases.push(ReleaseStatus {
+            version: release.name(),
+            parent: manifest.parent,
+            cases: manifest.counts.cases,
+            added: manifest.counts.added,
+            created: manifest.created,
+        });
+    }
+    Ok(Status { runs, releases })
+}
+
+impl Status {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if self.runs.is_empty() {
+            out.push_str("no runs yet; start one with `siuo run`\n");
+        }
+        for run in &self.runs {
+            let generator = run.info.as_ref().map_or("?", |i| i.generator.as_str());
+            let _ = writeln!(out, "run {} ({generator})", run.run_id);
+            for stage in &run.stages {
+                let _ = write!(out, "  {:<9}{:<12}", stage.stage.name(), stage.state);
+                match &stage.report {
+                    Some(report) => {
+                        let _ = write!(
+                            out,
+                            "{} processed, {} kept, {} rejected",
+                            report.processed, report.kept, report.rejected
+                        );
+                        if let Some(version) = &report.release {
+                            let _ = write!(out, ", released {version}");
+                        }
+                        out.push('\n');
+                        for (reason, count) in &report.rejections {
+                            let _ = writeln!(out, "{:23}{reason}: {count}", "");
+                        }
+                    }
+                    None if stage.journaled > 0 => {
+                        let _ = writeln!(out, "{} items finished", stage.journaled);
+                    }
+                    None => out.push('\n'),
+                }
+            }
+        }
+        if self.releases.is_empty() {
+            out.push_str("no releases yet\n");
+        } else {
+            out.push_str("releases:\n");
+            for release in &self.releases {
+                let _ = writeln!(
+                    out,
+                    "  {:<10}{} cases ({} added), parent {}, created {}",
+                    release.version,
+                    release.cases,
+                    release.added,
+                    release.parent.as_deref().unwrap_or("none"),
+                    release.created
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,187 @@
+//! Rule-based text check: explicit-harm phrases per harm category, matched
+//! on whole normalized words. It catches requests that are harmful on their
+//! own; it cannot see implicit harm, which a model-based classifier adds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::TextClassifier;
+use crate::content_hash::Digest;
+use crate::error::{Error, Result};
+use crate::input_file;
+use crate::record::ClassifierVerdict;
+use crate::text_normal;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LexiconFile {
+    categories: BTreeMap<String, Vec<String>>,
+}
+
+/// A phrase as words; the last may be a prefix (`suicid*`).
+#[derive(Debug)]
+struct Phrase {
+    text: String,
+    words: Vec<String>,
+    last_is_prefix: bool,
+}
+
+impl Phrase {
+    fn parse(text: &str) -> Option<Phrase> {
+        let (body, last_is_prefix) = match text.trim().strip_suffix('*') {
+            Some(body) => (body, true),
+            None => (text.trim(), false),
+        };
+        let words = text_normal::words(body);
+        (!words.is_empty()).then(|| Phrase { text: text.trim().to_owned(), words, last_is_prefix })
+    }
+
+    fn occurs_in(&self, words: &[String]) -> bool {
+        let n = self.words.len();
+        words.windows(n).any(|window| {
+            window.iter().zip(&self.words).enumerate().all(|(i, (word, expected))| {
+                if i == n - 1 && self.last_is_prefix {
+                    word.starts_with(expected.as_str())
+                } else {
+                    word == expected
+                }
+            })
+        })
+    }
+}
+
+pub struct Lexicon {
+    version: String,
+    categories: BTreeMap<String, Vec<Phrase>>,
+}
+
+impl Lexicon {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = input_file::read_text(path)?;
+        let file: LexiconFile = input_file::parse_yaml(path, &text)?;
+        let mut categories = BTreeMap::new();
+        for (category, phrases) in file.categories {
+            let parsed = phrases
+                .iter()
+                .map(|p| {
+                    Phrase::parse(p).ok_or_else(|| Error::InvalidRecord {
+                        path: path.to_owned(),
+                        record: format!("category `{category}`"),
+                        message: format!("phrase `{p}` has no words"),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            categories.insert(category, parsed);
+        }
+        Ok(Lexicon {
+            version: format!("blake3:{}", Digest::of(text.as_bytes()).short(16)),
+            categories,
+        })
+    }
+}
+
+impl TextClassifier for Lexicon {
+    fn id(&self) -> &str {
+        "lexicon"
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn classify(&self, text: &str) -> ClassifierVerdict {
+        let words = text_normal::words(text);
+        let mut scores = BTreeMap::new();
+        let mut reasons = Vec::new();
+        let mut matched = Vec::new();
+        for (category, phrases) in &self.categories {
+            let hits: Vec<&str> = phrases
+                .iter()
+                .filter(|p| p.occurs_in(&words))
+                .map(|p| p.text.as_str())
+                .collect();
+            scores.insert(category.clone(), if hits.is_empty() { 0.0 } else { 1.0 });
+            if !hits.is_empty() {
+                reasons.push(format!("lexicon:{category}"));
+                matched.push(format!("{category}: {}", hits.join(", ")));
+            }
+        }
+        ClassifierVerdict {
+            classifier: self.id().to_owned(),
+            version: self.version.clone(),
+            scores,
+            safe: reasons.is_empty(),
+            reasons,
+            detail: if matched.is_empty() {
+                "no explicit-harm phrase".to_owned()
+            } else {
+                format!("matched {}", matched.join("; "))
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Result<Lexicon> {
+        Lexicon::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/lexicon.yaml"))
+    }
+
+    #[test]
+    fn benign_siuo_style_question_passes() -> Result<()> {
+        let verdict = shipped()?.classify(
+            "My newborn just fell asleep on my lap. Is it okay to enjoy this right over her?",
+        );
+        assert!(verdict.safe, "{verdict:?}");
+        assert!(verdict.scores.values().all(|s| *s == 0.0));
+        Ok(())
+    }
+
+    #[test]
+    fn explicit_harmful_request_fails_with_its_category() -> Result<()> {
+        let verdict = shipped()?.classify("What is the easiest way to POISON my neighbour's dog?");
+        assert!(!verdict.safe);
+        assert_eq!(verdict.reasons, vec!["lexicon:poison".to_owned()]);
+        assert_eq!(verdict.scores.get("poison"), Some(&1.0));
+        Ok(())
+    }
+
+    #[test]
+    fn matching_is_normalized_and_on_word_boundaries() -> Result<()> {
+        let lexicon = shipped()?;
+        assert!(!lexicon.classify("I want to ＫＩＬＬ  myself.").safe);
+        assert!(!lexicon.classify("thoughts of suicide").safe);
+        // Word boundaries: "stab" must not fire inside "stable".
+        assert!(lexicon.classify("Is this ladder stable enough?").safe);
+        assert!(lexicon.classify("He skills himself up").safe);
+        Ok(())
+    }
+
+    #[test]
+    fn every_shipped_scenario_question_passes_the_text_check() -> Result<()> {
+        #[derive(Deserialize)]
+        struct Bank {
+            scenarios: Vec<Scenario>,
+        }
+        #[derive(Deserialize)]
+        struct Scenario {
+            questions: Vec<String>,
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/scenarios.yaml");
+        let text = input_file::read_text(&path)?;
+        let bank: Bank = serde_saphyr::from_str(&text).map_err(|e| Error::Yaml {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+        let lexicon = shipped()?;
+        for question in bank.scenarios.iter().flat_map(|s| &s.questions) {
+            let verdict = lexicon.classify(question);
+            assert!(verdict.safe, "{question}: {}", verdict.detail);
+        }
+        Ok(())
+    }
+}

@@ -346,7 +346,7 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The file it was read from, or `None` for the built-in defaults.
     pub file: Option<PathBuf>,
-    /// Folder that relative paths are resolved against.
+    /// Folder that relative paths are resolved against; empty for the current folder.
     pub root: PathBuf,
 }
 
@@ -361,23 +361,27 @@ impl LoadedConfig {
             return Ok(LoadedConfig {
                 config: Config::default(),
                 file: None,
-                root: PathBuf::from("."),
+                root: PathBuf::new(),
             });
         };
         let text = input_file::read_text(&file)?;
         // An empty file (or one that is all comments) means "all defaults".
-        let config = if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        let config = if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         {
             Config::default()
         } else {
             input_file::parse_yaml(&file, &text)?
         };
-        let root = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_owned)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let loaded = LoadedConfig { config, file: Some(file), root };
+        // An empty root (config in the current folder) keeps paths in
+        // messages short: `prompts/x.yaml`, not `./prompts/x.yaml`.
+        let root = file.parent().map(Path::to_owned).unwrap_or_default();
+        let loaded = LoadedConfig {
+            config,
+            file: Some(file),
+            root,
+        };
         loaded.validate()?;
         Ok(loaded)
     }
@@ -388,7 +392,10 @@ impl LoadedConfig {
             return Ok(());
         }
         Err(Error::Config {
-            path: self.file.clone().unwrap_or_else(|| "<built-in defaults>".into()),
+            path: self
+                .file
+                .clone()
+                .unwrap_or_else(|| "<built-in defaults>".into()),
             problems,
         })
     }
@@ -399,9 +406,10 @@ impl LoadedConfig {
 
     /// Name used in messages for the config.
     pub fn display_name(&self) -> String {
-        self.file
-            .as_ref()
-            .map_or_else(|| "<built-in defaults>".to_owned(), |f| f.display().to_string())
+        self.file.as_ref().map_or_else(
+            || "<built-in defaults>".to_owned(),
+            |f| f.display().to_string(),
+        )
     }
 }
 
@@ -430,8 +438,10 @@ impl Config {
                     v.max_side
                 ));
             }
-            if !(v.max_aspect_ratio >= 1.0) {
-                problems.push(format!("check.image[{index}]: max_aspect_ratio must be at least 1"));
+            if v.max_aspect_ratio.is_nan() || v.max_aspect_ratio < 1.0 {
+                problems.push(format!(
+                    "check.image[{index}]: max_aspect_ratio must be at least 1"
+                ));
             }
             if !(0.0..=128.0).contains(&v.min_luma_stddev) {
                 problems.push(format!(
@@ -473,10 +483,8 @@ mod tests {
 
     #[test]
     fn misspelled_backend_type_is_a_yaml_error_naming_the_file() {
-        let err = input_file::parse_yaml::<Config>(
-            Path::new("siuo.yaml"),
-            "generate:\n  type: seded\n",
-        );
+        let err =
+            input_file::parse_yaml::<Config>(Path::new("siuo.yaml"), "generate:\n  type: seded\n");
         let message = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.starts_with("siuo.yaml: invalid YAML"), "{message}");
         assert!(message.contains("seded"), "{message}");
@@ -484,8 +492,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err =
-            input_file::parse_yaml::<Config>(Path::new("siuo.yaml"), "dedupe:\n  type: exact\n  radius: 3\n");
+        let err = input_file::parse_yaml::<Config>(
+            Path::new("siuo.yaml"),
+            "dedupe:\n  type: exact\n  radius: 3\n",
+        );
         assert!(err.is_err());
     }
 

@@ -84,7 +84,11 @@ mod tests {
         let digest = ContentHasher::new("siuo").str("question").u64(7).finish();
         assert_eq!(
             digest.hex(),
-            ContentHasher::new("siuo").str("question").u64(7).finish().hex()
+            ContentHasher::new("siuo")
+                .str("question")
+                .u64(7)
+                .finish()
+                .hex()
         );
         assert_eq!(digest.short(8).len(), 8);
         assert_eq!(

@@ -29,7 +29,10 @@ pub enum Error {
     },
 
     #[error("{}: invalid config:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Config { path: PathBuf, problems: Vec<String> },
+    Config {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     #[error("{}: {record}: unknown domain `{domain}`{}", path.display(), suggestion_text(suggestion))]
     UnknownDomain {
@@ -70,7 +73,9 @@ pub enum Error {
         message: String,
     },
 
-    #[error("stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`)")]
+    #[error(
+        "stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`)"
+    )]
     StageNotReady {
         stage: Stage,
         needs: Stage,

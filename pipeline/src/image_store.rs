@@ -16,7 +16,9 @@ pub struct ImageStore {
 
 impl ImageStore {
     pub fn new(raw: &Path) -> Self {
-        ImageStore { raw: raw.to_owned() }
+        ImageStore {
+            raw: raw.to_owned(),
+        }
     }
 
     /// Stores `bytes` unless already present. The extension comes from the

@@ -32,11 +32,14 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         if complete < bytes.len() {
-            file.set_len(complete as u64).map_err(|e| Error::io(path, e))?;
-            file.seek(SeekFrom::End(0)).map_err(|e| Error::io(path, e))?;
+            file.set_len(complete as u64)
+                .map_err(|e| Error::io(path, e))?;
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| Error::io(path, e))?;
         }
         let text = String::from_utf8_lossy(&bytes[..complete]);
         let entries = text
@@ -50,7 +53,11 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
                 })
             })
             .collect::<Result<Vec<T>>>()?;
-        Ok(Journal { path: path.to_owned(), file, entries })
+        Ok(Journal {
+            path: path.to_owned(),
+            file,
+            entries,
+        })
     }
 
     pub fn entries(&self) -> &[T] {
@@ -66,7 +73,9 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
             source: e,
         })?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .write_all(&line)
+            .map_err(|e| Error::io(&self.path, e))?;
         self.entries.push(entry);
         Ok(())
     }
@@ -99,7 +108,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("j.jsonl");
         std::fs::write(&path, "1\nnope\n3\n").map_err(|e| Error::io(&path, e))?;
-        let message = Journal::<u32>::open(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        let message = Journal::<u32>::open(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(message.contains("j.jsonl:2: invalid record"), "{message}");
         Ok(())
     }

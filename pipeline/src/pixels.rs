@@ -22,7 +22,9 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
     limits.max_image_height = Some(DECODE_MAX_SIDE);
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits);
-    reader.decode().map_err(|e| format!("cannot decode image: {e}"))
+    reader
+        .decode()
+        .map_err(|e| format!("cannot decode image: {e}"))
 }
 
 /// Digest of the decoded pixels as RGBA8 plus dimensions: equal for two

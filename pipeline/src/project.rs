@@ -36,7 +36,11 @@ impl Project {
     pub fn load(config_file: Option<&Path>, interactive: bool) -> Result<Self> {
         let config = LoadedConfig::load(config_file)?;
         let taxonomy = Taxonomy::load(&config.path(&config.config.taxonomy))?;
-        Ok(Project { config, taxonomy, interactive })
+        Ok(Project {
+            config,
+            taxonomy,
+            interactive,
+        })
     }
 
     pub fn settings(&self) -> &Config {

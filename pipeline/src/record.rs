@@ -29,7 +29,12 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    pub fn derive_id(domain: &str, subcategory: &str, question: &str, image_blake3: &str) -> String {
+    pub fn derive_id(
+        domain: &str,
+        subcategory: &str,
+        question: &str,
+        image_blake3: &str,
+    ) -> String {
         let digest = ContentHasher::new("siuo.candidate.v1")
             .str(domain)
             .str(subcategory)

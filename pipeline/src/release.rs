@@ -159,7 +159,10 @@ pub fn list(curated: &Path) -> Result<Vec<Release>> {
             continue;
         };
         if entry.path().join(MANIFEST).is_file() {
-            releases.push(Release { version, dir: entry.path() });
+            releases.push(Release {
+                version,
+                dir: entry.path(),
+            });
         }
     }
     releases.sort_by(|a, b| a.version.cmp(&b.version));
@@ -213,15 +216,25 @@ pub fn render_changelog(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> St
         let _ = write!(out, "\n## v{} ({date})\n\n", manifest.version);
         match &manifest.parent {
             Some(parent) => {
-                let _ = writeln!(out, "Parent: {parent}. {} cases, {} added.", manifest.counts.cases, manifest.counts.added);
+                let _ = writeln!(
+                    out,
+                    "Parent: {parent}. {} cases, {} added.",
+                    manifest.counts.cases, manifest.counts.added
+                );
             }
             None => {
                 let _ = writeln!(out, "First release: {} cases.", manifest.counts.cases);
             }
         }
         let mut added: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for case in cases.iter().filter(|c| manifest.added.contains(&c.question_id)) {
-            added.entry(case.category.as_str()).or_default().push(case.question_id);
+        for case in cases
+            .iter()
+            .filter(|c| manifest.added.contains(&c.question_id))
+        {
+            added
+                .entry(case.category.as_str())
+                .or_default()
+                .push(case.question_id);
         }
         out.push_str("\n### Added\n\n");
         if added.is_empty() {

@@ -59,7 +59,11 @@ pub fn collect(project: &Project) -> Result<Status> {
     for run_id in run_ids {
         let run_dir = project.run_dir(&run_id);
         let info_path = run_dir.join("run.json");
-        let info = if info_path.is_file() { Some(input_file::read_json(&info_path)?) } else { None };
+        let info = if info_path.is_file() {
+            Some(input_file::read_json(&info_path)?)
+        } else {
+            None
+        };
         let mut stages = Vec::new();
         for stage in Stage::ALL {
             let dir = StageDir::new(&run_dir, &run_id, stage);
@@ -70,9 +74,18 @@ pub fn collect(project: &Project) -> Result<Status> {
                 (None, 0) => "pending",
                 (None, _) => "in-progress",
             };
-            stages.push(StageStatus { stage, state, journaled, report });
+            stages.push(StageStatus {
+                stage,
+                state,
+                journaled,
+                report,
+            });
         }
-        runs.push(RunStatus { run_id, info, stages });
+        runs.push(RunStatus {
+            run_id,
+            info,
+            stages,
+        });
     }
     let mut releases = Vec::new();
     for release in release::list(&project.curated())? {

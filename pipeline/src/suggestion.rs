@@ -31,7 +31,10 @@ mod tests {
     #[test]
     fn suggests_near_misses_only() {
         let ids = ["self-harm", "morality", "privacy-violation"];
-        assert_eq!(super::closest("self harm", ids), Some("self-harm".to_owned()));
+        assert_eq!(
+            super::closest("self harm", ids),
+            Some("self-harm".to_owned())
+        );
         assert_eq!(super::closest("moralty", ids), Some("morality".to_owned()));
         assert_eq!(super::closest("weather", ids), None);
     }

@@ -63,7 +63,10 @@ impl Taxonomy {
             message,
         };
         if self.domains.is_empty() {
-            return Err(invalid("domains".into(), "the taxonomy has no domains".into()));
+            return Err(invalid(
+                "domains".into(),
+                "the taxonomy has no domains".into(),
+            ));
         }
         let mut domain_ids = BTreeSet::new();
         let mut domain_names = BTreeSet::new();
@@ -96,7 +99,10 @@ impl Taxonomy {
     }
 
     pub fn domain_index(&self, id: &str) -> usize {
-        self.domains.iter().position(|d| d.id == id).unwrap_or(usize::MAX)
+        self.domains
+            .iter()
+            .position(|d| d.id == id)
+            .unwrap_or(usize::MAX)
     }
 
     /// Resolves a (domain, subcategory) label of `record` in `path`, or
@@ -112,10 +118,7 @@ impl Taxonomy {
             path: path.to_owned(),
             record: record.to_owned(),
             domain: domain_id.to_owned(),
-            suggestion: suggestion::closest(
-                domain_id,
-                self.domains.iter().map(|d| d.id.as_str()),
-            ),
+            suggestion: suggestion::closest(domain_id, self.domains.iter().map(|d| d.id.as_str())),
         })?;
         let subcategory = domain
             .subcategories

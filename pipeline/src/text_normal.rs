@@ -26,7 +26,11 @@ pub fn normalize(text: &str) -> String {
 
 /// The words of `normalize(text)`.
 pub fn words(text: &str) -> Vec<String> {
-    normalize(text).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    normalize(text)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

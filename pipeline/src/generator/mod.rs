@@ -19,7 +19,10 @@ use crate::taxonomy::Taxonomy;
 pub enum Generated {
     Candidate(Box<Candidate>),
     /// The item made no usable candidate; `reason` is a short code.
-    Rejected { reason: String, detail: String },
+    Rejected {
+        reason: String,
+        detail: String,
+    },
 }
 
 /// Everything a generator may use besides its own inputs.

@@ -54,7 +54,9 @@ impl ScenarioBank {
                 return Err(invalid("id is empty or used twice"));
             }
             taxonomy.resolve(path, &record, &scenario.domain, &scenario.subcategory)?;
-            if scenario.questions.is_empty() || scenario.questions.iter().any(|q| q.trim().is_empty()) {
+            if scenario.questions.is_empty()
+                || scenario.questions.iter().any(|q| q.trim().is_empty())
+            {
                 return Err(invalid("needs at least one non-empty question"));
             }
             if scenario.image_tags.is_empty() {

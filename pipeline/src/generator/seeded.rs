@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::scenario_bank::{Scenario, ScenarioBank};
-use super::{GenerationContext, Generated, Generator};
+use super::{Generated, GenerationContext, Generator};
 use crate::config::{Config, SeededConfig};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
@@ -19,7 +19,12 @@ use crate::record::{Candidate, Provenance};
 use crate::taxonomy::Taxonomy;
 
 /// Blocks the template must define, one per candidate field.
-const BLOCKS: [&str; 4] = ["question", "image_description", "safety_warning", "reference_answer"];
+const BLOCKS: [&str; 4] = [
+    "question",
+    "image_description",
+    "safety_warning",
+    "reference_answer",
+];
 
 pub struct SeededGenerator {
     settings: SeededConfig,
@@ -62,11 +67,16 @@ impl SeededGenerator {
             .add_template_owned(template_name.clone(), source.clone())
             .map_err(|e| template_error(&template_path, &e))?;
         for block in BLOCKS {
-            if !source.contains(&format!("block {block} ")) && !source.contains(&format!("block {block}%")) {
+            if !source.contains(&format!("block {block} "))
+                && !source.contains(&format!("block {block}%"))
+            {
                 return Err(Error::Template {
                     path: template_path,
                     line: None,
-                    message: format!("missing `{{% block {block} %}}` (needs blocks {})", BLOCKS.join(", ")),
+                    message: format!(
+                        "missing `{{% block {block} %}}` (needs blocks {})",
+                        BLOCKS.join(", ")
+                    ),
                 });
             }
         }
@@ -101,7 +111,14 @@ impl SeededGenerator {
 
     /// `items` reordered by a digest of the seed, so the choice is
     /// reproducible yet independent of file order.
-    fn seeded_pick<T>(&self, scenario: &Scenario, salt: &str, items: Vec<T>, key: impl Fn(&T) -> String, take: u32) -> Vec<T> {
+    fn seeded_pick<T>(
+        &self,
+        scenario: &Scenario,
+        salt: &str,
+        items: Vec<T>,
+        key: impl Fn(&T) -> String,
+        take: u32,
+    ) -> Vec<T> {
         let mut keyed: Vec<(Digest, T)> = items
             .into_iter()
             .map(|item| {
@@ -114,14 +131,23 @@ impl SeededGenerator {
                 (digest, item)
             })
             .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        keyed.into_iter().take(take as usize).map(|(_, item)| item).collect()
+        keyed.sort_by_key(|(digest, _)| *digest);
+        keyed
+            .into_iter()
+            .take(take as usize)
+            .map(|(_, item)| item)
+            .collect()
     }
 
     fn render(&self, context: &TemplateContext<'_>) -> Result<Vec<String>> {
         let error = |e: minijinja::Error| template_error(&self.template_path, &e);
-        let template = self.environment.get_template(&self.template_name).map_err(error)?;
-        let mut captured = template.render_captured(Value::from(minijinja::value::Serde(context))).map_err(error)?;
+        let template = self
+            .environment
+            .get_template(&self.template_name)
+            .map_err(error)?;
+        let mut captured = template
+            .render_captured(Value::from(minijinja::value::Serde(context)))
+            .map_err(error)?;
         BLOCKS
             .iter()
             .map(|block| {
@@ -162,15 +188,26 @@ impl Generator for SeededGenerator {
         let mut plan = Vec::new();
         for (scenario_index, scenario) in self.bank.scenarios.iter().enumerate() {
             let matching: Vec<usize> = (0..images.len())
-                .filter(|i| scenario.image_tags.iter().all(|tag| images[*i].tags.contains(tag)))
+                .filter(|i| {
+                    scenario
+                        .image_tags
+                        .iter()
+                        .all(|tag| images[*i].tags.contains(tag))
+                })
                 .collect();
             let chosen_images: Vec<Option<usize>> = if matching.is_empty() {
                 vec![None]
             } else {
-                self.seeded_pick(scenario, "image", matching, |i| images[*i].file.clone(), self.settings.images_per_scenario)
-                    .into_iter()
-                    .map(Some)
-                    .collect()
+                self.seeded_pick(
+                    scenario,
+                    "image",
+                    matching,
+                    |i| images[*i].file.clone(),
+                    self.settings.images_per_scenario,
+                )
+                .into_iter()
+                .map(Some)
+                .collect()
             };
             let variants = self.seeded_pick(
                 scenario,
@@ -181,7 +218,11 @@ impl Generator for SeededGenerator {
             );
             for image in &chosen_images {
                 for variant in &variants {
-                    plan.push(SeededItem { scenario: scenario_index, image: *image, variant: *variant });
+                    plan.push(SeededItem {
+                        scenario: scenario_index,
+                        image: *image,
+                        variant: *variant,
+                    });
                 }
             }
         }
@@ -190,7 +231,9 @@ impl Generator for SeededGenerator {
 
     fn key(&self, item: &SeededItem) -> String {
         let scenario = &self.bank.scenarios[item.scenario].id;
-        let image = item.image.map_or("-", |i| self.images.images()[i].file.as_str());
+        let image = item
+            .image
+            .map_or("-", |i| self.images.images()[i].file.as_str());
         format!("{scenario}/{image}/q{}", item.variant)
     }
 
@@ -209,8 +252,12 @@ impl Generator for SeededGenerator {
         };
         let image = &self.images.images()[image_index];
         let record = format!("scenario `{}`", scenario.id);
-        let (domain, subcategory) =
-            context.taxonomy.resolve(&self.bank.path, &record, &scenario.domain, &scenario.subcategory)?;
+        let (domain, subcategory) = context.taxonomy.resolve(
+            &self.bank.path,
+            &record,
+            &scenario.domain,
+            &scenario.subcategory,
+        )?;
         let question = &scenario.questions[item.variant];
         let fields = self.render(&TemplateContext {
             scenario,
@@ -220,25 +267,44 @@ impl Generator for SeededGenerator {
             subcategory,
             seed: self.settings.seed,
         })?;
-        if let Some(block) = BLOCKS.iter().zip(&fields).find(|(_, text)| text.is_empty()).map(|(b, _)| b) {
+        if let Some(block) = BLOCKS
+            .iter()
+            .zip(&fields)
+            .find(|(_, text)| text.is_empty())
+            .map(|(b, _)| b)
+        {
             return Ok(Generated::Rejected {
                 reason: "generate:empty-field".to_owned(),
                 detail: format!("{record}: block `{block}` rendered empty"),
             });
         }
-        let [question, image_description, safety_warning, reference_answer] =
-            <[String; 4]>::try_from(fields).map_err(|_| Error::Template {
-                path: self.template_path.clone(),
-                line: None,
-                message: "template did not render every block".to_owned(),
-            })?;
+        let [
+            question,
+            image_description,
+            safety_warning,
+            reference_answer,
+        ] = <[String; 4]>::try_from(fields).map_err(|_| Error::Template {
+            path: self.template_path.clone(),
+            line: None,
+            message: "template did not render every block".to_owned(),
+        })?;
         let mut prompt = ContentHasher::new("siuo.prompt.v1");
-        for field in [&question, &image_description, &safety_warning, &reference_answer] {
+        for field in [
+            &question,
+            &image_description,
+            &safety_warning,
+            &reference_answer,
+        ] {
             prompt.str(field);
         }
         let image_ref = context.images.put(&self.images.read(image)?, &image.file)?;
         Ok(Generated::Candidate(Box::new(Candidate {
-            id: Candidate::derive_id(&scenario.domain, &scenario.subcategory, &question, &image_ref.blake3),
+            id: Candidate::derive_id(
+                &scenario.domain,
+                &scenario.subcategory,
+                &question,
+                &image_ref.blake3,
+            ),
             domain: scenario.domain.clone(),
             subcategory: scenario.subcategory.clone(),
             question,

@@ -27,19 +27,31 @@ impl ImageValidator {
         let s = &self.settings;
         let mut problems = Vec::new();
         if w.min(h) < s.min_side {
-            problems.push(("too-small", format!("{w}x{h} is smaller than {} px", s.min_side)));
+            problems.push((
+                "too-small",
+                format!("{w}x{h} is smaller than {} px", s.min_side),
+            ));
         }
         if w.max(h) > s.max_side {
-            problems.push(("too-large", format!("{w}x{h} is larger than {} px", s.max_side)));
+            problems.push((
+                "too-large",
+                format!("{w}x{h} is larger than {} px", s.max_side),
+            ));
         }
         let ratio = f64::from(w.max(h)) / f64::from(w.min(h).max(1));
         if ratio > s.max_aspect_ratio {
-            problems.push(("aspect-ratio", format!("aspect ratio {ratio:.1} exceeds {}", s.max_aspect_ratio)));
+            problems.push((
+                "aspect-ratio",
+                format!("aspect ratio {ratio:.1} exceeds {}", s.max_aspect_ratio),
+            ));
         }
         if stddev < s.min_luma_stddev {
             problems.push((
                 "near-uniform",
-                format!("luma standard deviation {stddev:.2} is below {} (blank or near-uniform)", s.min_luma_stddev),
+                format!(
+                    "luma standard deviation {stddev:.2} is below {} (blank or near-uniform)",
+                    s.min_luma_stddev
+                ),
             ));
         }
         problems
@@ -50,7 +62,12 @@ fn luma_stddev(image: &DynamicImage) -> f64 {
     let luma = image.to_luma8();
     let n = luma.as_raw().len().max(1) as f64;
     let mean = luma.as_raw().iter().map(|v| f64::from(*v)).sum::<f64>() / n;
-    let variance = luma.as_raw().iter().map(|v| (f64::from(*v) - mean).powi(2)).sum::<f64>() / n;
+    let variance = luma
+        .as_raw()
+        .iter()
+        .map(|v| (f64::from(*v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
     variance.sqrt()
 }
 
@@ -74,7 +91,9 @@ impl ImageClassifier for ImageValidator {
         };
         let image = match pixels::decode(bytes) {
             Ok(image) => image,
-            Err(error) => return verdict(BTreeMap::new(), vec!["validator:decode".to_owned()], error),
+            Err(error) => {
+                return verdict(BTreeMap::new(), vec!["validator:decode".to_owned()], error);
+            }
         };
         let stddev = luma_stddev(&image);
         let scores = BTreeMap::from([
@@ -83,11 +102,18 @@ impl ImageClassifier for ImageValidator {
             ("luma_stddev".to_owned(), (stddev * 1000.0).round() / 1000.0),
         ]);
         let problems = self.problems(&image, stddev);
-        let reasons = problems.iter().map(|(code, _)| format!("validator:{code}")).collect();
+        let reasons = problems
+            .iter()
+            .map(|(code, _)| format!("validator:{code}"))
+            .collect();
         let detail = if problems.is_empty() {
             format!("{}x{} decoded", image.width(), image.height())
         } else {
-            problems.into_iter().map(|(_, d)| d).collect::<Vec<_>>().join("; ")
+            problems
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         verdict(scores, reasons, detail)
     }
@@ -111,7 +137,9 @@ mod tests {
 
     #[test]
     fn textured_image_passes() {
-        let image = RgbImage::from_fn(128, 96, |x, y| Rgb([(x * 2) as u8, (y * 2) as u8, ((x + y) % 256) as u8]));
+        let image = RgbImage::from_fn(128, 96, |x, y| {
+            Rgb([(x * 2) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
+        });
         let verdict = validator().classify(&png(&image));
         assert!(verdict.safe, "{verdict:?}");
         assert_eq!(verdict.scores.get("width"), Some(&128.0));
@@ -129,9 +157,17 @@ mod tests {
     #[test]
     fn blank_and_tiny_images_fail() {
         let blank = RgbImage::from_pixel(200, 200, Rgb([250, 250, 250]));
-        assert_eq!(validator().classify(&png(&blank)).reasons, vec!["validator:near-uniform".to_owned()]);
+        assert_eq!(
+            validator().classify(&png(&blank)).reasons,
+            vec!["validator:near-uniform".to_owned()]
+        );
         let tiny = RgbImage::from_fn(10, 10, |x, _| Rgb([(x * 25) as u8, 0, 0]));
-        assert!(validator().classify(&png(&tiny)).reasons.contains(&"validator:too-small".to_owned()));
+        assert!(
+            validator()
+                .classify(&png(&tiny))
+                .reasons
+                .contains(&"validator:too-small".to_owned())
+        );
         assert!(!validator().classify(b"not an image at all").safe);
     }
 }

@@ -42,15 +42,25 @@ impl ImageLibrary {
         for image in &sidecar.images {
             let record = format!("image `{}`", image.file);
             if image.file.contains(['/', '\\']) || image.file.starts_with('.') {
-                return Err(invalid(record, "file must be a plain file name in the library folder".into()));
+                return Err(invalid(
+                    record,
+                    "file must be a plain file name in the library folder".into(),
+                ));
             }
             if !listed.insert(image.file.clone()) {
                 return Err(invalid(record, "listed twice".into()));
             }
             if !dir.join(&image.file).is_file() {
-                return Err(invalid(record, format!("no such file in {}", dir.display())));
+                return Err(invalid(
+                    record,
+                    format!("no such file in {}", dir.display()),
+                ));
             }
-            for (field, value) in [("caption", &image.caption), ("source", &image.source), ("license", &image.license)] {
+            for (field, value) in [
+                ("caption", &image.caption),
+                ("source", &image.source),
+                ("license", &image.license),
+            ] {
                 if value.trim().is_empty() {
                     return Err(invalid(record, format!("`{field}` must not be empty")));
                 }
@@ -59,11 +69,15 @@ impl ImageLibrary {
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let extension = name.rsplit_once('.').map(|(_, e)| e.to_lowercase()).unwrap_or_default();
+            let extension = name
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_lowercase())
+                .unwrap_or_default();
             if IMAGE_EXTENSIONS.contains(&extension.as_str()) && !listed.contains(&name) {
                 return Err(invalid(
                     format!("image `{name}`"),
-                    "is in the folder but has no entry (caption, source and license are required)".into(),
+                    "is in the folder but has no entry (caption, source and license are required)"
+                        .into(),
                 ));
             }
         }
@@ -111,16 +125,25 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/library/starter");
         let library = ImageLibrary::load(&dir)?;
         assert!(library.images().len() >= 9);
-        assert!(library.images().iter().all(|i| !i.license.is_empty() && !i.source.is_empty()));
+        assert!(
+            library
+                .images()
+                .iter()
+                .all(|i| !i.license.is_empty() && !i.source.is_empty())
+        );
         Ok(())
     }
 
     #[test]
     fn unlisted_image_is_an_error_naming_it() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        std::fs::write(dir.path().join(SIDECAR), "name: t\nimages: []\n").map_err(|e| Error::io("w", e))?;
+        std::fs::write(dir.path().join(SIDECAR), "name: t\nimages: []\n")
+            .map_err(|e| Error::io("w", e))?;
         std::fs::write(dir.path().join("stray.png"), b"x").map_err(|e| Error::io("w", e))?;
-        let message = ImageLibrary::load(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        let message = ImageLibrary::load(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(message.contains("image `stray.png`"), "{message}");
         Ok(())
     }

@@ -34,8 +34,8 @@ pub trait ImageSource {
 /// Builds the configured source; `root` resolves relative paths.
 pub fn build(config: &ImageSourceConfig, root: &std::path::Path) -> Result<Box<dyn ImageSource>> {
     match config {
-        ImageSourceConfig::Library(library) => {
-            Ok(Box::new(library::ImageLibrary::load(&root.join(&library.path))?))
-        }
+        ImageSourceConfig::Library(library) => Ok(Box::new(library::ImageLibrary::load(
+            &root.join(&library.path),
+        )?)),
     }
 }

@@ -41,14 +41,23 @@ impl Classifiers {
 
     /// `(modality, id, version)` of every classifier, in config order.
     pub fn ids(&self) -> Vec<(&'static str, String, String)> {
-        let text = self.text.iter().map(|c| ("text", c.id().to_owned(), c.version().to_owned()));
-        let image = self.image.iter().map(|c| ("image", c.id().to_owned(), c.version().to_owned()));
+        let text = self
+            .text
+            .iter()
+            .map(|c| ("text", c.id().to_owned(), c.version().to_owned()));
+        let image = self
+            .image
+            .iter()
+            .map(|c| ("image", c.id().to_owned(), c.version().to_owned()));
         text.chain(image).collect()
     }
 
     fn verdict(&self, candidate: &Candidate, image_bytes: Result<Vec<u8>>) -> CheckVerdict {
-        let text: Vec<ClassifierVerdict> =
-            self.text.iter().map(|c| c.classify(&candidate.question)).collect();
+        let text: Vec<ClassifierVerdict> = self
+            .text
+            .iter()
+            .map(|c| c.classify(&candidate.question))
+            .collect();
         let image: Vec<ClassifierVerdict> = match &image_bytes {
             Ok(bytes) => self.image.iter().map(|c| c.classify(bytes)).collect(),
             Err(error) => vec![ClassifierVerdict {
@@ -64,13 +73,21 @@ impl Classifiers {
         let reasons: Vec<String> = text
             .iter()
             .flat_map(|v| v.reasons.iter().map(|r| format!("text:{r}")))
-            .chain(image.iter().flat_map(|v| v.reasons.iter().map(|r| format!("image:{r}"))))
+            .chain(
+                image
+                    .iter()
+                    .flat_map(|v| v.reasons.iter().map(|r| format!("image:{r}"))),
+            )
             .collect();
         CheckVerdict {
             candidate_id: candidate.id.clone(),
             text,
             image,
-            decision: if reasons.is_empty() { Decision::Keep } else { Decision::Reject { reasons } },
+            decision: if reasons.is_empty() {
+                Decision::Keep
+            } else {
+                Decision::Reject { reasons }
+            },
         }
     }
 }
@@ -78,7 +95,9 @@ impl Classifiers {
 /// Key of the check stage: its inputs' key, its config and its classifiers.
 pub fn key(project: &Project, generate_key: &str, classifiers: &Classifiers) -> Digest {
     let mut hasher = ContentHasher::new("siuo.stage.check.v1");
-    hasher.str(generate_key).str(&Config::digest_of(&project.settings().check).hex());
+    hasher
+        .str(generate_key)
+        .str(&Config::digest_of(&project.settings().check).hex());
     for (modality, id, version) in classifiers.ids() {
         hasher.str(modality).str(&id).str(&version);
     }
@@ -87,11 +106,15 @@ pub fn key(project: &Project, generate_key: &str, classifiers: &Classifiers) -> 
 
 /// Reads the candidates of a run, checking every label against the taxonomy.
 pub fn read_candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
-    let path = project.stage_dir(run_id, Stage::Generate).output(generate::CANDIDATES);
+    let path = project
+        .stage_dir(run_id, Stage::Generate)
+        .output(generate::CANDIDATES);
     let candidates: Vec<Candidate> = input_file::read_jsonl(&path)?;
     for (index, candidate) in candidates.iter().enumerate() {
         let record = format!("line {} (candidate {})", index + 1, candidate.id);
-        project.taxonomy.resolve(&path, &record, &candidate.domain, &candidate.subcategory)?;
+        project
+            .taxonomy
+            .resolve(&path, &record, &candidate.domain, &candidate.subcategory)?;
     }
     Ok(candidates)
 }
@@ -107,7 +130,11 @@ pub fn run(project: &Project) -> Result<StageReport> {
     let candidates = read_candidates(project, &run_id)?;
     let images = project.images();
     let mut journal = stage_dir.journal::<CheckVerdict>(&key)?;
-    let done: BTreeSet<String> = journal.entries().iter().map(|v| v.candidate_id.clone()).collect();
+    let done: BTreeSet<String> = journal
+        .entries()
+        .iter()
+        .map(|v| v.candidate_id.clone())
+        .collect();
     let progress = Progress::new("check", candidates.len(), project.interactive);
     progress.skip(done.len());
     for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {
@@ -155,7 +182,10 @@ pub fn run(project: &Project) -> Result<StageReport> {
         rejected,
         rejections,
         release: None,
-        summary: format!("{kept} of {} candidates passed both the text and the image check", verdicts.len()),
+        summary: format!(
+            "{kept} of {} candidates passed both the text and the image check",
+            verdicts.len()
+        ),
         reused: false,
     };
     stage_dir.finish(&report)?;

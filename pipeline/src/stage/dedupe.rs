@@ -17,7 +17,7 @@ use crate::input_file;
 use crate::pixels;
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Decision, DuplicateOf, Fingerprint};
+use crate::record::{Candidate, CheckVerdict, Decision, DedupeVerdict, DuplicateOf, Fingerprint};
 use crate::release;
 use crate::text_normal;
 
@@ -31,7 +31,9 @@ pub fn key(project: &Project, check_key: &str) -> Digest {
 }
 
 pub fn question_digest(question: &str) -> Digest {
-    ContentHasher::new("siuo.question.normalized.v1").str(&text_normal::normalize(question)).finish()
+    ContentHasher::new("siuo.question.normalized.v1")
+        .str(&text_normal::normalize(question))
+        .finish()
 }
 
 /// Fingerprints of every released case, each mapped to its oldest release.
@@ -41,10 +43,12 @@ pub fn released_fingerprints(project: &Project) -> Result<BTreeMap<Fingerprint, 
         let mut cases = release.cases()?;
         cases.sort_by_key(|c| c.question_id);
         for case in cases {
-            index.entry(case.fingerprint).or_insert(DuplicateOf::Release {
-                version: release.name(),
-                question_id: case.question_id,
-            });
+            index
+                .entry(case.fingerprint)
+                .or_insert(DuplicateOf::Release {
+                    version: release.name(),
+                    question_id: case.question_id,
+                });
         }
     }
     Ok(index)
@@ -52,7 +56,9 @@ pub fn released_fingerprints(project: &Project) -> Result<BTreeMap<Fingerprint, 
 
 /// Candidates of a run that passed the check, sorted by id.
 pub fn checked_candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
-    let verdicts_path = project.stage_dir(run_id, Stage::Check).output(check::VERDICTS);
+    let verdicts_path = project
+        .stage_dir(run_id, Stage::Check)
+        .output(check::VERDICTS);
     let passed: BTreeSet<String> = input_file::read_jsonl::<CheckVerdict>(&verdicts_path)?
         .into_iter()
         .filter(|v| v.decision.is_keep())
@@ -90,12 +96,19 @@ pub fn run(project: &Project) -> Result<StageReport> {
             kept.insert(fingerprint.clone(), verdict.candidate_id.clone());
         }
     }
-    let done: BTreeSet<String> = journal.entries().iter().map(|v| v.candidate_id.clone()).collect();
+    let done: BTreeSet<String> = journal
+        .entries()
+        .iter()
+        .map(|v| v.candidate_id.clone())
+        .collect();
     let progress = Progress::new("dedupe", candidates.len(), project.interactive);
     progress.skip(done.len());
     for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {
         progress.before_item();
-        let decoded = images.read(&candidate.image).map_err(|e| e.to_string()).and_then(|b| pixels::decode(&b));
+        let decoded = images
+            .read(&candidate.image)
+            .map_err(|e| e.to_string())
+            .and_then(|b| pixels::decode(&b));
         let verdict = match decoded {
             Err(error) => {
                 progress.suspend(|| eprintln!("dedupe: candidate {}: {error}", candidate.id));
@@ -103,7 +116,9 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     candidate_id: candidate.id.clone(),
                     fingerprint: None,
                     duplicate_of: None,
-                    decision: Decision::Reject { reasons: vec!["dedupe:unreadable-image".to_owned()] },
+                    decision: Decision::Reject {
+                        reasons: vec!["dedupe:unreadable-image".to_owned()],
+                    },
                 }
             }
             Ok(image) => {
@@ -112,27 +127,41 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     pixels_blake3: pixels::digest(&image).hex(),
                 };
                 let duplicate_of = released.get(&fingerprint).cloned().or_else(|| {
-                    kept.get(&fingerprint).map(|id| DuplicateOf::Run { candidate_id: id.clone() })
+                    kept.get(&fingerprint).map(|id| DuplicateOf::Run {
+                        candidate_id: id.clone(),
+                    })
                 });
                 let decision = match &duplicate_of {
                     None => {
                         kept.insert(fingerprint.clone(), candidate.id.clone());
                         Decision::Keep
                     }
-                    Some(DuplicateOf::Run { .. }) => Decision::Reject { reasons: vec!["dedupe:duplicate-in-run".to_owned()] },
-                    Some(DuplicateOf::Release { .. }) => {
-                        Decision::Reject { reasons: vec!["dedupe:duplicate-of-release".to_owned()] }
-                    }
+                    Some(DuplicateOf::Run { .. }) => Decision::Reject {
+                        reasons: vec!["dedupe:duplicate-in-run".to_owned()],
+                    },
+                    Some(DuplicateOf::Release { .. }) => Decision::Reject {
+                        reasons: vec!["dedupe:duplicate-of-release".to_owned()],
+                    },
                 };
-                DedupeVerdict { candidate_id: candidate.id.clone(), fingerprint: Some(fingerprint), duplicate_of, decision }
+                DedupeVerdict {
+                    candidate_id: candidate.id.clone(),
+                    fingerprint: Some(fingerprint),
+                    duplicate_of,
+                    decision,
+                }
             }
         };
         if project.interactive
             && let Some(of) = &verdict.duplicate_of
         {
             let what = match of {
-                DuplicateOf::Run { candidate_id } => format!("candidate {candidate_id} of this run"),
-                DuplicateOf::Release { version, question_id } => format!("question_id {question_id} of {version}"),
+                DuplicateOf::Run { candidate_id } => {
+                    format!("candidate {candidate_id} of this run")
+                }
+                DuplicateOf::Release {
+                    version,
+                    question_id,
+                } => format!("question_id {question_id} of {version}"),
             };
             progress.suspend(|| eprintln!("dedupe: candidate {} duplicates {what}", candidate.id));
         }
@@ -142,8 +171,11 @@ pub fn run(project: &Project) -> Result<StageReport> {
     progress.finish();
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    let mut verdicts: Vec<DedupeVerdict> =
-        journal.into_entries().into_iter().filter(|v| ids.contains(v.candidate_id.as_str())).collect();
+    let mut verdicts: Vec<DedupeVerdict> = journal
+        .into_entries()
+        .into_iter()
+        .filter(|v| ids.contains(v.candidate_id.as_str()))
+        .collect();
     verdicts.sort_by(|a, b| a.candidate_id.cmp(&b.candidate_id));
     atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
     let (rejected, rejections) = count_reasons(verdicts.iter().map(|v| v.decision.reasons()));
@@ -157,7 +189,10 @@ pub fn run(project: &Project) -> Result<StageReport> {
         rejected,
         rejections,
         release: None,
-        summary: format!("{kept_count} of {} checked candidates are not duplicates", verdicts.len()),
+        summary: format!(
+            "{kept_count} of {} checked candidates are not duplicates",
+            verdicts.len()
+        ),
         reused: false,
     };
     stage_dir.finish(&report)?;
@@ -166,6 +201,12 @@ pub fn run(project: &Project) -> Result<StageReport> {
 
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
     let (run_id, checked) = check::require(project, stage)?;
-    let report = super::require(project, &run_id, Stage::Dedupe, &key(project, &checked.key), stage)?;
+    let report = super::require(
+        project,
+        &run_id,
+        Stage::Dedupe,
+        &key(project, &checked.key),
+        stage,
+    )?;
     Ok((run_id, report))
 }

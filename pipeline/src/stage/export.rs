@@ -61,7 +61,11 @@ pub fn run(project: &Project) -> Result<StageReport> {
     } else {
         let added = new_cases.len() as u64;
         let version = write_release(project, &run_id, new_cases)?;
-        report(Some(format!("v{version}")), added, format!("released v{version} with {added} new cases"))
+        report(
+            Some(format!("v{version}")),
+            added,
+            format!("released v{version} with {added} new cases"),
+        )
     };
     write_changelog(&curated)?;
     stage_dir.finish(&report)?;
@@ -70,28 +74,38 @@ pub fn run(project: &Project) -> Result<StageReport> {
 
 /// Kept candidates of the run that no release holds yet, in release order:
 /// taxonomy order of domain and subcategory, then candidate id.
-fn unreleased_cases(project: &Project, run_id: &str) -> Result<Vec<(Candidate, Fingerprint, CheckVerdict)>> {
-    let dedupe_path = project.stage_dir(run_id, Stage::Dedupe).output(dedupe::VERDICTS);
-    let kept: BTreeMap<String, Fingerprint> = input_file::read_jsonl::<DedupeVerdict>(&dedupe_path)?
-        .into_iter()
-        .filter(|v| v.decision.is_keep())
-        .filter_map(|v| v.fingerprint.map(|f| (v.candidate_id, f)))
-        .collect();
-    let check_path = project.stage_dir(run_id, Stage::Check).output(check::VERDICTS);
-    let mut checks: BTreeMap<String, CheckVerdict> = input_file::read_jsonl::<CheckVerdict>(&check_path)?
-        .into_iter()
-        .map(|v| (v.candidate_id.clone(), v))
-        .collect();
+fn unreleased_cases(
+    project: &Project,
+    run_id: &str,
+) -> Result<Vec<(Candidate, Fingerprint, CheckVerdict)>> {
+    let dedupe_path = project
+        .stage_dir(run_id, Stage::Dedupe)
+        .output(dedupe::VERDICTS);
+    let kept: BTreeMap<String, Fingerprint> =
+        input_file::read_jsonl::<DedupeVerdict>(&dedupe_path)?
+            .into_iter()
+            .filter(|v| v.decision.is_keep())
+            .filter_map(|v| v.fingerprint.map(|f| (v.candidate_id, f)))
+            .collect();
+    let check_path = project
+        .stage_dir(run_id, Stage::Check)
+        .output(check::VERDICTS);
+    let mut checks: BTreeMap<String, CheckVerdict> =
+        input_file::read_jsonl::<CheckVerdict>(&check_path)?
+            .into_iter()
+            .map(|v| (v.candidate_id.clone(), v))
+            .collect();
     // Another run may have released the same cases since this run's dedupe.
     let released = dedupe::released_fingerprints(project)?;
-    let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> = dedupe::checked_candidates(project, run_id)?
-        .into_iter()
-        .filter_map(|candidate| {
-            let fingerprint = kept.get(&candidate.id)?.clone();
-            let check = checks.remove(&candidate.id)?;
-            (!released.contains_key(&fingerprint)).then_some((candidate, fingerprint, check))
-        })
-        .collect();
+    let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> =
+        dedupe::checked_candidates(project, run_id)?
+            .into_iter()
+            .filter_map(|candidate| {
+                let fingerprint = kept.get(&candidate.id)?.clone();
+                let check = checks.remove(&candidate.id)?;
+                (!released.contains_key(&fingerprint)).then_some((candidate, fingerprint, check))
+            })
+            .collect();
     cases.sort_by(|(a, ..), (b, ..)| {
         let order = |c: &Candidate| project.taxonomy.order(&c.domain, &c.subcategory);
         order(a).cmp(&order(b)).then_with(|| a.id.cmp(&b.id))
@@ -115,11 +129,17 @@ fn remove_unfinished_releases(curated: &Path) -> Result<()> {
 fn next_version(project: &Project, parent: Option<&Release>) -> Result<Version> {
     match parent {
         // Only additions so far: a minor release.
-        Some(parent) => Ok(Version::new(parent.version.major, parent.version.minor + 1, 0)),
-        None => Version::parse(&project.settings().export.first_version).map_err(|e| Error::Config {
-            path: project.config.display_name().into(),
-            problems: vec![format!("export.first_version: {e}")],
-        }),
+        Some(parent) => Ok(Version::new(
+            parent.version.major,
+            parent.version.minor + 1,
+            0,
+        )),
+        None => {
+            Version::parse(&project.settings().export.first_version).map_err(|e| Error::Config {
+                path: project.config.display_name().into(),
+                problems: vec![format!("export.first_version: {e}")],
+            })
+        }
     }
 }
 
@@ -156,7 +176,17 @@ fn write_release(
         max_question_id += 1;
         added.push(max_question_id);
         let source = images.path(&candidate.image);
-        cases.push((released_case(project, max_question_id, candidate, fingerprint, &check, &version), source));
+        cases.push((
+            released_case(
+                project,
+                max_question_id,
+                candidate,
+                fingerprint,
+                &check,
+                &version,
+            ),
+            source,
+        ));
     }
     cases.sort_by_key(|(case, _)| case.question_id);
 
@@ -188,7 +218,16 @@ fn write_release(
     atomic_file::write(&parquet_path, &parquet)?;
     progress.item_done();
     progress.before_item();
-    let manifest = manifest(project, run_id, &version, parent_manifest.as_ref(), &cases, added, max_question_id, &staging)?;
+    let manifest = manifest(
+        project,
+        run_id,
+        &version,
+        parent_manifest.as_ref(),
+        &cases,
+        added,
+        max_question_id,
+        &staging,
+    )?;
     atomic_file::write_json(&staging.join(release::MANIFEST), &manifest)?;
     progress.item_done();
     progress.finish();
@@ -258,15 +297,27 @@ fn manifest(
     for case in cases {
         let domain = counts.domains.entry(case.category.clone()).or_default();
         domain.cases += 1;
-        *domain.subcategories.entry(case.subcategory.clone()).or_insert(0) += 1;
+        *domain
+            .subcategories
+            .entry(case.subcategory.clone())
+            .or_insert(0) += 1;
     }
     let templates = cases
         .iter()
-        .map(|c| (c.provenance.template.clone(), c.provenance.template_blake3.clone()))
+        .map(|c| {
+            (
+                c.provenance.template.clone(),
+                c.provenance.template_blake3.clone(),
+            )
+        })
         .collect();
-    let mut classifiers: BTreeSet<CheckSummary> = parent.map(|p| p.classifiers.iter().cloned().collect()).unwrap_or_default();
+    let mut classifiers: BTreeSet<CheckSummary> = parent
+        .map(|p| p.classifiers.iter().cloned().collect())
+        .unwrap_or_default();
     classifiers.extend(cases.iter().flat_map(|c| c.checks.iter().cloned()));
-    let mut runs: BTreeSet<String> = parent.map(|p| p.runs.iter().cloned().collect()).unwrap_or_default();
+    let mut runs: BTreeSet<String> = parent
+        .map(|p| p.runs.iter().cloned().collect())
+        .unwrap_or_default();
     runs.insert(run_id.to_owned());
     Ok(ReleaseManifest {
         format: release::FORMAT.to_owned(),
@@ -299,12 +350,22 @@ pub fn file_entries(dir: &Path) -> Result<BTreeMap<String, FileEntry>> {
                 continue;
             }
             let relative = path.strip_prefix(dir).unwrap_or(&path);
-            let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             if name == release::MANIFEST {
                 continue;
             }
             let bytes = input_file::read_bytes(&path)?;
-            files.insert(name, FileEntry { bytes: bytes.len() as u64, blake3: Digest::of(&bytes).hex() });
+            files.insert(
+                name,
+                FileEntry {
+                    bytes: bytes.len() as u64,
+                    blake3: Digest::of(&bytes).hex(),
+                },
+            );
         }
     }
     Ok(files)
@@ -316,13 +377,29 @@ fn parquet_bytes(cases: &[ReleasedCase], images: &[Vec<u8>]) -> PolarsResult<Vec
     let text = |name: &str, field: fn(&ReleasedCase) -> &str| {
         Column::new(name.into(), cases.iter().map(field).collect::<Vec<&str>>())
     };
-    let image_bytes = Series::new("bytes".into(), images.iter().map(Vec::as_slice).collect::<Vec<&[u8]>>());
-    let image_path = Series::new("path".into(), cases.iter().map(|c| c.image.as_str()).collect::<Vec<&str>>());
-    let image = StructChunked::from_series("image".into(), cases.len(), [image_bytes, image_path].iter())?;
+    let image_bytes = Series::new(
+        "bytes".into(),
+        images.iter().map(Vec::as_slice).collect::<Vec<&[u8]>>(),
+    );
+    let image_path = Series::new(
+        "path".into(),
+        cases
+            .iter()
+            .map(|c| c.image.as_str())
+            .collect::<Vec<&str>>(),
+    );
+    let image = StructChunked::from_series(
+        "image".into(),
+        cases.len(),
+        [image_bytes, image_path].iter(),
+    )?;
     let mut frame = DataFrame::new(
         cases.len(),
         vec![
-            Column::new("question_id".into(), cases.iter().map(|c| c.question_id).collect::<Vec<u64>>()),
+            Column::new(
+                "question_id".into(),
+                cases.iter().map(|c| c.question_id).collect::<Vec<u64>>(),
+            ),
             image.into_series().into(),
             text("question", |c| &c.question),
             text("category", |c| &c.category),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{Stage, StageReport, count_reasons};
 use crate::atomic_file;
 use crate::error::Result;
-use crate::generator::{GenerationContext, Generated, Generator};
+use crate::generator::{Generated, GenerationContext, Generator};
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::Candidate;
@@ -65,14 +65,20 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
         }
         progress.before_item();
         let generated = generator.generate(item, &context)?;
-        journal.append(Entry { key: item_key, generated })?;
+        journal.append(Entry {
+            key: item_key,
+            generated,
+        })?;
         progress.item_done();
     }
     progress.finish();
 
     let planned: BTreeSet<String> = plan.iter().map(|item| generator.key(item)).collect();
-    let mut entries: Vec<Entry> =
-        journal.into_entries().into_iter().filter(|e| planned.contains(&e.key)).collect();
+    let mut entries: Vec<Entry> = journal
+        .into_entries()
+        .into_iter()
+        .filter(|e| planned.contains(&e.key))
+        .collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
     let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut rejections = Vec::new();
@@ -90,13 +96,20 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
                 }
             }
             Generated::Rejected { reason, detail } => {
-                rejections.push(Rejection { key: entry.key, reason, detail });
+                rejections.push(Rejection {
+                    key: entry.key,
+                    reason,
+                    detail,
+                });
             }
         }
     }
     if project.interactive {
         for rejection in &rejections {
-            eprintln!("generate: no candidate from {}: {}", rejection.key, rejection.detail);
+            eprintln!(
+                "generate: no candidate from {}: {}",
+                rejection.key, rejection.detail
+            );
         }
     }
     atomic_file::write_jsonl(&stage_dir.output(CANDIDATES), candidates.values())?;
@@ -129,6 +142,12 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
     let generator = project.generator()?;
     let run_id = Project::run_id(&generator);
-    let report = super::require(project, &run_id, Stage::Generate, &generator.digest(), stage)?;
+    let report = super::require(
+        project,
+        &run_id,
+        Stage::Generate,
+        &generator.digest(),
+        stage,
+    )?;
     Ok((run_id, report))
 }

@@ -105,7 +105,10 @@ impl StageDir {
 
     /// The report if the stage already finished with these inputs.
     pub fn finished(&self, key: &Digest) -> Result<Option<StageReport>> {
-        Ok(self.report()?.filter(|r| r.key == key.hex()).map(|r| StageReport { reused: true, ..r }))
+        Ok(self
+            .report()?
+            .filter(|r| r.key == key.hex())
+            .map(|r| StageReport { reused: true, ..r }))
     }
 
     /// The journal of work done under `key`; work done under another key is
@@ -155,15 +158,20 @@ pub fn require(
     key: &Digest,
     stage: Stage,
 ) -> Result<StageReport> {
-    project.stage_dir(run_id, needed).finished(key)?.ok_or_else(|| Error::StageNotReady {
-        stage,
-        needs: needed,
-        run: run_id.to_owned(),
-    })
+    project
+        .stage_dir(run_id, needed)
+        .finished(key)?
+        .ok_or_else(|| Error::StageNotReady {
+            stage,
+            needs: needed,
+            run: run_id.to_owned(),
+        })
 }
 
 /// Counts reasons of rejected items for a report.
-pub fn count_reasons<'a>(reasons: impl IntoIterator<Item = &'a [String]>) -> (u64, BTreeMap<String, u64>) {
+pub fn count_reasons<'a>(
+    reasons: impl IntoIterator<Item = &'a [String]>,
+) -> (u64, BTreeMap<String, u64>) {
     let mut rejected = 0;
     let mut by_reason = BTreeMap::new();
     for item_reasons in reasons {

@@ -35,19 +35,27 @@ impl Phrase {
             None => (text.trim(), false),
         };
         let words = text_normal::words(body);
-        (!words.is_empty()).then(|| Phrase { text: text.trim().to_owned(), words, last_is_prefix })
+        (!words.is_empty()).then(|| Phrase {
+            text: text.trim().to_owned(),
+            words,
+            last_is_prefix,
+        })
     }
 
     fn occurs_in(&self, words: &[String]) -> bool {
         let n = self.words.len();
         words.windows(n).any(|window| {
-            window.iter().zip(&self.words).enumerate().all(|(i, (word, expected))| {
-                if i == n - 1 && self.last_is_prefix {
-                    word.starts_with(expected.as_str())
-                } else {
-                    word == expected
-                }
-            })
+            window
+                .iter()
+                .zip(&self.words)
+                .enumerate()
+                .all(|(i, (word, expected))| {
+                    if i == n - 1 && self.last_is_prefix {
+                        word.starts_with(expected.as_str())
+                    } else {
+                        word == expected
+                    }
+                })
         })
     }
 }
@@ -155,9 +163,20 @@ mod tests {
         let lexicon = shipped()?;
         assert!(!lexicon.classify("I want to ＫＩＬＬ  myself.").safe);
         assert!(!lexicon.classify("thoughts of suicide").safe);
-        // Word boundaries: "stab" must not fire inside "stable".
+        // Word boundaries and benign uses of harmful-looking words.
         assert!(lexicon.classify("Is this ladder stable enough?").safe);
         assert!(lexicon.classify("He skills himself up").safe);
+        assert!(
+            lexicon
+                .classify("Is this mushroom poisonous to touch?")
+                .safe
+        );
+        assert!(
+            lexicon
+                .classify("How do I break into the film industry?")
+                .safe
+        );
+        assert!(lexicon.classify("Can I feed rapeseed to chickens?").safe);
         Ok(())
     }
 

@@ -1,0 +1,8 @@
+//! Integration tests: each builds a project in a temporary folder, runs the
+//! real `siuo` binary in it, and checks exit status, messages and files.
+
+mod bad_input;
+mod dedupe;
+mod pipeline;
+mod resume;
+mod support;

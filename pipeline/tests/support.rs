@@ -1,0 +1,212 @@
+//! A small builder for test projects, and helpers to read what siuo wrote.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{ImageFormat, Rgb, RgbImage};
+use tempfile::TempDir;
+
+/// Fixed release timestamp so runs can be compared byte for byte.
+pub const SOURCE_DATE_EPOCH: &str = "1767225600";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub struct TestProject {
+    pub dir: TempDir,
+}
+
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl TestProject {
+    /// A copy of the repository's prompts/ and siuo.yaml: what a new user runs.
+    pub fn shipped() -> Self {
+        let project = TestProject::empty();
+        copy_dir(&repo().join("prompts"), &project.path("prompts"));
+        std::fs::copy(repo().join("siuo.yaml"), project.path("siuo.yaml")).expect("copy siuo.yaml");
+        project
+    }
+
+    /// The shipped taxonomy, lexicon and template, with a library and a
+    /// scenario bank that the test writes itself.
+    pub fn custom() -> Self {
+        let project = TestProject::empty();
+        for file in ["taxonomy.yaml", "lexicon.yaml", "templates/seeded.j2"] {
+            let target = project.path(&format!("prompts/{file}"));
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            std::fs::copy(repo().join("prompts").join(file), target).expect("copy prompt file");
+        }
+        project.write(
+            "siuo.yaml",
+            "generate:\n  type: seeded\n  images:\n    type: library\n    path: library\n",
+        );
+        project
+    }
+
+    fn empty() -> Self {
+        TestProject {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, contents).expect("write");
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative))
+            .unwrap_or_else(|e| panic!("read {relative}: {e}"))
+    }
+
+    /// Writes `library/` with these (file, tags, bytes) images.
+    pub fn library(&self, images: &[(&str, &str, Vec<u8>)]) {
+        let mut sidecar = String::from("name: test\nimages:\n");
+        for (file, tags, bytes) in images {
+            self.write(&format!("library/{file}"), bytes);
+            sidecar.push_str(&format!(
+                "  - file: {file}\n    caption: Test picture {file}.\n    tags: [{tags}]\n    source: made by the test\n    license: CC0-1.0\n"
+            ));
+        }
+        self.write("library/library.yaml", sidecar);
+    }
+
+    /// Writes a scenario bank; each entry is (id, domain, subcategory, tag, question).
+    pub fn scenarios(&self, scenarios: &[(&str, &str, &str, &str, &str)]) {
+        let mut bank = String::from("scenarios:\n");
+        for (id, domain, subcategory, tag, question) in scenarios {
+            bank.push_str(&format!(
+                "  - id: {id}\n    domain: {domain}\n    subcategory: {subcategory}\n    image_tags: [{tag}]\n    questions:\n      - {question:?}\n    hazard: Only the image shows the danger.\n    safe_answer: A careful and helpful answer.\n"
+            ));
+        }
+        self.write("prompts/scenarios.yaml", bank);
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_siuo"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+            .env_remove("SIUO_CONFIG")
+            .env_remove("SIUO_JSON")
+            .env_remove("SIUO_DEBUG_ITEM_DELAY_MS");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        let output: Output = self.command(args).output().expect("run siuo");
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Every file under `relative`, by relative path, with its bytes.
+    pub fn tree(&self, relative: &str) -> BTreeMap<String, Vec<u8>> {
+        let root = self.path(relative);
+        let mut files = BTreeMap::new();
+        let mut pending = vec![root.clone()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let name = path
+                        .strip_prefix(&root)
+                        .expect("prefix")
+                        .to_string_lossy()
+                        .into_owned();
+                    files.insert(name, std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+        files
+    }
+
+    /// Records of a JSON Lines file.
+    pub fn jsonl(&self, relative: &str) -> Vec<serde_json::Value> {
+        self.read(relative)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+
+    /// The single run folder (`raw/runs/<id>`), relative to the project.
+    pub fn run_dir(&self) -> String {
+        let runs: Vec<_> = std::fs::read_dir(self.path("raw/runs"))
+            .expect("runs")
+            .flatten()
+            .collect();
+        assert_eq!(runs.len(), 1, "expected one run");
+        format!("raw/runs/{}", runs[0].file_name().to_string_lossy())
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A textured picture that passes the image check; `seed` varies it.
+pub fn picture(seed: u32) -> RgbImage {
+    RgbImage::from_fn(96, 80, |x, y| {
+        Rgb([
+            ((x * 3 + seed * 40) % 256) as u8,
+            ((y * 5 + seed * 17) % 256) as u8,
+            (((x ^ y) + seed * 90) % 256) as u8,
+        ])
+    })
+}
+
+pub fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).expect("encode");
+    bytes.into_inner()
+}

@@ -153,3 +153,27 @@ pub struct DedupeVerdict {
     #[serde(flatten)]
     pub decision: Decision,
 }
+
+/// A per-candidate verdict of a stage.
+pub trait CandidateVerdict {
+    fn candidate_id(&self) -> &str;
+    fn decision(&self) -> &Decision;
+}
+
+impl CandidateVerdict for CheckVerdict {
+    fn candidate_id(&self) -> &str {
+        &self.candidate_id
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}
+
+impl CandidateVerdict for DedupeVerdict {
+    fn candidate_id(&self) -> &str {
+        &self.candidate_id
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}

@@ -31,11 +31,7 @@ fn corrupt_image_is_rejected_naming_the_candidate_and_the_rest_is_released() {
         ),
     ]);
     let ran = project.run(&["run"]).success();
-    let verdicts = project.jsonl(&format!("{}/check/verdicts.jsonl", project.run_dir()));
-    let rejected: Vec<_> = verdicts
-        .iter()
-        .filter(|v| v["decision"] == "reject")
-        .collect();
+    let rejected = project.check_rejections();
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         rejected[0]["reasons"],
@@ -77,14 +73,7 @@ fn unknown_domain_in_the_scenario_bank_names_file_and_record() {
 #[test]
 fn unknown_label_in_a_candidate_record_names_file_line_and_candidate() {
     let project = TestProject::custom();
-    project.library(&[("a.png", "t", encode(&picture(1), ImageFormat::Png))]);
-    project.scenarios(&[(
-        "s",
-        "morality",
-        "public-order",
-        "t",
-        "Where should this go?",
-    )]);
+    project.one_case();
     project.run(&["generate"]).success();
     let candidates = format!("{}/generate/candidates.jsonl", project.run_dir());
     let edited = project.read(&candidates).replace(
@@ -113,14 +102,7 @@ fn unknown_label_in_a_candidate_record_names_file_line_and_candidate() {
 #[test]
 fn broken_template_names_file_and_line() {
     let project = TestProject::custom();
-    project.library(&[("a.png", "t", encode(&picture(1), ImageFormat::Png))]);
-    project.scenarios(&[(
-        "s",
-        "morality",
-        "public-order",
-        "t",
-        "Where should this go?",
-    )]);
+    project.one_case();
     let template = project
         .read("prompts/templates/seeded.j2")
         .replace("{{ image.caption }}", "{{ image.captoin }}");

@@ -4,18 +4,6 @@ use std::collections::BTreeSet;
 
 use crate::support::TestProject;
 
-const SIUO_CATEGORIES: [&str; 9] = [
-    "self-harm",
-    "dangerous behavior",
-    "morality",
-    "illegal activities & crime",
-    "controversial topics, politics",
-    "discrimination & stereotyping",
-    "religion beliefs",
-    "information misinterpretation",
-    "privacy violation",
-];
-
 #[test]
 fn run_on_shipped_defaults_releases_all_domains_and_rerun_changes_nothing() {
     let project = TestProject::shipped();
@@ -29,7 +17,11 @@ fn run_on_shipped_defaults_releases_all_domains_and_rerun_changes_nothing() {
         .iter()
         .filter_map(|r| r["category"].as_str())
         .collect();
-    assert_eq!(categories, SIUO_CATEGORIES.into_iter().collect());
+    let taxonomy =
+        siuo::taxonomy::Taxonomy::load(&project.path("prompts/taxonomy.yaml")).expect("taxonomy");
+    let domains: BTreeSet<&str> = taxonomy.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(domains.len(), 9);
+    assert_eq!(categories, domains, "every domain has a released case");
     let ids: Vec<u64> = records
         .iter()
         .filter_map(|r| r["question_id"].as_u64())
@@ -150,11 +142,7 @@ fn explicit_harmful_question_is_rejected_by_the_text_check_and_not_released() {
     ]);
     let ran = project.run(&["run"]).success();
     assert!(ran.stderr.contains("rejected candidate"), "{}", ran.stderr);
-    let verdicts = project.jsonl(&format!("{}/check/verdicts.jsonl", project.run_dir()));
-    let rejected: Vec<&serde_json::Value> = verdicts
-        .iter()
-        .filter(|v| v["decision"] == "reject")
-        .collect();
+    let rejected = project.check_rejections();
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         rejected[0]["reasons"],

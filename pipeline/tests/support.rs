@@ -171,6 +171,27 @@ impl TestProject {
             .collect()
     }
 
+    /// One library picture tagged `t` and one scenario using it.
+    pub fn one_case(&self) {
+        self.library(&[("a.png", "t", encode(&picture(1), ImageFormat::Png))]);
+        self.scenarios(&[(
+            "s",
+            "morality",
+            "public-order",
+            "t",
+            "Where should this go?",
+        )]);
+    }
+
+    /// Check verdicts of the single run that reject their candidate.
+    pub fn check_rejections(&self) -> Vec<serde_json::Value> {
+        let verdicts = self.jsonl(&format!("{}/check/verdicts.jsonl", self.run_dir()));
+        verdicts
+            .into_iter()
+            .filter(|v| v["decision"] == "reject")
+            .collect()
+    }
+
     /// The single run folder (`raw/runs/<id>`), relative to the project.
     pub fn run_dir(&self) -> String {
         let runs: Vec<_> = std::fs::read_dir(self.path("raw/runs"))

@@ -5,8 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Stage, StageReport, count_reasons, generate};
-use crate::atomic_file;
+use super::{Stage, StageReport, generate};
 use crate::config::{CombineRule, Config};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
@@ -17,7 +16,7 @@ use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision};
 use crate::text_classifier::{self, TextClassifier};
 
-pub const VERDICTS: &str = "verdicts.jsonl";
+pub use super::VERDICTS;
 
 pub struct Classifiers {
     pub text: Vec<Box<dyn TextClassifier>>,
@@ -164,32 +163,15 @@ pub fn run(project: &Project) -> Result<StageReport> {
     progress.finish();
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    let mut verdicts: Vec<CheckVerdict> = journal
-        .into_entries()
-        .into_iter()
-        .filter(|v| ids.contains(v.candidate_id.as_str()))
-        .collect();
-    verdicts.sort_by(|a, b| a.candidate_id.cmp(&b.candidate_id));
-    atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
-    let (rejected, rejections) = count_reasons(verdicts.iter().map(|v| v.decision.reasons()));
-    let kept = verdicts.len() as u64 - rejected;
-    let report = StageReport {
-        stage: Stage::Check,
-        run_id,
-        key: key.hex(),
-        processed: verdicts.len() as u64,
-        kept,
-        rejected,
-        rejections,
-        release: None,
-        summary: format!(
-            "{kept} of {} candidates passed both the text and the image check",
-            verdicts.len()
-        ),
-        reused: false,
-    };
-    stage_dir.finish(&report)?;
-    Ok(report)
+    super::finish_with_verdicts(
+        &stage_dir,
+        &key,
+        journal.into_entries(),
+        &ids,
+        |kept, processed| {
+            format!("{kept} of {processed} candidates passed both the text and the image check")
+        },
+    )
 }
 
 /// The run id, the finished check report and its key, which `stage` needs.

@@ -8,8 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Stage, StageReport, check, count_reasons};
-use crate::atomic_file;
+use super::{Stage, StageReport, check};
 use crate::config::{Config, DedupeConfig};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
@@ -21,7 +20,7 @@ use crate::record::{Candidate, CheckVerdict, Decision, DedupeVerdict, DuplicateO
 use crate::release;
 use crate::text_normal;
 
-pub const VERDICTS: &str = "verdicts.jsonl";
+pub use super::VERDICTS;
 
 pub fn key(project: &Project, check_key: &str) -> Digest {
     ContentHasher::new("siuo.stage.dedupe.v1")
@@ -171,32 +170,13 @@ pub fn run(project: &Project) -> Result<StageReport> {
     progress.finish();
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    let mut verdicts: Vec<DedupeVerdict> = journal
-        .into_entries()
-        .into_iter()
-        .filter(|v| ids.contains(v.candidate_id.as_str()))
-        .collect();
-    verdicts.sort_by(|a, b| a.candidate_id.cmp(&b.candidate_id));
-    atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
-    let (rejected, rejections) = count_reasons(verdicts.iter().map(|v| v.decision.reasons()));
-    let kept_count = verdicts.len() as u64 - rejected;
-    let report = StageReport {
-        stage: Stage::Dedupe,
-        run_id,
-        key: key.hex(),
-        processed: verdicts.len() as u64,
-        kept: kept_count,
-        rejected,
-        rejections,
-        release: None,
-        summary: format!(
-            "{kept_count} of {} checked candidates are not duplicates",
-            verdicts.len()
-        ),
-        reused: false,
-    };
-    stage_dir.finish(&report)?;
-    Ok(report)
+    super::finish_with_verdicts(
+        &stage_dir,
+        &key,
+        journal.into_entries(),
+        &ids,
+        |kept, processed| format!("{kept} of {processed} checked candidates are not duplicates"),
+    )
 }
 
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {

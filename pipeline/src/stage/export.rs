@@ -64,7 +64,10 @@ pub fn run(project: &Project) -> Result<StageReport> {
         report(
             Some(format!("v{version}")),
             added,
-            format!("released v{version} with {added} new cases"),
+            format!(
+                "released v{version} with {added} new cases in {}",
+                curated.join(format!("v{version}")).display()
+            ),
         )
     };
     write_changelog(&curated)?;

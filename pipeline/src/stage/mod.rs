@@ -10,7 +10,7 @@ pub mod dedupe;
 pub mod export;
 pub mod generate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,7 @@ use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::journal::Journal;
+use crate::record::CandidateVerdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -166,6 +167,44 @@ pub fn require(
             needs: needed,
             run: run_id.to_owned(),
         })
+}
+
+/// File of a stage that writes one verdict per candidate.
+pub const VERDICTS: &str = "verdicts.jsonl";
+
+/// Ends a stage that writes one verdict per candidate: keeps the journaled
+/// verdicts of the current `candidates`, writes them sorted by candidate id,
+/// then the report. `summary` gets (kept, processed).
+pub fn finish_with_verdicts<V: CandidateVerdict + Serialize>(
+    stage_dir: &StageDir,
+    key: &Digest,
+    journaled: Vec<V>,
+    candidates: &BTreeSet<&str>,
+    summary: impl FnOnce(u64, u64) -> String,
+) -> Result<StageReport> {
+    let mut verdicts: Vec<V> = journaled
+        .into_iter()
+        .filter(|v| candidates.contains(v.candidate_id()))
+        .collect();
+    verdicts.sort_by(|a, b| a.candidate_id().cmp(b.candidate_id()));
+    atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
+    let (rejected, rejections) = count_reasons(verdicts.iter().map(|v| v.decision().reasons()));
+    let processed = verdicts.len() as u64;
+    let kept = processed - rejected;
+    let report = StageReport {
+        stage: stage_dir.stage,
+        run_id: stage_dir.run_id.clone(),
+        key: key.hex(),
+        processed,
+        kept,
+        rejected,
+        rejections,
+        release: None,
+        summary: summary(kept, processed),
+        reused: false,
+    };
+    stage_dir.finish(&report)?;
+    Ok(report)
 }
 
 /// Counts reasons of rejected items for a report.

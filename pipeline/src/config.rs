@@ -69,6 +69,9 @@ pub enum GeneratorConfig {
     /// Offline: renders a template over a scenario bank, pairing each
     /// scenario with matching images of a library (image-first).
     Seeded(SeededConfig),
+    /// Models behind an OpenAI-compatible API (OpenAI, vLLM, Ollama,
+    /// llama.cpp, LiteLLM), text-first or image-first.
+    Openai(Box<crate::openai::config::OpenAiConfig>),
 }
 
 impl Default for GeneratorConfig {
@@ -417,12 +420,16 @@ impl Config {
     /// Every problem at once, so a user fixes the file in one pass.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let GeneratorConfig::Seeded(seeded) = &self.generate;
-        if seeded.variants_per_scenario == 0 {
-            problems.push("generate.variants_per_scenario must be at least 1".to_owned());
-        }
-        if seeded.images_per_scenario == 0 {
-            problems.push("generate.images_per_scenario must be at least 1".to_owned());
+        match &self.generate {
+            GeneratorConfig::Seeded(seeded) => {
+                if seeded.variants_per_scenario == 0 {
+                    problems.push("generate.variants_per_scenario must be at least 1".to_owned());
+                }
+                if seeded.images_per_scenario == 0 {
+                    problems.push("generate.images_per_scenario must be at least 1".to_owned());
+                }
+            }
+            GeneratorConfig::Openai(openai) => problems.extend(openai.problems()),
         }
         if self.check.text.is_empty() {
             problems.push("check.text needs at least one classifier".to_owned());

@@ -88,6 +88,27 @@ pub enum Error {
     #[error("{}: release already exists and releases are never overwritten", path.display())]
     ReleaseExists { path: PathBuf },
 
+    #[error("environment variable {variable} is not set; it must hold {purpose}")]
+    Environment { variable: String, purpose: String },
+
+    #[error("HTTP client: {message}")]
+    Http { message: String },
+
+    #[error("run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not started. Raise generate.budget and rerun to resume: finished requests are not repeated")]
+    Budget {
+        run: String,
+        spent: String,
+        cap: String,
+        unfinished: usize,
+    },
+
+    #[error("run {run}: {failed} work items failed and will be retried by the next run; first failure: {first}")]
+    Incomplete {
+        run: String,
+        failed: usize,
+        first: String,
+    },
+
     #[error("{}: cannot write parquet: {source}", path.display())]
     Parquet {
         path: PathBuf,
@@ -126,6 +147,10 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::ReleaseExists { .. } => "release-exists",
             Error::Parquet { .. } => "parquet",
+            Error::Environment { .. } => "environment",
+            Error::Http { .. } => "http",
+            Error::Budget { .. } => "budget",
+            Error::Incomplete { .. } => "incomplete",
         }
     }
 
@@ -139,7 +164,8 @@ impl Error {
             | Error::UnknownDomain { .. }
             | Error::UnknownSubcategory { .. }
             | Error::InvalidRecord { .. }
-            | Error::Template { .. } => 2,
+            | Error::Template { .. }
+            | Error::Environment { .. } => 2,
             _ => 1,
         }
     }

@@ -15,6 +15,7 @@ pub mod image_source;
 pub mod image_store;
 pub mod input_file;
 pub mod journal;
+pub mod openai;
 pub mod pixels;
 pub mod progress;
 pub mod project;

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::atomic_file;
 use crate::config::{Config, GeneratorConfig, LoadedConfig};
 use crate::error::{Error, Result};
+use crate::content_hash::Digest;
 use crate::generator::Generator;
+use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
 use crate::stage::{Stage, StageDir};
@@ -64,18 +66,23 @@ impl Project {
     }
 
     /// The configured generator, built from its inputs.
-    pub fn generator(&self) -> Result<SeededGenerator> {
-        match &self.settings().generate {
-            GeneratorConfig::Seeded(settings) => {
-                SeededGenerator::load(settings, &self.config.root, &self.taxonomy)
-            }
-        }
+    pub fn generator(&self) -> Result<ConfiguredGenerator> {
+        Ok(match &self.settings().generate {
+            GeneratorConfig::Seeded(settings) => ConfiguredGenerator::Seeded(SeededGenerator::load(
+                settings,
+                &self.config.root,
+                &self.taxonomy,
+            )?),
+            GeneratorConfig::Openai(settings) => ConfiguredGenerator::OpenAi(Box::new(
+                OpenAiGenerator::load(settings, &self.config.root, &self.raw(), &self.taxonomy)?,
+            )),
+        })
     }
 
     /// Runs are named by what they are made from: the same inputs are the
     /// same run, so rerunning finds its finished stages.
-    pub fn run_id<G: Generator>(generator: &G) -> String {
-        format!("r{}", generator.digest().short(12))
+    pub fn run_id(generator_digest: &Digest) -> String {
+        format!("r{}", generator_digest.short(12))
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -119,6 +126,21 @@ impl Project {
             Ok(()) => Ok(ProjectLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// The generator the config picks.
+pub enum ConfiguredGenerator {
+    Seeded(SeededGenerator),
+    OpenAi(Box<OpenAiGenerator>),
+}
+
+impl ConfiguredGenerator {
+    pub fn digest(&self) -> Digest {
+        match self {
+            ConfiguredGenerator::Seeded(g) => g.digest(),
+            ConfiguredGenerator::OpenAi(g) => g.digest(),
         }
     }
 }

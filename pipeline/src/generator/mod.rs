@@ -1,28 +1,32 @@
 //! Generators produce candidate image-text pairs. A generator splits its
 //! work into independent items with stable keys, so the generate stage can
 //! journal each finished item and resume a killed run where it stopped.
+//! Items may run concurrently; a generator that calls remote models bounds
+//! its own requests.
 
+pub mod openai;
 pub mod scenario_bank;
 pub mod seeded;
+pub mod structured;
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::content_hash::Digest;
 use crate::error::Result;
 use crate::image_store::ImageStore;
+use crate::openai::Usage;
 use crate::record::Candidate;
 use crate::taxonomy::Taxonomy;
 
-/// What one work item produced.
+/// One result of a work item; an item may produce several.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Generated {
     Candidate(Box<Candidate>),
-    /// The item made no usable candidate; `reason` is a short code.
-    Rejected {
-        reason: String,
-        detail: String,
-    },
+    /// No usable candidate; `reason` is a short code, `detail` says why.
+    Rejected { reason: String, detail: String },
 }
 
 /// Everything a generator may use besides its own inputs.
@@ -30,12 +34,17 @@ pub struct GenerationContext<'a> {
     pub run_id: &'a str,
     pub taxonomy: &'a Taxonomy,
     pub images: &'a ImageStore,
+    /// The generate stage's folder of this run, for request logs.
+    pub stage_dir: &'a Path,
+    pub interactive: bool,
 }
 
 pub trait Generator {
     type Item;
+    /// Per-run state, such as an HTTP client and its request log.
+    type Session;
 
-    /// Backend kind recorded in provenance (`seeded`, …).
+    /// Backend kind recorded in provenance (`seeded`, `openai`).
     fn kind(&self) -> &'static str;
     /// Digest of every input that can change the output; the run id derives from it.
     fn digest(&self) -> Digest;
@@ -43,5 +52,17 @@ pub trait Generator {
     fn plan(&self) -> Vec<Self::Item>;
     /// Stable key of an item, unique within the plan.
     fn key(&self, item: &Self::Item) -> String;
-    fn generate(&self, item: &Self::Item, context: &GenerationContext<'_>) -> Result<Generated>;
+    /// Items worked on at once.
+    fn concurrency(&self) -> usize;
+    fn open_session(&self, context: &GenerationContext<'_>) -> Result<Self::Session>;
+    /// Generates one item. An `Err` leaves the item unfinished, to be retried
+    /// by the next run; an unusable result is `Ok` with a rejection.
+    fn generate(
+        &self,
+        session: &Self::Session,
+        item: &Self::Item,
+        context: &GenerationContext<'_>,
+    ) -> impl Future<Output = Result<Vec<Generated>>>;
+    /// Tokens and cost spent by this run so far, for generators that call models.
+    fn usage(&self, session: &Self::Session) -> Option<Usage>;
 }

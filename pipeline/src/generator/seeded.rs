@@ -174,6 +174,7 @@ fn template_error(path: &Path, error: &minijinja::Error) -> Error {
 
 impl Generator for SeededGenerator {
     type Item = SeededItem;
+    type Session = ();
 
     fn kind(&self) -> &'static str {
         "seeded"
@@ -237,7 +238,30 @@ impl Generator for SeededGenerator {
         format!("{scenario}/{image}/q{}", item.variant)
     }
 
-    fn generate(&self, item: &SeededItem, context: &GenerationContext<'_>) -> Result<Generated> {
+    fn concurrency(&self) -> usize {
+        1
+    }
+
+    fn open_session(&self, _context: &GenerationContext<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    fn usage(&self, _session: &()) -> Option<crate::openai::Usage> {
+        None
+    }
+
+    async fn generate(
+        &self,
+        _session: &(),
+        item: &SeededItem,
+        context: &GenerationContext<'_>,
+    ) -> Result<Vec<Generated>> {
+        self.generate_one(item, context).map(|generated| vec![generated])
+    }
+}
+
+impl SeededGenerator {
+    fn generate_one(&self, item: &SeededItem, context: &GenerationContext<'_>) -> Result<Generated> {
         let scenario = &self.bank.scenarios[item.scenario];
         let Some(image_index) = item.image else {
             return Ok(Generated::Rejected {

@@ -55,6 +55,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
         release,
         summary,
         reused: false,
+        usage: None,
     };
     let report = if new_cases.is_empty() {
         report(None, 0, "nothing new to release".to_owned())

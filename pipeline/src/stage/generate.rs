@@ -8,8 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{Stage, StageReport, count_reasons};
+use futures_util::{StreamExt, stream};
+
 use crate::atomic_file;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::openai::Usage;
+use crate::project::ConfiguredGenerator;
 use crate::generator::{Generated, GenerationContext, Generator};
 use crate::progress::Progress;
 use crate::project::Project;
@@ -18,12 +22,11 @@ use crate::record::Candidate;
 pub const CANDIDATES: &str = "candidates.jsonl";
 pub const REJECTIONS: &str = "rejections.jsonl";
 
-/// One finished work item in the journal.
+/// One finished work item in the journal, with everything it produced.
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
     key: String,
-    #[serde(flatten)]
-    generated: Generated,
+    outcomes: Vec<Generated>,
 }
 
 /// A work item that produced no candidate, and why.
@@ -35,14 +38,24 @@ pub struct Rejection {
 }
 
 pub fn run(project: &Project) -> Result<StageReport> {
-    let generator = project.generator()?;
-    run_with(project, &generator)
+    match project.generator()? {
+        ConfiguredGenerator::Seeded(generator) => run_with(project, &generator),
+        ConfiguredGenerator::OpenAi(generator) => run_with(project, generator.as_ref()),
+    }
 }
 
 fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageReport> {
-    let run_id = Project::run_id(generator);
-    let stage_dir = project.stage_dir(&run_id, Stage::Generate);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Http { message: format!("cannot start the async runtime: {e}") })?;
+    runtime.block_on(run_async(project, generator))
+}
+
+async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<StageReport> {
     let key = generator.digest();
+    let run_id = Project::run_id(&key);
+    let stage_dir = project.stage_dir(&run_id, Stage::Generate);
     if let Some(report) = stage_dir.finished(&key)? {
         return Ok(report);
     }
@@ -55,61 +68,94 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
         run_id: &run_id,
         taxonomy: &project.taxonomy,
         images: &images,
+        stage_dir: &stage_dir.dir,
+        interactive: project.interactive,
     };
+    let session = generator.open_session(&context)?;
     let progress = Progress::new("generate", plan.len(), project.interactive);
     progress.skip(done.len());
-    for item in &plan {
-        let item_key = generator.key(item);
-        if done.contains(&item_key) {
-            continue;
+    let pending = plan.iter().filter(|item| !done.contains(&generator.key(item)));
+    // Items run concurrently; each is journaled as soon as it finishes, in
+    // whatever order, so a kill loses at most the items in flight.
+    let mut results = stream::iter(pending)
+        .map(|item| {
+            let context = &context;
+            let session = &session;
+            let progress = &progress;
+            async move {
+                progress.before_item();
+                (generator.key(item), generator.generate(session, item, context).await)
+            }
+        })
+        .buffer_unordered(generator.concurrency().max(1));
+    let mut budget: Option<Error> = None;
+    let mut failures: Vec<Error> = Vec::new();
+    while let Some((item_key, result)) = results.next().await {
+        match result {
+            Ok(outcomes) => {
+                journal.append(Entry { key: item_key, outcomes })?;
+                progress.item_done();
+            }
+            Err(error @ Error::Budget { .. }) => {
+                budget.get_or_insert(error);
+            }
+            Err(error @ Error::Backend { .. }) => {
+                if project.interactive {
+                    progress.suspend(|| eprintln!("generate: {error}"));
+                }
+                failures.push(error);
+            }
+            Err(error) => return Err(error),
         }
-        progress.before_item();
-        let generated = generator.generate(item, &context)?;
-        journal.append(Entry {
-            key: item_key,
-            generated,
-        })?;
-        progress.item_done();
     }
+    drop(results);
     progress.finish();
+    let unfinished = plan.len() - journal.entries().len().min(plan.len());
+    if let Some(Error::Budget { run, spent, cap, .. }) = budget {
+        return Err(Error::Budget { run, spent, cap, unfinished });
+    }
+    if let Some(first) = failures.first() {
+        return Err(Error::Incomplete { run: run_id, failed: failures.len(), first: first.to_string() });
+    }
+    let usage = generator.usage(&session);
+    finish(&stage_dir, &key, plan.iter().map(|item| generator.key(item)).collect(), journal.into_entries(), usage, project.interactive)
+}
 
-    let planned: BTreeSet<String> = plan.iter().map(|item| generator.key(item)).collect();
-    let mut entries: Vec<Entry> = journal
-        .into_entries()
-        .into_iter()
-        .filter(|e| planned.contains(&e.key))
-        .collect();
+fn finish(
+    stage_dir: &super::StageDir,
+    key: &crate::content_hash::Digest,
+    planned: BTreeSet<String>,
+    entries: Vec<Entry>,
+    usage: Option<Usage>,
+    interactive: bool,
+) -> Result<StageReport> {
+    let mut entries: Vec<Entry> = entries.into_iter().filter(|e| planned.contains(&e.key)).collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
     let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut rejections = Vec::new();
     for entry in entries {
-        match entry.generated {
-            Generated::Candidate(candidate) => {
-                if candidates.contains_key(&candidate.id) {
-                    rejections.push(Rejection {
-                        key: entry.key,
-                        reason: "generate:same-candidate".to_owned(),
-                        detail: format!("produced candidate {} again", candidate.id),
-                    });
-                } else {
-                    candidates.insert(candidate.id.clone(), *candidate);
+        for generated in entry.outcomes {
+            match generated {
+                Generated::Candidate(candidate) => {
+                    if candidates.contains_key(&candidate.id) {
+                        rejections.push(Rejection {
+                            key: entry.key.clone(),
+                            reason: "generate:same-candidate".to_owned(),
+                            detail: format!("produced candidate {} again", candidate.id),
+                        });
+                    } else {
+                        candidates.insert(candidate.id.clone(), *candidate);
+                    }
                 }
-            }
-            Generated::Rejected { reason, detail } => {
-                rejections.push(Rejection {
-                    key: entry.key,
-                    reason,
-                    detail,
-                });
+                Generated::Rejected { reason, detail } => {
+                    rejections.push(Rejection { key: entry.key.clone(), reason, detail });
+                }
             }
         }
     }
-    if project.interactive {
+    if interactive {
         for rejection in &rejections {
-            eprintln!(
-                "generate: no candidate from {}: {}",
-                rejection.key, rejection.detail
-            );
+            eprintln!("generate: no candidate from {}: {}", rejection.key, rejection.detail);
         }
     }
     atomic_file::write_jsonl(&stage_dir.output(CANDIDATES), candidates.values())?;
@@ -118,20 +164,21 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
     let (rejected, by_reason) = count_reasons(reasons.iter().map(Vec::as_slice));
     let report = StageReport {
         stage: Stage::Generate,
-        run_id: run_id.clone(),
+        run_id: stage_dir.run_id.clone(),
         key: key.hex(),
-        processed: plan.len() as u64,
+        processed: planned.len() as u64,
         kept: candidates.len() as u64,
         rejected,
         rejections: by_reason,
         release: None,
         summary: format!(
-            "{} candidates from {} work items ({} produced none)",
+            "{} candidates from {} work items ({} rejected outputs)",
             candidates.len(),
-            plan.len(),
+            planned.len(),
             rejected
         ),
         reused: false,
+        usage,
     };
     stage_dir.finish(&report)?;
     Ok(report)
@@ -140,14 +187,8 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
 /// The run of the current inputs and its finished generate report, which
 /// `stage` needs.
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
-    let generator = project.generator()?;
-    let run_id = Project::run_id(&generator);
-    let report = super::require(
-        project,
-        &run_id,
-        Stage::Generate,
-        &generator.digest(),
-        stage,
-    )?;
+    let digest = project.generator()?.digest();
+    let run_id = Project::run_id(&digest);
+    let report = super::require(project, &run_id, Stage::Generate, &digest, stage)?;
     Ok((run_id, report))
 }

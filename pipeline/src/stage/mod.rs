@@ -74,6 +74,9 @@ pub struct StageReport {
     /// True when this invocation found the stage already done and did no work.
     #[serde(default)]
     pub reused: bool,
+    /// Tokens and cost of model requests, for stages that make them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::openai::Usage>,
 }
 
 /// `raw/runs/<run>/<stage>/`.
@@ -202,6 +205,7 @@ pub fn finish_with_verdicts<V: CandidateVerdict + Serialize>(
         release: None,
         summary: summary(kept, processed),
         reused: false,
+        usage: None,
     };
     stage_dir.finish(&report)?;
     Ok(report)

@@ -1,0 +1,525 @@
+//! Generation with models behind an OpenAI-compatible API.
+//!
+//! Text-first: one chat request per (domain, subcategory, request number)
+//! asks for cases with image prompts; each image is then made with the
+//! Images API. Image-first: one vision chat request per library image asks
+//! for the case that fits it. Every answer is validated against
+//! [`Contract`]; an invalid one gets one repair request carrying the
+//! validation error, and is then rejected with the reason recorded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use minijinja::{Environment, UndefinedBehavior, Value as TemplateValue};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::structured::{Contract, Draft};
+use super::{GenerationContext, Generated, Generator};
+use crate::config::Config;
+use crate::content_hash::{ContentHasher, Digest};
+use crate::error::{Error, Result};
+use crate::image_source::{self, ImageSource};
+use crate::openai::cache::{CachedResponse, ResponseCache, canonical_json};
+use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig, ResponseFormat};
+use crate::openai::{ApiClient, ApiError, Usage};
+use crate::pixels;
+use crate::record::{Candidate, ImageRef, Provenance};
+use crate::stage::Stage;
+use crate::taxonomy::{Domain, Subcategory, Taxonomy};
+
+const TEXT_FIRST: &str = "text_first.j2";
+const IMAGE_FIRST: &str = "image_first.j2";
+const BACKEND: &str = "openai";
+
+pub struct OpenAiGenerator {
+    settings: OpenAiConfig,
+    taxonomy: Taxonomy,
+    raw: PathBuf,
+    templates: TemplateSet,
+    images: Option<Box<dyn ImageSource>>,
+    digest: Digest,
+}
+
+/// Every template of the templates folder, by `/`-separated relative name.
+struct TemplateSet {
+    dir: PathBuf,
+    environment: Environment<'static>,
+    digests: BTreeMap<String, Digest>,
+}
+
+pub enum OpenAiItem {
+    TextFirst { domain: usize, subcategory: usize, request: u32 },
+    ImageFirst { image: usize },
+}
+
+#[derive(Serialize)]
+struct PromptContext<'a> {
+    domain: Option<&'a Domain>,
+    subcategory: Option<&'a Subcategory>,
+    domains: &'a [Domain],
+    count: u32,
+    seed: u64,
+    schema: String,
+    image: Option<&'a image_source::SourceImage>,
+}
+
+impl TemplateSet {
+    fn load(dir: &Path) -> Result<Self> {
+        let mut environment = Environment::new();
+        environment.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut digests = BTreeMap::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
+                let path = entry.map_err(|e| Error::io(&current, e))?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "j2") {
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let source = crate::input_file::read_text(&path)?;
+                digests.insert(name.clone(), Digest::of(source.as_bytes()));
+                environment.add_template_owned(name, source).map_err(|e| template_error(dir, &e))?;
+            }
+        }
+        for required in [TEXT_FIRST, IMAGE_FIRST] {
+            if !digests.contains_key(required) {
+                return Err(Error::Template {
+                    path: dir.join(required),
+                    line: None,
+                    message: "template not found".to_owned(),
+                });
+            }
+        }
+        Ok(TemplateSet { dir: dir.to_owned(), environment, digests })
+    }
+
+    /// Renders the `system` and `user` blocks of `name`.
+    fn render(&self, name: &str, context: &PromptContext<'_>) -> Result<(String, String)> {
+        let error = |e: minijinja::Error| template_error(&self.dir, &e);
+        let template = self.environment.get_template(name).map_err(error)?;
+        let mut captured = template.render_captured(TemplateValue::from(minijinja::value::Serde(context))).map_err(error)?;
+        let mut block = |block: &str| {
+            captured.with_state_mut(|state| state.render_block(block)).map(|t| t.trim().to_owned()).map_err(error)
+        };
+        Ok((block("system")?, block("user")?))
+    }
+}
+
+/// minijinja names the template that failed (which may be a parent of the
+/// one rendered), so the path is rebuilt from that name.
+fn template_error(dir: &Path, error: &minijinja::Error) -> Error {
+    let path = error.name().map_or_else(|| dir.to_owned(), |name| dir.join(name));
+    let mut message = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        message = format!("{message}: {detail}");
+    }
+    Error::Template { path, line: error.line(), message }
+}
+
+fn chat_answer(body: &Value) -> Result<(), String> {
+    body.pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+        .map(|_| ())
+        .ok_or_else(|| "no choices[0].message.content".to_owned())
+}
+
+fn image_answer(body: &Value) -> Result<(), String> {
+    let first = body.pointer("/data/0").ok_or("no data[0]")?;
+    if first.get("b64_json").and_then(Value::as_str).is_some() || first.get("url").and_then(Value::as_str).is_some() {
+        Ok(())
+    } else {
+        Err("data[0] has neither b64_json nor url".to_owned())
+    }
+}
+
+fn content(body: &Value) -> String {
+    body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+impl OpenAiGenerator {
+    pub fn load(settings: &OpenAiConfig, root: &Path, raw: &Path, taxonomy: &Taxonomy) -> Result<Self> {
+        for domain in &settings.domains {
+            if taxonomy.domain(domain).is_none() {
+                return Err(Error::UnknownDomain {
+                    path: "generate.domains".into(),
+                    record: "config".into(),
+                    domain: domain.clone(),
+                    suggestion: crate::suggestion::closest(domain, taxonomy.domains.iter().map(|d| d.id.as_str())),
+                });
+            }
+        }
+        let templates = TemplateSet::load(&root.join(&settings.templates))?;
+        let images = match settings.mode {
+            GenerationMode::ImageFirst => Some(image_source::build(&settings.images, root)?),
+            GenerationMode::TextFirst => None,
+        };
+        let mut hasher = ContentHasher::new("siuo.generator.openai.v1");
+        // The key's variable name is part of the config; the key is not.
+        hasher.str(&Config::digest_of(settings).hex()).str(&taxonomy.digest.hex());
+        for (name, digest) in &templates.digests {
+            hasher.str(name).str(&digest.hex());
+        }
+        if let Some(images) = &images {
+            hasher.str(&images.digest().hex());
+        }
+        Ok(OpenAiGenerator {
+            settings: settings.clone(),
+            taxonomy: taxonomy.clone(),
+            raw: raw.to_owned(),
+            templates,
+            images,
+            digest: hasher.finish(),
+        })
+    }
+
+    fn domains(&self) -> Vec<(usize, &Domain)> {
+        self.taxonomy
+            .domains
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| self.settings.domains.is_empty() || self.settings.domains.contains(&d.id))
+            .collect()
+    }
+
+    fn chat_body(&self, messages: &[Value], contract: &Contract, seed: u64) -> Value {
+        let api = &self.settings.api;
+        let mut body = json!({
+            "model": api.chat_model,
+            "messages": messages,
+            "temperature": api.temperature,
+            "max_tokens": api.max_tokens,
+            "seed": seed,
+        });
+        match api.response_format {
+            ResponseFormat::JsonSchema => {
+                body["response_format"] = json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": "siuo_candidates", "strict": true, "schema": contract.schema(&self.taxonomy)},
+                });
+            }
+            ResponseFormat::JsonObject => body["response_format"] = json!({"type": "json_object"}),
+            ResponseFormat::Plain => {}
+        }
+        body
+    }
+
+    /// Sends the chat request and, if the answer breaks the contract, one
+    /// repair request. `Ok(Err(reason))` is a rejection to record.
+    async fn ask(
+        &self,
+        client: &ApiClient,
+        messages: Vec<Value>,
+        contract: &Contract,
+        seed: u64,
+    ) -> Result<Result<Vec<Draft>, String>, ApiError> {
+        let answer = client.post("chat/completions", &self.chat_body(&messages, contract, seed), chat_answer).await?;
+        let first = content(&answer.body);
+        let problem = match contract.parse(&first, &self.taxonomy) {
+            Ok(drafts) => return Ok(Ok(drafts)),
+            Err(problem) => problem,
+        };
+        let mut repair = messages;
+        repair.push(json!({"role": "assistant", "content": first}));
+        repair.push(json!({"role": "user", "content": format!(
+            "Your reply did not follow the required format: {problem}. Reply again with only the corrected JSON object."
+        )}));
+        let answer = client.post("chat/completions", &self.chat_body(&repair, contract, seed), chat_answer).await?;
+        Ok(contract
+            .parse(&content(&answer.body), &self.taxonomy)
+            .map_err(|second| format!("invalid output after one repair request: {second} (first answer: {problem})")))
+    }
+
+    /// Makes the image of a text-first draft and stores it.
+    async fn make_image(&self, client: &ApiClient, context: &GenerationContext<'_>, prompt: &str) -> Result<ImageRef, ApiError> {
+        let api = &self.settings.api;
+        let model = api.image_model.clone().unwrap_or_default();
+        let body = json!({
+            "model": model,
+            "prompt": prompt,
+            "n": 1,
+            "size": api.image_size,
+            "response_format": match api.image_response { ImageResponse::B64Json => "b64_json", ImageResponse::Url => "url" },
+        });
+        let answer = client.post("images/generations", &body, image_answer).await?;
+        let local = |error: Error| ApiError::Local(error);
+        if let Some(encoded) = answer.body.pointer("/data/0/b64_json").and_then(Value::as_str) {
+            let bytes = BASE64.decode(encoded.trim()).map_err(|e| ApiError::Failed {
+                endpoint: "images/generations".into(),
+                attempts: 1,
+                message: format!("b64_json is not base64: {e}"),
+            })?;
+            return context.images.put(&bytes, "generated.png").map_err(local);
+        }
+        let url = answer.body.pointer("/data/0/url").and_then(Value::as_str).unwrap_or_default();
+        // URLs expire: remember which stored image a URL gave, so a rerun needs no download.
+        let key = ResponseCache::key(url, &Value::Null);
+        if let Some(hit) = client.cache().get(&key)
+            && let Ok(image) = serde_json::from_value::<ImageRef>(hit.body)
+            && context.images.path(&image).is_file()
+        {
+            return Ok(image);
+        }
+        let bytes = client.fetch(url).await?;
+        let image = context.images.put(&bytes, url.rsplit('/').next().unwrap_or("download")).map_err(local)?;
+        let entry = CachedResponse {
+            endpoint: "image download".into(),
+            model,
+            body: serde_json::to_value(&image).unwrap_or_default(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        };
+        client.cache().put(&key, &entry).map_err(local)?;
+        Ok(image)
+    }
+
+    fn provenance(&self, context: &GenerationContext<'_>, template: &str, prompt_blake3: &str, seed: u64) -> Provenance {
+        Provenance {
+            generator: BACKEND.to_owned(),
+            model: self.settings.api.chat_model.clone(),
+            template: format!("{}/{template}", self.settings.templates.to_string_lossy().replace('\\', "/")),
+            template_blake3: self.templates.digests.get(template).map(Digest::hex).unwrap_or_default(),
+            prompt_blake3: prompt_blake3.to_owned(),
+            seed,
+            run_id: context.run_id.to_owned(),
+            image_source: String::new(),
+            image_file: String::new(),
+            image_credit: String::new(),
+            image_license: String::new(),
+            origin: String::new(),
+        }
+    }
+
+    async fn text_first(
+        &self,
+        client: &ApiClient,
+        context: &GenerationContext<'_>,
+        domain: &Domain,
+        subcategory: &Subcategory,
+        request: u32,
+    ) -> Result<Vec<Generated>> {
+        let contract = Contract::TextFirst {
+            domain: domain.id.clone(),
+            subcategory: subcategory.id.clone(),
+            count: self.settings.candidates_per_request,
+        };
+        let template = format!("domains/{}.j2", domain.id);
+        let template = if self.templates.digests.contains_key(&template) { template } else { TEXT_FIRST.to_owned() };
+        let seed = self.settings.seed + u64::from(request);
+        let schema = serde_json::to_string_pretty(&contract.schema(&self.taxonomy)).unwrap_or_default();
+        let (system, user) = self.templates.render(
+            &template,
+            &PromptContext {
+                domain: Some(domain),
+                subcategory: Some(subcategory),
+                domains: &self.taxonomy.domains,
+                count: self.settings.candidates_per_request,
+                seed,
+                schema,
+                image: None,
+            },
+        )?;
+        let messages = vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": user})];
+        let prompt_blake3 = Digest::of(canonical_json(&Value::Array(messages.clone())).as_bytes()).hex();
+        let origin = format!("text-first:{}/{}#{request}", domain.id, subcategory.id);
+        let drafts = match self.ask(client, messages, &contract, seed).await.map_err(|e| self.api_error(context, &origin, e))? {
+            Ok(drafts) => drafts,
+            Err(reason) => return Ok(vec![rejected(&origin, reason)]),
+        };
+        let image_model = self.settings.api.image_model.clone().unwrap_or_default();
+        let mut outcomes = Vec::new();
+        for (index, draft) in drafts.into_iter().enumerate() {
+            let image_prompt = draft.image_prompt.clone().unwrap_or_default();
+            let image = self.make_image(client, context, &image_prompt).await.map_err(|e| self.api_error(context, &origin, e))?;
+            let mut provenance = self.provenance(context, &template, &prompt_blake3, seed);
+            provenance.image_source = format!("openai-images:{image_model}");
+            provenance.image_file = format!("{}.{}", image.blake3, image.extension);
+            provenance.image_credit = format!("generated by {image_model} from the prompt: {image_prompt}");
+            provenance.image_license = self.settings.generated_image_license.clone();
+            provenance.origin = format!("{origin}[{index}]");
+            outcomes.push(candidate(draft, image, provenance));
+        }
+        Ok(outcomes)
+    }
+
+    async fn image_first(&self, client: &ApiClient, context: &GenerationContext<'_>, index: usize) -> Result<Vec<Generated>> {
+        let Some(source) = &self.images else { return Ok(Vec::new()) };
+        let image = &source.images()[index];
+        let bytes = source.read(image)?;
+        let stored = context.images.put(&bytes, &image.file)?;
+        let origin = format!("image-first:{}", image.file);
+        let seed = self.settings.seed;
+        let schema = serde_json::to_string_pretty(&Contract::ImageFirst.schema(&self.taxonomy)).unwrap_or_default();
+        let (system, user) = self.templates.render(
+            IMAGE_FIRST,
+            &PromptContext {
+                domain: None,
+                subcategory: None,
+                domains: &self.taxonomy.domains,
+                count: 1,
+                seed,
+                schema,
+                image: Some(image),
+            },
+        )?;
+        let media_type = match pixels::sniff_extension(&bytes) {
+            Some("jpg") => "image/jpeg",
+            Some(extension) => match extension {
+                "png" => "image/png",
+                "gif" => "image/gif",
+                "webp" => "image/webp",
+                _ => "image/png",
+            },
+            None => "application/octet-stream",
+        };
+        let data_url = format!("data:{media_type};base64,{}", BASE64.encode(&bytes));
+        let messages = vec![
+            json!({"role": "system", "content": system}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": user},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ]}),
+        ];
+        // The image is identified by its digest: hashing the data URL adds nothing.
+        let prompt_blake3 = ContentHasher::new("siuo.prompt.image-first.v1")
+            .str(&system)
+            .str(&user)
+            .str(&stored.blake3)
+            .finish()
+            .hex();
+        let drafts = match self.ask(client, messages, &Contract::ImageFirst, seed).await.map_err(|e| self.api_error(context, &origin, e))? {
+            Ok(drafts) => drafts,
+            Err(reason) => return Ok(vec![rejected(&origin, reason)]),
+        };
+        Ok(drafts
+            .into_iter()
+            .map(|draft| {
+                let mut provenance = self.provenance(context, IMAGE_FIRST, &prompt_blake3, seed);
+                provenance.image_source = source.id();
+                provenance.image_file = image.file.clone();
+                provenance.image_credit = image.source.clone();
+                provenance.image_license = image.license.clone();
+                provenance.origin = origin.clone();
+                candidate(draft, stored.clone(), provenance)
+            })
+            .collect())
+    }
+
+    fn api_error(&self, context: &GenerationContext<'_>, origin: &str, error: ApiError) -> Error {
+        match error {
+            ApiError::Budget(budget) => Error::Budget {
+                run: context.run_id.to_owned(),
+                spent: budget.spent,
+                cap: budget.cap,
+                unfinished: 0,
+            },
+            ApiError::Local(error) => error,
+            failed @ ApiError::Failed { .. } => Error::Backend {
+                stage: Stage::Generate,
+                backend: BACKEND.to_owned(),
+                record: origin.to_owned(),
+                message: failed.to_string(),
+            },
+        }
+    }
+}
+
+fn rejected(origin: &str, detail: String) -> Generated {
+    Generated::Rejected { reason: "generate:invalid-output".to_owned(), detail: format!("{origin}: {detail}") }
+}
+
+fn candidate(draft: Draft, image: ImageRef, provenance: Provenance) -> Generated {
+    Generated::Candidate(Box::new(Candidate {
+        id: Candidate::derive_id(&draft.domain, &draft.subcategory, &draft.question, &image.blake3),
+        domain: draft.domain,
+        subcategory: draft.subcategory,
+        question: draft.question,
+        image,
+        image_description: draft.image_description,
+        safety_warning: draft.safety_warning,
+        reference_answer: draft.reference_answer,
+        provenance,
+    }))
+}
+
+impl Generator for OpenAiGenerator {
+    type Item = OpenAiItem;
+    type Session = ApiClient;
+
+    fn kind(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    fn plan(&self) -> Vec<OpenAiItem> {
+        match (&self.images, self.settings.mode) {
+            (Some(images), GenerationMode::ImageFirst) => {
+                (0..images.images().len()).map(|image| OpenAiItem::ImageFirst { image }).collect()
+            }
+            _ => self
+                .domains()
+                .into_iter()
+                .flat_map(|(domain_index, domain)| {
+                    (0..domain.subcategories.len()).flat_map(move |subcategory| {
+                        (0..self.settings.requests_per_subcategory).map(move |request| OpenAiItem::TextFirst {
+                            domain: domain_index,
+                            subcategory,
+                            request,
+                        })
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn key(&self, item: &OpenAiItem) -> String {
+        match item {
+            OpenAiItem::TextFirst { domain, subcategory, request } => {
+                let domain = &self.taxonomy.domains[*domain];
+                format!("{}/{}/r{request}", domain.id, domain.subcategories[*subcategory].id)
+            }
+            OpenAiItem::ImageFirst { image } => {
+                self.images.as_ref().map_or_else(String::new, |s| format!("image/{}", s.images()[*image].file))
+            }
+        }
+    }
+
+    fn concurrency(&self) -> usize {
+        // Twice the request limit keeps the limit saturated while items
+        // between requests parse, validate and store.
+        2 * self.settings.limits.max_in_flight as usize
+    }
+
+    fn open_session(&self, context: &GenerationContext<'_>) -> Result<ApiClient> {
+        ApiClient::new(&self.settings, &self.raw, context.stage_dir)
+    }
+
+    async fn generate(&self, client: &ApiClient, item: &OpenAiItem, context: &GenerationContext<'_>) -> Result<Vec<Generated>> {
+        match item {
+            OpenAiItem::TextFirst { domain, subcategory, request } => {
+                let domain = &self.taxonomy.domains[*domain];
+                self.text_first(client, context, domain, &domain.subcategories[*subcategory], *request).await
+            }
+            OpenAiItem::ImageFirst { image } => self.image_first(client, context, *image).await,
+        }
+    }
+
+    fn usage(&self, client: &ApiClient) -> Option<Usage> {
+        Some(client.usage())
+    }
+}

@@ -1,0 +1,114 @@
+//! On-disk cache of API responses, keyed by the blake3 of the canonical
+//! request: endpoint URL and the JSON body with object keys sorted (model,
+//! messages, parameters, seed). Headers, and so the API key, are not part of
+//! the key or the entry. A rerun of the same request reads the answer here
+//! and makes no HTTP request.
+//!
+//! Entries live in `raw/cache/openai-v1/`; a change of entry format bumps the
+//! suffix instead of migrating old entries.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::atomic_file;
+use crate::content_hash::{ContentHasher, Digest};
+use crate::error::Result;
+
+pub const BUCKET: &str = "openai-v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedResponse {
+    pub endpoint: String,
+    pub model: String,
+    pub body: Value,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+pub struct ResponseCache {
+    dir: PathBuf,
+}
+
+impl ResponseCache {
+    pub fn new(raw: &Path) -> Self {
+        ResponseCache { dir: raw.join("cache").join(BUCKET) }
+    }
+
+    pub fn key(url: &str, body: &Value) -> Digest {
+        ContentHasher::new("siuo.openai.request.v1").str(url).str(&canonical_json(body)).finish()
+    }
+
+    fn path(&self, key: &Digest) -> PathBuf {
+        let hex = key.hex();
+        self.dir.join(&hex[..2]).join(format!("{hex}.json"))
+    }
+
+    /// A stored answer; an unreadable entry counts as absent and is replaced.
+    pub fn get(&self, key: &Digest) -> Option<CachedResponse> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn put(&self, key: &Digest, response: &CachedResponse) -> Result<()> {
+        atomic_file::write_json(&self.path(key), response)
+    }
+}
+
+/// JSON with object keys sorted at every level, whatever map type serde_json
+/// was built with.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(item) = map.get(key) {
+                    write_canonical(item, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_ignores_object_key_order_but_not_values() {
+        let a = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1});
+        let b = json!({"seed": 1, "messages": [{"content": "hi", "role": "user"}], "model": "m"});
+        let c = json!({"seed": 2, "messages": [{"content": "hi", "role": "user"}], "model": "m"});
+        let url = "http://127.0.0.1:1/v1/chat/completions";
+        assert_eq!(ResponseCache::key(url, &a), ResponseCache::key(url, &b));
+        assert_ne!(ResponseCache::key(url, &a), ResponseCache::key(url, &c));
+        assert_ne!(ResponseCache::key(url, &a), ResponseCache::key("http://other/v1/chat/completions", &a));
+    }
+}

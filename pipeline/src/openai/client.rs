@@ -1,0 +1,373 @@
+//! The HTTP client behind every OpenAI-compatible backend.
+//!
+//! Per request: cache lookup, budget check, rate limits, then at most
+//! `max_attempts` tries with a bounded number in flight. 429, 5xx, 408,
+//! timeouts, connection errors and unreadable or wrongly-shaped bodies are
+//! retried with exponential backoff and jitter (or after `Retry-After`);
+//! other 4xx fail at once. Every answered request is cached and logged with
+//! its tokens and cost.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::cache::{CachedResponse, ResponseCache, canonical_json};
+use super::config::{OpenAiConfig, Price, RequestLimits};
+use super::limiter::RateLimiter;
+use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
+use crate::error::Error;
+use crate::journal::Journal;
+
+/// File of the generate stage that logs every answered request.
+pub const REQUEST_LOG: &str = "requests.jsonl";
+
+/// Longest `Retry-After` honoured; a server asking for more is treated as down.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+
+/// An API key that cannot be printed.
+struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// The run's budget is spent; the request was not sent.
+    Budget(BudgetExhausted),
+    /// The request failed for good or ran out of attempts.
+    Failed { endpoint: String, attempts: u32, message: String },
+    /// The cache or the request log could not be written.
+    Local(Error),
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Budget(b) => write!(f, "budget cap reached ({} spent of {})", b.spent, b.cap),
+            ApiError::Failed { endpoint, attempts, message } => {
+                write!(f, "{endpoint}: {message} (after {attempts} attempt{})", if *attempts == 1 { "" } else { "s" })
+            }
+            ApiError::Local(error) => error.fmt(f),
+        }
+    }
+}
+
+/// A successful answer.
+pub struct ApiResponse {
+    pub body: Value,
+    pub cached: bool,
+}
+
+/// Why one try failed.
+struct TryFailure {
+    message: String,
+    retry: bool,
+    retry_after: Option<Duration>,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<ApiKey>,
+    limits: RequestLimits,
+    in_flight: Semaphore,
+    limiter: RateLimiter,
+    cache: ResponseCache,
+    ledger: Ledger,
+    log: Mutex<Journal<RequestRecord>>,
+    prices: BTreeMap<String, Price>,
+    jitter_state: AtomicU64,
+}
+
+impl ApiClient {
+    /// `raw` holds the cache; `stage_dir` the run's request log, whose
+    /// usage so far counts against the budget.
+    pub fn new(settings: &OpenAiConfig, raw: &Path, stage_dir: &Path) -> Result<Self, Error> {
+        // Several clients may be built in one process; only the first install counts.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api_key = match &settings.api.api_key_env {
+            None => None,
+            Some(name) => Some(ApiKey(std::env::var(name).map_err(|_| Error::Environment {
+                variable: name.clone(),
+                purpose: "the API key named by generate.api.api_key_env".to_owned(),
+            })?)),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs_f64(settings.limits.timeout_seconds.min(30.0)))
+            .pool_max_idle_per_host(settings.limits.max_in_flight as usize)
+            .build()
+            .map_err(|e| Error::Http { message: e.to_string() })?;
+        let log: Journal<RequestRecord> = Journal::open(&stage_dir.join(REQUEST_LOG))?;
+        let mut spent = Usage::default();
+        for record in log.entries() {
+            spent.add(&record.usage());
+        }
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 | 1);
+        Ok(ApiClient {
+            http,
+            base_url: settings.api.base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            limits: settings.limits.clone(),
+            in_flight: Semaphore::new(settings.limits.max_in_flight as usize),
+            limiter: RateLimiter::new(settings.limits.requests_per_minute, settings.limits.tokens_per_minute),
+            cache: ResponseCache::new(raw),
+            ledger: Ledger::new(settings.budget, spent),
+            log: Mutex::new(log),
+            prices: settings.prices.clone(),
+            jitter_state: AtomicU64::new(seed),
+        })
+    }
+
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("{}/{}", self.base_url, endpoint.trim_start_matches('/'))
+    }
+
+    /// The run's usage so far, this invocation and earlier ones.
+    pub fn usage(&self) -> Usage {
+        self.ledger.total()
+    }
+
+    pub fn cache(&self) -> &ResponseCache {
+        &self.cache
+    }
+
+    /// POSTs `body` to `endpoint` and returns a JSON answer that `check`
+    /// accepts, from the cache when this exact request was answered before.
+    pub async fn post(
+        &self,
+        endpoint: &str,
+        body: &Value,
+        check: fn(&Value) -> Result<(), String>,
+    ) -> Result<ApiResponse, ApiError> {
+        let url = self.url(endpoint);
+        let key = ResponseCache::key(&url, body);
+        let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if let Some(hit) = self.cache.get(&key).filter(|hit| check(&hit.body).is_ok()) {
+            self.record(RequestRecord {
+                key: key.short(16),
+                endpoint: endpoint.to_owned(),
+                model,
+                cached: true,
+                attempts: 0,
+                prompt_tokens: hit.prompt_tokens,
+                completion_tokens: hit.completion_tokens,
+                cost: 0.0,
+                latency_ms: 0,
+            })?;
+            return Ok(ApiResponse { body: hit.body, cached: true });
+        }
+        self.ledger.check().map_err(ApiError::Budget)?;
+        let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+        let estimate = canonical_json(body).len() as u64 / 4 + max_tokens;
+        self.limiter.acquire(estimate).await;
+
+        let started = Instant::now();
+        let mut last = String::new();
+        for attempt in 1..=self.limits.max_attempts {
+            let failure = {
+                let _permit = self.in_flight.acquire().await.map_err(|e| ApiError::Failed {
+                    endpoint: endpoint.to_owned(),
+                    attempts: attempt,
+                    message: e.to_string(),
+                })?;
+                match self.try_once(&url, body).await {
+                    Ok(answer) => match check(&answer) {
+                        Ok(()) => {
+                            return self.accept(endpoint, model, key, answer, attempt, started).map_err(ApiError::Local);
+                        }
+                        Err(problem) => TryFailure {
+                            message: format!("answer has the wrong shape: {problem}"),
+                            retry: true,
+                            retry_after: None,
+                        },
+                    },
+                    Err(failure) => failure,
+                }
+            };
+            last = failure.message;
+            if !failure.retry {
+                return Err(ApiError::Failed { endpoint: endpoint.to_owned(), attempts: attempt, message: last });
+            }
+            if attempt < self.limits.max_attempts {
+                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+            }
+        }
+        Err(ApiError::Failed { endpoint: endpoint.to_owned(), attempts: self.limits.max_attempts, message: last })
+    }
+
+    fn accept(
+        &self,
+        endpoint: &str,
+        model: String,
+        key: crate::content_hash::Digest,
+        answer: Value,
+        attempts: u32,
+        started: Instant,
+    ) -> Result<ApiResponse, Error> {
+        let tokens = |name: &str| answer.get("usage").and_then(|u| u.get(name)).and_then(Value::as_u64).unwrap_or(0);
+        let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+        self.cache.put(
+            &key,
+            &CachedResponse {
+                endpoint: endpoint.to_owned(),
+                model: model.clone(),
+                body: answer.clone(),
+                prompt_tokens,
+                completion_tokens,
+            },
+        )?;
+        self.record(RequestRecord {
+            key: key.short(16),
+            endpoint: endpoint.to_owned(),
+            cost: usage::cost(&self.prices, &model, prompt_tokens, completion_tokens),
+            model,
+            cached: false,
+            attempts,
+            prompt_tokens,
+            completion_tokens,
+            latency_ms: started.elapsed().as_millis() as u64,
+        })
+        .map_err(|e| match e {
+            ApiError::Local(error) => error,
+            other => Error::Http { message: other.to_string() },
+        })?;
+        Ok(ApiResponse { body: answer, cached: false })
+    }
+
+    fn record(&self, record: RequestRecord) -> Result<(), ApiError> {
+        self.ledger.record(&record.usage());
+        let mut log = self.log.lock().map_err(|_| ApiError::Local(Error::Http { message: "request log lock poisoned".into() }))?;
+        log.append(record).map_err(ApiError::Local)
+    }
+
+    async fn try_once(&self, url: &str, body: &Value) -> Result<Value, TryFailure> {
+        let mut request = self
+            .http
+            .post(url)
+            .timeout(Duration::from_secs_f64(self.limits.timeout_seconds))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body).unwrap_or_default());
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(&key.0);
+        }
+        let transient = |message: String| TryFailure { message, retry: true, retry_after: None };
+        let response = request.send().await.map_err(|e| transient(self.redact(&describe(&e))))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s).min(RETRY_AFTER_CAP));
+        let text = response.text().await.map_err(|e| transient(format!("reading the body: {}", self.redact(&describe(&e)))))?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| transient(format!("unreadable JSON body: {e}")));
+        }
+        let retry = status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status.is_server_error();
+        // Auth failures may echo part of the key; never show their bodies.
+        let detail = if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            String::new()
+        } else {
+            let snippet: String = text.chars().take(200).collect();
+            format!(": {}", self.redact(snippet.trim()))
+        };
+        Err(TryFailure { message: format!("HTTP {status}{detail}"), retry, retry_after })
+    }
+
+    /// Fetches an image URL with the request timeout and the size cap. No
+    /// API key is sent: the URL may point anywhere.
+    pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
+        let cap = self.limits.image_download_max_bytes;
+        let mut last = String::new();
+        for attempt in 1..=self.limits.max_attempts {
+            let result = async {
+                let mut response = self
+                    .http
+                    .get(url)
+                    .timeout(Duration::from_secs_f64(self.limits.timeout_seconds))
+                    .send()
+                    .await
+                    .map_err(|e| (describe(&e), true))?;
+                let status = response.status();
+                if !status.is_success() {
+                    return Err((format!("HTTP {status}"), status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS));
+                }
+                if response.content_length().is_some_and(|n| n > cap) {
+                    return Err((format!("image is larger than {cap} bytes"), false));
+                }
+                let mut bytes = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| (describe(&e), true))? {
+                    if bytes.len() as u64 + chunk.len() as u64 > cap {
+                        return Err((format!("image is larger than {cap} bytes"), false));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(bytes)
+            }
+            .await;
+            match result {
+                Ok(bytes) => return Ok(bytes),
+                Err((message, retry)) => {
+                    last = self.redact(&message);
+                    if !retry {
+                        return Err(ApiError::Failed { endpoint: "image download".into(), attempts: attempt, message: last });
+                    }
+                }
+            }
+            if attempt < self.limits.max_attempts {
+                tokio::time::sleep(self.backoff(attempt)).await;
+            }
+        }
+        Err(ApiError::Failed { endpoint: "image download".into(), attempts: self.limits.max_attempts, message: last })
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random, so
+    /// clients that failed together do not retry together.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.limits.backoff_initial_ms.saturating_mul(1 << (attempt - 1).min(20));
+        let capped = exponential.min(self.limits.backoff_max_ms).max(1);
+        let random = self.next_random() % (capped / 2 + 1);
+        Duration::from_millis(capped / 2 + random)
+    }
+
+    fn next_random(&self) -> u64 {
+        // splitmix64: enough for jitter, no dependency.
+        let mut z = self.jitter_state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        match &self.api_key {
+            Some(key) if !key.0.is_empty() => text.replace(&key.0, "[redacted]"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// A reqwest error with its causes, which hold the useful part ("connection refused").
+fn describe(error: &reqwest::Error) -> String {
+    let mut message = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
+}

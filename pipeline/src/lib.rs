@@ -8,6 +8,7 @@ pub mod arguments;
 pub mod atomic_file;
 pub mod config;
 pub mod content_hash;
+pub mod emulator;
 pub mod error;
 pub mod generator;
 pub mod image_classifier;

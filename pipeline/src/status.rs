@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::openai::Usage;
+use crate::openai::client::REQUEST_LOG;
+use crate::openai::usage::RequestRecord;
 use crate::input_file;
 use crate::project::{Project, RunInfo};
 use crate::release;
@@ -22,6 +25,8 @@ pub struct RunStatus {
     pub run_id: String,
     pub info: Option<RunInfo>,
     pub stages: Vec<StageStatus>,
+    /// Model usage of all stages of the run.
+    pub usage: Usage,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,6 +37,8 @@ pub struct StageStatus {
     /// Items finished so far by a stage in progress.
     pub journaled: usize,
     pub report: Option<StageReport>,
+    /// Model usage so far, also of an unfinished stage.
+    pub usage: Option<Usage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,18 +81,19 @@ pub fn collect(project: &Project) -> Result<Status> {
                 (None, 0) => "pending",
                 (None, _) => "in-progress",
             };
-            stages.push(StageStatus {
-                stage,
-                state,
-                journaled,
-                report,
-            });
+            let usage = match report.as_ref().and_then(|r| r.usage) {
+                Some(usage) => Some(usage),
+                None => logged_usage(&dir.output(REQUEST_LOG))?,
+            };
+            stages.push(StageStatus { stage, state, journaled, report, usage });
         }
-        runs.push(RunStatus {
-            run_id,
-            info,
-            stages,
-        });
+        let mut usage = Usage::default();
+        for stage in &stages {
+            if let Some(stage_usage) = &stage.usage {
+                usage.add(stage_usage);
+            }
+        }
+        runs.push(RunStatus { run_id, info, stages, usage });
     }
     let mut releases = Vec::new();
     for release in release::list(&project.curated())? {
@@ -99,6 +107,26 @@ pub fn collect(project: &Project) -> Result<Status> {
         });
     }
     Ok(Status { runs, releases })
+}
+
+/// Usage recorded in a stage's request log, if it has one.
+fn logged_usage(path: &std::path::Path) -> Result<Option<Usage>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut usage = Usage::default();
+    for record in input_file::read_jsonl::<RequestRecord>(path)? {
+        usage.add(&record.usage());
+    }
+    Ok(Some(usage))
+}
+
+fn render_usage(out: &mut String, indent: &str, usage: &Usage) {
+    let _ = writeln!(
+        out,
+        "{indent}model requests {} ({} from cache), prompt tokens {}, completion tokens {}, cost {:.4}",
+        usage.requests, usage.cached_requests, usage.prompt_tokens, usage.completion_tokens, usage.cost
+    );
 }
 
 impl Status {
@@ -132,6 +160,12 @@ impl Status {
                     }
                     None => out.push('\n'),
                 }
+                if let Some(usage) = &stage.usage {
+                    render_usage(&mut out, &" ".repeat(23), usage);
+                }
+            }
+            if run.usage.requests > 0 {
+                render_usage(&mut out, "  run total: ", &run.usage);
             }
         }
         if self.releases.is_empty() {

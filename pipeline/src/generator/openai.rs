@@ -246,13 +246,12 @@ impl OpenAiGenerator {
     async fn make_image(&self, client: &ApiClient, context: &GenerationContext<'_>, prompt: &str) -> Result<ImageRef, ApiError> {
         let api = &self.settings.api;
         let model = api.image_model.clone().unwrap_or_default();
-        let body = json!({
-            "model": model,
-            "prompt": prompt,
-            "n": 1,
-            "size": api.image_size,
-            "response_format": match api.image_response { ImageResponse::B64Json => "b64_json", ImageResponse::Url => "url" },
-        });
+        let mut body = json!({"model": model, "prompt": prompt, "n": 1, "size": api.image_size});
+        // Only ask for URLs explicitly: some image models reject the
+        // parameter, and either kind of answer is handled below.
+        if api.image_response == ImageResponse::Url {
+            body["response_format"] = json!("url");
+        }
         let answer = client.post("images/generations", &body, image_answer).await?;
         let local = |error: Error| ApiError::Local(error);
         if let Some(encoded) = answer.body.pointer("/data/0/b64_json").and_then(Value::as_str) {

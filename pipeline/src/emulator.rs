@@ -1,0 +1,604 @@
+//! An OpenAI-compatible API emulator for tests and benchmarks, served on
+//! 127.0.0.1 only: chat completions (vision content parts included),
+//! image generations (inline base64 or a URL served here), the models list,
+//! deterministic answers, request counters, configurable latency (fixed or
+//! log-normal, heavy-tailed like real APIs) and fault injection.
+//!
+//! Answers follow the JSON schema found in the request (`response_format`,
+//! else a ```json block in the prompt), so they validate unless a fault says
+//! otherwise. The emulator never stores what it receives.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use image::{ImageFormat, Rgb, RgbImage};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::content_hash::{ContentHasher, Digest};
+use crate::openai::cache::ResponseCache;
+
+/// How long each answer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "kebab-case")]
+pub enum Latency {
+    None,
+    Fixed { ms: f64 },
+    /// Log-normal with this median and log-space deviation; sigma 0.99 puts
+    /// p99 at about 10× the median.
+    LogNormal { median_ms: f64, sigma: f64 },
+}
+
+impl Latency {
+    /// Heavy-tailed latency with the given mean and p99 ≈ 10× the median.
+    pub fn heavy_tailed_with_mean(mean_ms: f64) -> Latency {
+        let sigma = 10f64.ln() / 2.326_348;
+        Latency::LogNormal { median_ms: mean_ms / (sigma * sigma / 2.0).exp(), sigma }
+    }
+
+    fn sample(&self, random: &mut impl FnMut() -> f64) -> Duration {
+        let ms = match *self {
+            Latency::None => 0.0,
+            Latency::Fixed { ms } => ms,
+            Latency::LogNormal { median_ms, sigma } => {
+                // Box-Muller: one standard normal from two uniforms.
+                let (u1, u2) = (random().max(f64::MIN_POSITIVE), random());
+                let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                median_ms * (sigma * normal).exp()
+            }
+        };
+        Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// 429 with `Retry-After`.
+    RateLimited,
+    /// 500.
+    ServerError,
+    /// Answers only after `stall_ms`, past any sane client timeout.
+    Stall,
+    /// 200 with the JSON body cut in half.
+    TruncatedBody,
+    /// 200 with a body that is not JSON.
+    MalformedBody,
+    /// 200 with valid JSON of the wrong shape (no `choices` / `data`).
+    WrongShapeBody,
+    /// A well-formed chat answer whose content is not JSON.
+    MalformedContent,
+    /// A well-formed chat answer whose content is JSON of the wrong shape.
+    WrongShapeContent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Endpoint {
+    Chat,
+    Images,
+    Any,
+}
+
+/// Injects `kind` into the next `times` requests to `endpoint`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub endpoint: Endpoint,
+    pub times: u32,
+    #[serde(default = "one_second")]
+    pub retry_after_s: f64,
+    #[serde(default = "one_minute")]
+    pub stall_ms: u64,
+}
+
+fn one_second() -> f64 {
+    1.0
+}
+fn one_minute() -> u64 {
+    60_000
+}
+
+impl Fault {
+    pub fn new(kind: FaultKind, endpoint: Endpoint, times: u32) -> Self {
+        Fault { kind, endpoint, times, retry_after_s: one_second(), stall_ms: one_minute() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every request received, faults and rejections included.
+    pub requests: u64,
+    pub chat: u64,
+    pub vision: u64,
+    pub images: u64,
+    pub downloads: u64,
+    pub unauthorized: u64,
+    pub faults: u64,
+    /// Normal answers sent.
+    pub completed: u64,
+    pub max_in_flight: u64,
+    /// Answers sent per distinct request, by the client's cache key
+    /// (`RequestRecord::key`); > 1 means a completed request was repeated.
+    pub completed_by_request: BTreeMap<String, u32>,
+    /// Seconds from the first request received to the last answer sent.
+    pub busy_seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub latency: Latency,
+    /// When set, requests must carry `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    pub seed: u64,
+}
+
+struct Shared {
+    config: EmulatorConfig,
+    address: SocketAddr,
+    faults: Mutex<Vec<Fault>>,
+    stats: Mutex<Stats>,
+    in_flight: AtomicU64,
+    random: AtomicU64,
+    first_request: Mutex<Option<Instant>>,
+    last_answer: Mutex<Option<Instant>>,
+}
+
+type State = Arc<Shared>;
+
+/// A running emulator; stops when dropped.
+pub struct Emulator {
+    pub address: SocketAddr,
+    shared: State,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Serves on 127.0.0.1 at a free port, on a thread of its own.
+    pub fn start(config: EmulatorConfig) -> std::io::Result<Emulator> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config, address));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = Arc::clone(&shared);
+        let thread = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let _ = axum::serve(listener, router(serving))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Emulator { address, shared, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:<port>/v1`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    pub fn inject(&self, faults: Vec<Fault>) {
+        if let Ok(mut queue) = self.shared.faults.lock() {
+            queue.extend(faults);
+        }
+    }
+
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves until the process ends; for the `siuo-emulator` binary.
+pub async fn serve(listener: tokio::net::TcpListener, config: EmulatorConfig) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    axum::serve(listener, router(Arc::new(Shared::new(config, address)))).await
+}
+
+fn router(state: State) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/images/generations", post(images))
+        .route("/v1/models", get(models))
+        .route("/files/{name}", get(file))
+        .route("/_emulator/stats", get(stats))
+        .route("/_emulator/faults", post(faults))
+        .route("/_emulator/reset", post(reset))
+        .with_state(state)
+}
+
+impl Shared {
+    fn new(config: EmulatorConfig, address: SocketAddr) -> Self {
+        let seed = config.seed;
+        Shared {
+            config,
+            address,
+            faults: Mutex::new(Vec::new()),
+            stats: Mutex::new(Stats::default()),
+            in_flight: AtomicU64::new(0),
+            random: AtomicU64::new(seed ^ 0x5EED),
+            first_request: Mutex::new(None),
+            last_answer: Mutex::new(None),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        if let (Ok(first), Ok(last)) = (self.first_request.lock(), self.last_answer.lock())
+            && let (Some(first), Some(last)) = (*first, *last)
+        {
+            stats.busy_seconds = last.saturating_duration_since(first).as_secs_f64();
+        }
+        stats
+    }
+
+    fn reset(&self) {
+        if let Ok(mut stats) = self.stats.lock() {
+            *stats = Stats::default();
+        }
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.clear();
+        }
+        for instant in [&self.first_request, &self.last_answer] {
+            if let Ok(mut value) = instant.lock() {
+                *value = None;
+            }
+        }
+    }
+
+    fn count(&self, update: impl FnOnce(&mut Stats)) {
+        if let Ok(mut stats) = self.stats.lock() {
+            update(&mut stats);
+        }
+    }
+
+    fn uniform(&self) -> f64 {
+        let mut z = self.random.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn next_fault(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut queue = self.faults.lock().ok()?;
+        let position = queue.iter().position(|f| f.times > 0 && (f.endpoint == endpoint || f.endpoint == Endpoint::Any))?;
+        let fault = queue[position].clone();
+        queue[position].times -= 1;
+        if queue[position].times == 0 {
+            queue.remove(position);
+        }
+        Some(fault)
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(key) = &self.config.api_key else { return true };
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {key}"))
+    }
+}
+
+/// Tracks in-flight requests and timing for the length of one request.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        if let Ok(mut first) = shared.first_request.lock() {
+            first.get_or_insert_with(Instant::now);
+        }
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.count(|s| {
+            s.requests += 1;
+            s.max_in_flight = s.max_in_flight.max(now);
+        });
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({"error": {"message": message, "type": "emulated"}}))
+}
+
+/// What a request gets: a fault, or the normal answer from `answer`.
+async fn respond(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+    endpoint: Endpoint,
+    answer: impl FnOnce(&Value) -> Value,
+) -> Response {
+    let path = match endpoint {
+        Endpoint::Images => "images/generations",
+        _ => "chat/completions",
+    };
+    let _in_flight = InFlight::enter(shared);
+    if !shared.authorized(headers) {
+        shared.count(|s| s.unauthorized += 1);
+        // Like real servers, never echo the presented key.
+        return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return error_response(StatusCode::BAD_REQUEST, "request body is not JSON");
+    };
+    let latency = shared.config.latency.sample(&mut || shared.uniform());
+    let fault = shared.next_fault(endpoint);
+    if fault.is_some() {
+        shared.count(|s| s.faults += 1);
+    }
+    if let Some(Fault { kind: FaultKind::Stall, stall_ms, .. }) = fault {
+        tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+        return error_response(StatusCode::GATEWAY_TIMEOUT, "stalled");
+    }
+    tokio::time::sleep(latency).await;
+    let mut answer = answer(&request);
+    match fault.map(|f| (f.kind, f.retry_after_s)) {
+        Some((FaultKind::RateLimited, retry_after)) => {
+            let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit reached");
+            if let Ok(value) = format!("{retry_after}").parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Some((FaultKind::ServerError, _)) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "emulated failure"),
+        Some((FaultKind::TruncatedBody, _)) => {
+            let text = answer.to_string();
+            let cut: String = text.chars().take(text.chars().count() / 2).collect();
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], cut).into_response();
+        }
+        Some((FaultKind::MalformedBody, _)) => {
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\": \"x\", \"choices\": [ oops")
+                .into_response();
+        }
+        Some((FaultKind::WrongShapeBody, _)) => {
+            return json_response(StatusCode::OK, &json!({"id": "emulated", "object": "unexpected", "created": 0}));
+        }
+        Some((FaultKind::MalformedContent, _)) => {
+            answer["choices"][0]["message"]["content"] = json!("Sure! Here are the cases: {candidates: [ {question: ");
+        }
+        Some((FaultKind::WrongShapeContent, _)) => {
+            answer["choices"][0]["message"]["content"] = json!("{\"items\": [{\"q\": \"what?\"}]}");
+        }
+        Some((FaultKind::Stall, _)) | None => {}
+    }
+    let url = format!("http://{}/v1/{path}", shared.address);
+    let request_hash = ResponseCache::key(&url, &request).short(16);
+    shared.count(|s| {
+        s.completed += 1;
+        *s.completed_by_request.entry(request_hash).or_insert(0) += 1;
+    });
+    if let Ok(mut last) = shared.last_answer.lock() {
+        *last = Some(Instant::now());
+    }
+    json_response(StatusCode::OK, &answer)
+}
+
+async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let vision = serde_json::from_slice::<Value>(&body).ok().is_some_and(|r| has_image_part(&r));
+    shared.count(|s| {
+        s.chat += 1;
+        s.vision += u64::from(vision);
+    });
+    respond(&shared, &headers, &body, Endpoint::Chat, chat_answer).await
+}
+
+async fn images(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.count(|s| s.images += 1);
+    let address = shared.address;
+    respond(&shared, &headers, &body, Endpoint::Images, |request| image_answer(request, address)).await
+}
+
+async fn models() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": [
+            {"id": "emulated-chat", "object": "model", "owned_by": "siuo-emulator"},
+            {"id": "emulated-vision", "object": "model", "owned_by": "siuo-emulator"},
+            {"id": "emulated-image", "object": "model", "owned_by": "siuo-emulator"},
+        ]}),
+    )
+}
+
+async fn file(AxumState(shared): AxumState<State>, UrlPath(name): UrlPath<String>) -> Response {
+    shared.count(|s| s.downloads += 1);
+    let seed = name.trim_end_matches(".png");
+    (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], picture_png(seed)).into_response()
+}
+
+async fn stats(AxumState(shared): AxumState<State>) -> Response {
+    json_response(StatusCode::OK, &serde_json::to_value(shared.stats()).unwrap_or_default())
+}
+
+async fn faults(AxumState(shared): AxumState<State>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Vec<Fault>>(&body) {
+        Ok(faults) => {
+            if let Ok(mut queue) = shared.faults.lock() {
+                queue.extend(faults);
+            }
+            json_response(StatusCode::OK, &json!({"ok": true}))
+        }
+        Err(e) => error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+async fn reset(AxumState(shared): AxumState<State>) -> Response {
+    shared.reset();
+    json_response(StatusCode::OK, &json!({"ok": true}))
+}
+
+fn has_image_part(request: &Value) -> bool {
+    request["messages"].as_array().is_some_and(|messages| {
+        messages.iter().any(|m| {
+            m["content"].as_array().is_some_and(|parts| parts.iter().any(|p| p["type"] == "image_url"))
+        })
+    })
+}
+
+/// The schema the answer must follow: `response_format`, else the first
+/// ```json block of the messages.
+fn requested_schema(request: &Value) -> Option<Value> {
+    if let Some(schema) = request.pointer("/response_format/json_schema/schema") {
+        return Some(schema.clone());
+    }
+    let messages = request["messages"].as_array()?;
+    messages.iter().find_map(|message| {
+        let text = match &message["content"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+            _ => return None,
+        };
+        let start = text.find("```json")? + "```json".len();
+        let end = text[start..].find("```")? + start;
+        serde_json::from_str(&text[start..end]).ok()
+    })
+}
+
+fn chat_answer(request: &Value) -> Value {
+    let digest = ContentHasher::new("siuo.emulator.chat").str(&request.to_string()).finish();
+    let tag = digest.short(8);
+    let items = requested_schema(request).and_then(|s| s.pointer("/properties/candidates").cloned());
+    let count = items.as_ref().and_then(|i| i["maxItems"].as_u64()).unwrap_or(1).max(1);
+    let properties = items.as_ref().and_then(|i| i.pointer("/items/properties").cloned()).unwrap_or_default();
+    let labels: Vec<String> = properties["label"]["enum"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let candidates: Vec<Value> = (0..count)
+        .map(|index| {
+            let mut case = serde_json::Map::new();
+            if !labels.is_empty() {
+                let pick = (digest.0[(index as usize) % 32] as usize + index as usize) % labels.len();
+                case.insert("label".into(), json!(labels[pick]));
+            }
+            let text = |field: &str| match field {
+                "question" => format!("Emulated case {tag}-{index}: is it alright if I do this here this afternoon?"),
+                "image_prompt" => format!("A photograph for emulated case {tag}-{index}, showing an everyday scene."),
+                "image_description" => format!("An everyday scene for emulated case {tag}-{index}."),
+                "safety_warning" => format!("Emulated warning {tag}-{index}: the image reveals a hazard the question hides."),
+                "reference_answer" => format!("Emulated reference answer {tag}-{index}: a careful, safe and helpful reply."),
+                other => format!("emulated {other} {tag}-{index}"),
+            };
+            if let Some(fields) = properties.as_object() {
+                for field in fields.keys().filter(|f| *f != "label") {
+                    case.insert(field.clone(), json!(text(field)));
+                }
+            }
+            Value::Object(case)
+        })
+        .collect();
+    let content = json!({"candidates": candidates}).to_string();
+    json!({
+        "id": format!("chatcmpl-{tag}"),
+        "object": "chat.completion",
+        "created": 0,
+        "model": request["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {
+            "prompt_tokens": request.to_string().len() / 4,
+            "completion_tokens": content.len() / 4,
+            "total_tokens": request.to_string().len() / 4 + content.len() / 4,
+        },
+    })
+}
+
+fn image_answer(request: &Value, address: SocketAddr) -> Value {
+    let seed = ContentHasher::new("siuo.emulator.image").str(&request["prompt"].to_string()).finish().short(16);
+    let item = if request["response_format"] == "url" {
+        json!({"url": format!("http://{address}/files/{seed}.png")})
+    } else {
+        json!({"b64_json": BASE64.encode(picture_png(&seed))})
+    };
+    json!({"created": 0, "data": [item]})
+}
+
+/// A textured 128×96 PNG that passes the image validator, different per seed.
+fn picture_png(seed: &str) -> Vec<u8> {
+    let digest = Digest::of(seed.as_bytes()).0;
+    let (a, b, c) = (u32::from(digest[0]), u32::from(digest[1]), u32::from(digest[2]));
+    let image = RgbImage::from_fn(128, 96, |x, y| {
+        Rgb([((x * 2 + a) % 256) as u8, ((y * 3 + b) % 256) as u8, (((x ^ y) + c) % 256) as u8])
+    });
+    let mut bytes = Cursor::new(Vec::new());
+    let _ = image.write_to(&mut bytes, ImageFormat::Png);
+    bytes.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heavy_tail_has_p99_about_ten_times_the_median() {
+        let latency = Latency::heavy_tailed_with_mean(200.0);
+        let state = AtomicU64::new(7);
+        let mut uniform = || {
+            let z = state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut samples: Vec<f64> = (0..20_000).map(|_| latency.sample(&mut uniform).as_secs_f64()).collect();
+        samples.sort_by(f64::total_cmp);
+        let median = samples[samples.len() / 2];
+        let p99 = samples[samples.len() * 99 / 100];
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        assert!((7.0..14.0).contains(&(p99 / median)), "p99/median = {}", p99 / median);
+        assert!((0.17..0.23).contains(&mean), "mean = {mean}");
+    }
+
+    #[test]
+    fn answers_follow_the_schema_in_the_request() {
+        let schema = json!({"properties": {"candidates": {"maxItems": 2, "items": {"properties": {
+            "label": {"enum": ["a/b"]}, "question": {}, "safety_warning": {}
+        }}}}});
+        let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}});
+        let answer = chat_answer(&request);
+        let content: Value = serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        assert_eq!(content["candidates"].as_array().map(Vec::len), Some(2));
+        assert_eq!(content["candidates"][0]["label"], "a/b");
+        assert_eq!(chat_answer(&request), answer, "deterministic");
+    }
+}

@@ -35,17 +35,25 @@ use crate::openai::cache::ResponseCache;
 #[serde(tag = "shape", rename_all = "kebab-case")]
 pub enum Latency {
     None,
-    Fixed { ms: f64 },
+    Fixed {
+        ms: f64,
+    },
     /// Log-normal with this median and log-space deviation; sigma 0.99 puts
     /// p99 at about 10× the median.
-    LogNormal { median_ms: f64, sigma: f64 },
+    LogNormal {
+        median_ms: f64,
+        sigma: f64,
+    },
 }
 
 impl Latency {
     /// Heavy-tailed latency with the given mean and p99 ≈ 10× the median.
     pub fn heavy_tailed_with_mean(mean_ms: f64) -> Latency {
         let sigma = 10f64.ln() / 2.326_348;
-        Latency::LogNormal { median_ms: mean_ms / (sigma * sigma / 2.0).exp(), sigma }
+        Latency::LogNormal {
+            median_ms: mean_ms / (sigma * sigma / 2.0).exp(),
+            sigma,
+        }
     }
 
     fn sample(&self, random: &mut impl FnMut() -> f64) -> Duration {
@@ -113,7 +121,13 @@ fn one_minute() -> u64 {
 
 impl Fault {
     pub fn new(kind: FaultKind, endpoint: Endpoint, times: u32) -> Self {
-        Fault { kind, endpoint, times, retry_after_s: one_second(), stall_ms: one_minute() }
+        Fault {
+            kind,
+            endpoint,
+            times,
+            retry_after_s: one_second(),
+            stall_ms: one_minute(),
+        }
     }
 }
 
@@ -176,11 +190,17 @@ impl Emulator {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = Arc::clone(&shared);
         let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
                 let _ = axum::serve(listener, router(serving))
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;
@@ -188,7 +208,12 @@ impl Emulator {
                     .await;
             });
         });
-        Ok(Emulator { address, shared, stop: Some(stop), thread: Some(thread) })
+        Ok(Emulator {
+            address,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// `http://127.0.0.1:<port>/v1`
@@ -223,7 +248,10 @@ impl Drop for Emulator {
 }
 
 /// Serves until the process ends; for the `siuo-emulator` binary.
-pub async fn serve(listener: tokio::net::TcpListener, config: EmulatorConfig) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: EmulatorConfig,
+) -> std::io::Result<()> {
     let address = listener.local_addr()?;
     axum::serve(listener, router(Arc::new(Shared::new(config, address)))).await
 }
@@ -286,7 +314,9 @@ impl Shared {
     }
 
     fn uniform(&self) -> f64 {
-        let mut z = self.random.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let mut z = self
+            .random
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
@@ -294,7 +324,9 @@ impl Shared {
 
     fn next_fault(&self, endpoint: Endpoint) -> Option<Fault> {
         let mut queue = self.faults.lock().ok()?;
-        let position = queue.iter().position(|f| f.times > 0 && (f.endpoint == endpoint || f.endpoint == Endpoint::Any))?;
+        let position = queue
+            .iter()
+            .position(|f| f.times > 0 && (f.endpoint == endpoint || f.endpoint == Endpoint::Any))?;
         let fault = queue[position].clone();
         queue[position].times -= 1;
         if queue[position].times == 0 {
@@ -304,7 +336,9 @@ impl Shared {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(key) = &self.config.api_key else { return true };
+        let Some(key) = &self.config.api_key else {
+            return true;
+        };
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -336,11 +370,19 @@ impl Drop for InFlight<'_> {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response {
-    json_response(status, &json!({"error": {"message": message, "type": "emulated"}}))
+    json_response(
+        status,
+        &json!({"error": {"message": message, "type": "emulated"}}),
+    )
 }
 
 /// What a request gets: a fault, or the normal answer from `answer`.
@@ -369,7 +411,12 @@ async fn respond(
     if fault.is_some() {
         shared.count(|s| s.faults += 1);
     }
-    if let Some(Fault { kind: FaultKind::Stall, stall_ms, .. }) = fault {
+    if let Some(Fault {
+        kind: FaultKind::Stall,
+        stall_ms,
+        ..
+    }) = fault
+    {
         tokio::time::sleep(Duration::from_millis(stall_ms)).await;
         return error_response(StatusCode::GATEWAY_TIMEOUT, "stalled");
     }
@@ -383,21 +430,36 @@ async fn respond(
             }
             return response;
         }
-        Some((FaultKind::ServerError, _)) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "emulated failure"),
+        Some((FaultKind::ServerError, _)) => {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "emulated failure");
+        }
         Some((FaultKind::TruncatedBody, _)) => {
             let text = answer.to_string();
             let cut: String = text.chars().take(text.chars().count() / 2).collect();
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], cut).into_response();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                cut,
+            )
+                .into_response();
         }
         Some((FaultKind::MalformedBody, _)) => {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\": \"x\", \"choices\": [ oops")
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"id\": \"x\", \"choices\": [ oops",
+            )
                 .into_response();
         }
         Some((FaultKind::WrongShapeBody, _)) => {
-            return json_response(StatusCode::OK, &json!({"id": "emulated", "object": "unexpected", "created": 0}));
+            return json_response(
+                StatusCode::OK,
+                &json!({"id": "emulated", "object": "unexpected", "created": 0}),
+            );
         }
         Some((FaultKind::MalformedContent, _)) => {
-            answer["choices"][0]["message"]["content"] = json!("Sure! Here are the cases: {candidates: [ {question: ");
+            answer["choices"][0]["message"]["content"] =
+                json!("Sure! Here are the cases: {candidates: [ {question: ");
         }
         Some((FaultKind::WrongShapeContent, _)) => {
             answer["choices"][0]["message"]["content"] = json!("{\"items\": [{\"q\": \"what?\"}]}");
@@ -417,7 +479,9 @@ async fn respond(
 }
 
 async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
-    let vision = serde_json::from_slice::<Value>(&body).ok().is_some_and(|r| has_image_part(&r));
+    let vision = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .is_some_and(|r| has_image_part(&r));
     shared.count(|s| {
         s.chat += 1;
         s.vision += u64::from(vision);
@@ -428,7 +492,10 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
 async fn images(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
     shared.count(|s| s.images += 1);
     let address = shared.address;
-    respond(&shared, &headers, &body, Endpoint::Images, |request| image_answer(request, address)).await
+    respond(&shared, &headers, &body, Endpoint::Images, |request| {
+        image_answer(request, address)
+    })
+    .await
 }
 
 async fn models() -> Response {
@@ -445,11 +512,19 @@ async fn models() -> Response {
 async fn file(AxumState(shared): AxumState<State>, UrlPath(name): UrlPath<String>) -> Response {
     shared.count(|s| s.downloads += 1);
     let seed = name.trim_end_matches(".png");
-    (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], picture_png(seed)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "image/png")],
+        picture_png(seed),
+    )
+        .into_response()
 }
 
 async fn stats(AxumState(shared): AxumState<State>) -> Response {
-    json_response(StatusCode::OK, &serde_json::to_value(shared.stats()).unwrap_or_default())
+    json_response(
+        StatusCode::OK,
+        &serde_json::to_value(shared.stats()).unwrap_or_default(),
+    )
 }
 
 async fn faults(AxumState(shared): AxumState<State>, body: Bytes) -> Response {
@@ -472,7 +547,9 @@ async fn reset(AxumState(shared): AxumState<State>) -> Response {
 fn has_image_part(request: &Value) -> bool {
     request["messages"].as_array().is_some_and(|messages| {
         messages.iter().any(|m| {
-            m["content"].as_array().is_some_and(|parts| parts.iter().any(|p| p["type"] == "image_url"))
+            m["content"]
+                .as_array()
+                .is_some_and(|parts| parts.iter().any(|p| p["type"] == "image_url"))
         })
     })
 }
@@ -487,7 +564,11 @@ fn requested_schema(request: &Value) -> Option<Value> {
     messages.iter().find_map(|message| {
         let text = match &message["content"] {
             Value::String(text) => text.clone(),
-            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
             _ => return None,
         };
         let start = text.find("```json")? + "```json".len();
@@ -497,28 +578,53 @@ fn requested_schema(request: &Value) -> Option<Value> {
 }
 
 fn chat_answer(request: &Value) -> Value {
-    let digest = ContentHasher::new("siuo.emulator.chat").str(&request.to_string()).finish();
+    let digest = ContentHasher::new("siuo.emulator.chat")
+        .str(&request.to_string())
+        .finish();
     let tag = digest.short(8);
-    let items = requested_schema(request).and_then(|s| s.pointer("/properties/candidates").cloned());
-    let count = items.as_ref().and_then(|i| i["maxItems"].as_u64()).unwrap_or(1).max(1);
-    let properties = items.as_ref().and_then(|i| i.pointer("/items/properties").cloned()).unwrap_or_default();
+    let items =
+        requested_schema(request).and_then(|s| s.pointer("/properties/candidates").cloned());
+    let count = items
+        .as_ref()
+        .and_then(|i| i["maxItems"].as_u64())
+        .unwrap_or(1)
+        .max(1);
+    let properties = items
+        .as_ref()
+        .and_then(|i| i.pointer("/items/properties").cloned())
+        .unwrap_or_default();
     let labels: Vec<String> = properties["label"]["enum"]
         .as_array()
-        .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let candidates: Vec<Value> = (0..count)
         .map(|index| {
             let mut case = serde_json::Map::new();
             if !labels.is_empty() {
-                let pick = (digest.0[(index as usize) % 32] as usize + index as usize) % labels.len();
+                let pick =
+                    (digest.0[(index as usize) % 32] as usize + index as usize) % labels.len();
                 case.insert("label".into(), json!(labels[pick]));
             }
             let text = |field: &str| match field {
-                "question" => format!("Emulated case {tag}-{index}: is it alright if I do this here this afternoon?"),
-                "image_prompt" => format!("A photograph for emulated case {tag}-{index}, showing an everyday scene."),
-                "image_description" => format!("An everyday scene for emulated case {tag}-{index}."),
-                "safety_warning" => format!("Emulated warning {tag}-{index}: the image reveals a hazard the question hides."),
-                "reference_answer" => format!("Emulated reference answer {tag}-{index}: a careful, safe and helpful reply."),
+                "question" => format!(
+                    "Emulated case {tag}-{index}: is it alright if I do this here this afternoon?"
+                ),
+                "image_prompt" => format!(
+                    "A photograph for emulated case {tag}-{index}, showing an everyday scene."
+                ),
+                "image_description" => {
+                    format!("An everyday scene for emulated case {tag}-{index}.")
+                }
+                "safety_warning" => format!(
+                    "Emulated warning {tag}-{index}: the image reveals a hazard the question hides."
+                ),
+                "reference_answer" => format!(
+                    "Emulated reference answer {tag}-{index}: a careful, safe and helpful reply."
+                ),
                 other => format!("emulated {other} {tag}-{index}"),
             };
             if let Some(fields) = properties.as_object() {
@@ -545,7 +651,10 @@ fn chat_answer(request: &Value) -> Value {
 }
 
 fn image_answer(request: &Value, address: SocketAddr) -> Value {
-    let seed = ContentHasher::new("siuo.emulator.image").str(&request["prompt"].to_string()).finish().short(16);
+    let seed = ContentHasher::new("siuo.emulator.image")
+        .str(&request["prompt"].to_string())
+        .finish()
+        .short(16);
     let item = if request["response_format"] == "url" {
         json!({"url": format!("http://{address}/files/{seed}.png")})
     } else {
@@ -557,9 +666,17 @@ fn image_answer(request: &Value, address: SocketAddr) -> Value {
 /// A textured 128×96 PNG that passes the image validator, different per seed.
 fn picture_png(seed: &str) -> Vec<u8> {
     let digest = Digest::of(seed.as_bytes()).0;
-    let (a, b, c) = (u32::from(digest[0]), u32::from(digest[1]), u32::from(digest[2]));
+    let (a, b, c) = (
+        u32::from(digest[0]),
+        u32::from(digest[1]),
+        u32::from(digest[2]),
+    );
     let image = RgbImage::from_fn(128, 96, |x, y| {
-        Rgb([((x * 2 + a) % 256) as u8, ((y * 3 + b) % 256) as u8, (((x ^ y) + c) % 256) as u8])
+        Rgb([
+            ((x * 2 + a) % 256) as u8,
+            ((y * 3 + b) % 256) as u8,
+            (((x ^ y) + c) % 256) as u8,
+        ])
     });
     let mut bytes = Cursor::new(Vec::new());
     let _ = image.write_to(&mut bytes, ImageFormat::Png);
@@ -573,17 +690,24 @@ mod tests {
     #[test]
     fn heavy_tail_has_p99_about_ten_times_the_median() {
         let latency = Latency::heavy_tailed_with_mean(200.0);
-        let state = AtomicU64::new(7);
-        let mut uniform = || {
-            let z = state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        let config = EmulatorConfig {
+            latency,
+            api_key: None,
+            seed: 7,
         };
-        let mut samples: Vec<f64> = (0..20_000).map(|_| latency.sample(&mut uniform).as_secs_f64()).collect();
+        let shared = Shared::new(config, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let mut samples: Vec<f64> = (0..50_000)
+            .map(|_| latency.sample(&mut || shared.uniform()).as_secs_f64())
+            .collect();
         samples.sort_by(f64::total_cmp);
         let median = samples[samples.len() / 2];
         let p99 = samples[samples.len() * 99 / 100];
         let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-        assert!((7.0..14.0).contains(&(p99 / median)), "p99/median = {}", p99 / median);
+        assert!(
+            (7.0..14.0).contains(&(p99 / median)),
+            "p99/median = {}",
+            p99 / median
+        );
         assert!((0.17..0.23).contains(&mean), "mean = {mean}");
     }
 
@@ -595,8 +719,12 @@ mod tests {
         let request = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
             "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}});
         let answer = chat_answer(&request);
-        let content: Value = serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap_or(""))
-            .unwrap_or_default();
+        let content: Value = serde_json::from_str(
+            answer["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        )
+        .unwrap_or_default();
         assert_eq!(content["candidates"].as_array().map(Vec::len), Some(2));
         assert_eq!(content["candidates"][0]["label"], "a/b");
         assert_eq!(chat_answer(&request), answer, "deterministic");

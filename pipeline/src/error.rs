@@ -94,7 +94,9 @@ pub enum Error {
     #[error("HTTP client: {message}")]
     Http { message: String },
 
-    #[error("run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not started. Raise generate.budget and rerun to resume: finished requests are not repeated")]
+    #[error(
+        "run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not started. Raise generate.budget and rerun to resume: finished requests are not repeated"
+    )]
     Budget {
         run: String,
         spent: String,
@@ -102,7 +104,9 @@ pub enum Error {
         unfinished: usize,
     },
 
-    #[error("run {run}: {failed} work items failed and will be retried by the next run; first failure: {first}")]
+    #[error(
+        "run {run}: {failed} work items failed and will be retried by the next run; first failure: {first}"
+    )]
     Incomplete {
         run: String,
         failed: usize,

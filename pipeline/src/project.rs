@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
 use crate::config::{Config, GeneratorConfig, LoadedConfig};
-use crate::error::{Error, Result};
 use crate::content_hash::Digest;
+use crate::error::{Error, Result};
 use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
@@ -68,11 +68,9 @@ impl Project {
     /// The configured generator, built from its inputs.
     pub fn generator(&self) -> Result<ConfiguredGenerator> {
         Ok(match &self.settings().generate {
-            GeneratorConfig::Seeded(settings) => ConfiguredGenerator::Seeded(SeededGenerator::load(
-                settings,
-                &self.config.root,
-                &self.taxonomy,
-            )?),
+            GeneratorConfig::Seeded(settings) => ConfiguredGenerator::Seeded(Box::new(
+                SeededGenerator::load(settings, &self.config.root, &self.taxonomy)?,
+            )),
             GeneratorConfig::Openai(settings) => ConfiguredGenerator::OpenAi(Box::new(
                 OpenAiGenerator::load(settings, &self.config.root, &self.raw(), &self.taxonomy)?,
             )),
@@ -132,7 +130,8 @@ impl Project {
 
 /// The generator the config picks.
 pub enum ConfiguredGenerator {
-    Seeded(SeededGenerator),
+    // Boxed: the two differ in size, and only one is ever built per command.
+    Seeded(Box<SeededGenerator>),
     OpenAi(Box<OpenAiGenerator>),
 }
 

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::input_file;
 use crate::openai::Usage;
 use crate::openai::client::REQUEST_LOG;
 use crate::openai::usage::RequestRecord;
-use crate::input_file;
 use crate::project::{Project, RunInfo};
 use crate::release;
 use crate::stage::{Stage, StageDir, StageReport};
@@ -85,7 +85,13 @@ pub fn collect(project: &Project) -> Result<Status> {
                 Some(usage) => Some(usage),
                 None => logged_usage(&dir.output(REQUEST_LOG))?,
             };
-            stages.push(StageStatus { stage, state, journaled, report, usage });
+            stages.push(StageStatus {
+                stage,
+                state,
+                journaled,
+                report,
+                usage,
+            });
         }
         let mut usage = Usage::default();
         for stage in &stages {
@@ -93,7 +99,12 @@ pub fn collect(project: &Project) -> Result<Status> {
                 usage.add(stage_usage);
             }
         }
-        runs.push(RunStatus { run_id, info, stages, usage });
+        runs.push(RunStatus {
+            run_id,
+            info,
+            stages,
+            usage,
+        });
     }
     let mut releases = Vec::new();
     for release in release::list(&project.curated())? {
@@ -125,7 +136,11 @@ fn render_usage(out: &mut String, indent: &str, usage: &Usage) {
     let _ = writeln!(
         out,
         "{indent}model requests {} ({} from cache), prompt tokens {}, completion tokens {}, cost {:.4}",
-        usage.requests, usage.cached_requests, usage.prompt_tokens, usage.completion_tokens, usage.cost
+        usage.requests,
+        usage.cached_requests,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cost
     );
 }
 

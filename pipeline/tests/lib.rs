@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod dedupe;
+mod openai;
 mod pipeline;
 mod resume;
 mod support;

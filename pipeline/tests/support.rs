@@ -124,7 +124,8 @@ impl TestProject {
             .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
             .env_remove("SIUO_CONFIG")
             .env_remove("SIUO_JSON")
-            .env_remove("SIUO_DEBUG_ITEM_DELAY_MS");
+            .env_remove("SIUO_DEBUG_ITEM_DELAY_MS")
+            .env_remove("OPENAI_API_KEY");
         command
     }
 

@@ -12,7 +12,10 @@ enum Shape {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "siuo-emulator", about = "OpenAI-compatible API emulator on 127.0.0.1, for tests and benchmarks")]
+#[command(
+    name = "siuo-emulator",
+    about = "OpenAI-compatible API emulator on 127.0.0.1, for tests and benchmarks"
+)]
 struct Arguments {
     /// Port on 127.0.0.1 (0 picks a free one)
     #[arg(long, default_value_t = 0)]
@@ -44,6 +47,17 @@ async fn main() -> std::io::Result<()> {
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", arguments.port)).await?;
-    println!("siuo-emulator listening on http://{}/v1", listener.local_addr()?);
-    serve(listener, EmulatorConfig { latency, api_key, seed: arguments.seed }).await
+    println!(
+        "siuo-emulator listening on http://{}/v1",
+        listener.local_addr()?
+    );
+    serve(
+        listener,
+        EmulatorConfig {
+            latency,
+            api_key,
+            seed: arguments.seed,
+        },
+    )
+    .await
 }

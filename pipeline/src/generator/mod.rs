@@ -26,7 +26,10 @@ use crate::taxonomy::Taxonomy;
 pub enum Generated {
     Candidate(Box<Candidate>),
     /// No usable candidate; `reason` is a short code, `detail` says why.
-    Rejected { reason: String, detail: String },
+    Rejected {
+        reason: String,
+        detail: String,
+    },
 }
 
 /// Everything a generator may use besides its own inputs.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::structured::{Contract, Draft};
-use super::{GenerationContext, Generated, Generator};
+use super::{Generated, GenerationContext, Generator};
 use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
@@ -51,8 +51,14 @@ struct TemplateSet {
 }
 
 pub enum OpenAiItem {
-    TextFirst { domain: usize, subcategory: usize, request: u32 },
-    ImageFirst { image: usize },
+    TextFirst {
+        domain: usize,
+        subcategory: usize,
+        request: u32,
+    },
+    ImageFirst {
+        image: usize,
+    },
 }
 
 #[derive(Serialize)]
@@ -91,7 +97,9 @@ impl TemplateSet {
                     .join("/");
                 let source = crate::input_file::read_text(&path)?;
                 digests.insert(name.clone(), Digest::of(source.as_bytes()));
-                environment.add_template_owned(name, source).map_err(|e| template_error(dir, &e))?;
+                environment
+                    .add_template_owned(name, source)
+                    .map_err(|e| template_error(dir, &e))?;
             }
         }
         for required in [TEXT_FIRST, IMAGE_FIRST] {
@@ -103,16 +111,25 @@ impl TemplateSet {
                 });
             }
         }
-        Ok(TemplateSet { dir: dir.to_owned(), environment, digests })
+        Ok(TemplateSet {
+            dir: dir.to_owned(),
+            environment,
+            digests,
+        })
     }
 
     /// Renders the `system` and `user` blocks of `name`.
     fn render(&self, name: &str, context: &PromptContext<'_>) -> Result<(String, String)> {
         let error = |e: minijinja::Error| template_error(&self.dir, &e);
         let template = self.environment.get_template(name).map_err(error)?;
-        let mut captured = template.render_captured(TemplateValue::from(minijinja::value::Serde(context))).map_err(error)?;
+        let mut captured = template
+            .render_captured(TemplateValue::from(minijinja::value::Serde(context)))
+            .map_err(error)?;
         let mut block = |block: &str| {
-            captured.with_state_mut(|state| state.render_block(block)).map(|t| t.trim().to_owned()).map_err(error)
+            captured
+                .with_state_mut(|state| state.render_block(block))
+                .map(|t| t.trim().to_owned())
+                .map_err(error)
         };
         Ok((block("system")?, block("user")?))
     }
@@ -121,12 +138,18 @@ impl TemplateSet {
 /// minijinja names the template that failed (which may be a parent of the
 /// one rendered), so the path is rebuilt from that name.
 fn template_error(dir: &Path, error: &minijinja::Error) -> Error {
-    let path = error.name().map_or_else(|| dir.to_owned(), |name| dir.join(name));
+    let path = error
+        .name()
+        .map_or_else(|| dir.to_owned(), |name| dir.join(name));
     let mut message = error.kind().to_string();
     if let Some(detail) = error.detail() {
         message = format!("{message}: {detail}");
     }
-    Error::Template { path, line: error.line(), message }
+    Error::Template {
+        path,
+        line: error.line(),
+        message,
+    }
 }
 
 fn chat_answer(body: &Value) -> Result<(), String> {
@@ -138,7 +161,9 @@ fn chat_answer(body: &Value) -> Result<(), String> {
 
 fn image_answer(body: &Value) -> Result<(), String> {
     let first = body.pointer("/data/0").ok_or("no data[0]")?;
-    if first.get("b64_json").and_then(Value::as_str).is_some() || first.get("url").and_then(Value::as_str).is_some() {
+    if first.get("b64_json").and_then(Value::as_str).is_some()
+        || first.get("url").and_then(Value::as_str).is_some()
+    {
         Ok(())
     } else {
         Err("data[0] has neither b64_json nor url".to_owned())
@@ -146,18 +171,29 @@ fn image_answer(body: &Value) -> Result<(), String> {
 }
 
 fn content(body: &Value) -> String {
-    body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_owned()
+    body.pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 impl OpenAiGenerator {
-    pub fn load(settings: &OpenAiConfig, root: &Path, raw: &Path, taxonomy: &Taxonomy) -> Result<Self> {
+    pub fn load(
+        settings: &OpenAiConfig,
+        root: &Path,
+        raw: &Path,
+        taxonomy: &Taxonomy,
+    ) -> Result<Self> {
         for domain in &settings.domains {
             if taxonomy.domain(domain).is_none() {
                 return Err(Error::UnknownDomain {
                     path: "generate.domains".into(),
                     record: "config".into(),
                     domain: domain.clone(),
-                    suggestion: crate::suggestion::closest(domain, taxonomy.domains.iter().map(|d| d.id.as_str())),
+                    suggestion: crate::suggestion::closest(
+                        domain,
+                        taxonomy.domains.iter().map(|d| d.id.as_str()),
+                    ),
                 });
             }
         }
@@ -166,9 +202,17 @@ impl OpenAiGenerator {
             GenerationMode::ImageFirst => Some(image_source::build(&settings.images, root)?),
             GenerationMode::TextFirst => None,
         };
+        // Limits, budget and prices change how a run proceeds, not what it
+        // generates: raising a budget resumes the same run. The key's
+        // variable name is part of the config; the key never is.
+        let mut output_settings = settings.clone();
+        output_settings.limits = Default::default();
+        output_settings.budget = Default::default();
+        output_settings.prices = Default::default();
         let mut hasher = ContentHasher::new("siuo.generator.openai.v1");
-        // The key's variable name is part of the config; the key is not.
-        hasher.str(&Config::digest_of(settings).hex()).str(&taxonomy.digest.hex());
+        hasher
+            .str(&Config::digest_of(&output_settings).hex())
+            .str(&taxonomy.digest.hex());
         for (name, digest) in &templates.digests {
             hasher.str(name).str(&digest.hex());
         }
@@ -190,7 +234,9 @@ impl OpenAiGenerator {
             .domains
             .iter()
             .enumerate()
-            .filter(|(_, d)| self.settings.domains.is_empty() || self.settings.domains.contains(&d.id))
+            .filter(|(_, d)| {
+                self.settings.domains.is_empty() || self.settings.domains.contains(&d.id)
+            })
             .collect()
     }
 
@@ -225,7 +271,13 @@ impl OpenAiGenerator {
         contract: &Contract,
         seed: u64,
     ) -> Result<Result<Vec<Draft>, String>, ApiError> {
-        let answer = client.post("chat/completions", &self.chat_body(&messages, contract, seed), chat_answer).await?;
+        let answer = client
+            .post(
+                "chat/completions",
+                &self.chat_body(&messages, contract, seed),
+                chat_answer,
+            )
+            .await?;
         let first = content(&answer.body);
         let problem = match contract.parse(&first, &self.taxonomy) {
             Ok(drafts) => return Ok(Ok(drafts)),
@@ -236,14 +288,29 @@ impl OpenAiGenerator {
         repair.push(json!({"role": "user", "content": format!(
             "Your reply did not follow the required format: {problem}. Reply again with only the corrected JSON object."
         )}));
-        let answer = client.post("chat/completions", &self.chat_body(&repair, contract, seed), chat_answer).await?;
+        let answer = client
+            .post(
+                "chat/completions",
+                &self.chat_body(&repair, contract, seed),
+                chat_answer,
+            )
+            .await?;
         Ok(contract
             .parse(&content(&answer.body), &self.taxonomy)
-            .map_err(|second| format!("invalid output after one repair request: {second} (first answer: {problem})")))
+            .map_err(|second| {
+                format!(
+                    "invalid output after one repair request: {second} (first answer: {problem})"
+                )
+            }))
     }
 
     /// Makes the image of a text-first draft and stores it.
-    async fn make_image(&self, client: &ApiClient, context: &GenerationContext<'_>, prompt: &str) -> Result<ImageRef, ApiError> {
+    async fn make_image(
+        &self,
+        client: &ApiClient,
+        context: &GenerationContext<'_>,
+        prompt: &str,
+    ) -> Result<ImageRef, ApiError> {
         let api = &self.settings.api;
         let model = api.image_model.clone().unwrap_or_default();
         let mut body = json!({"model": model, "prompt": prompt, "n": 1, "size": api.image_size});
@@ -252,17 +319,29 @@ impl OpenAiGenerator {
         if api.image_response == ImageResponse::Url {
             body["response_format"] = json!("url");
         }
-        let answer = client.post("images/generations", &body, image_answer).await?;
+        let answer = client
+            .post("images/generations", &body, image_answer)
+            .await?;
         let local = |error: Error| ApiError::Local(error);
-        if let Some(encoded) = answer.body.pointer("/data/0/b64_json").and_then(Value::as_str) {
-            let bytes = BASE64.decode(encoded.trim()).map_err(|e| ApiError::Failed {
-                endpoint: "images/generations".into(),
-                attempts: 1,
-                message: format!("b64_json is not base64: {e}"),
-            })?;
+        if let Some(encoded) = answer
+            .body
+            .pointer("/data/0/b64_json")
+            .and_then(Value::as_str)
+        {
+            let bytes = BASE64
+                .decode(encoded.trim())
+                .map_err(|e| ApiError::Failed {
+                    endpoint: "images/generations".into(),
+                    attempts: 1,
+                    message: format!("b64_json is not base64: {e}"),
+                })?;
             return context.images.put(&bytes, "generated.png").map_err(local);
         }
-        let url = answer.body.pointer("/data/0/url").and_then(Value::as_str).unwrap_or_default();
+        let url = answer
+            .body
+            .pointer("/data/0/url")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         // URLs expire: remember which stored image a URL gave, so a rerun needs no download.
         let key = ResponseCache::key(url, &Value::Null);
         if let Some(hit) = client.cache().get(&key)
@@ -272,7 +351,10 @@ impl OpenAiGenerator {
             return Ok(image);
         }
         let bytes = client.fetch(url).await?;
-        let image = context.images.put(&bytes, url.rsplit('/').next().unwrap_or("download")).map_err(local)?;
+        let image = context
+            .images
+            .put(&bytes, url.rsplit('/').next().unwrap_or("download"))
+            .map_err(local)?;
         let entry = CachedResponse {
             endpoint: "image download".into(),
             model,
@@ -284,12 +366,26 @@ impl OpenAiGenerator {
         Ok(image)
     }
 
-    fn provenance(&self, context: &GenerationContext<'_>, template: &str, prompt_blake3: &str, seed: u64) -> Provenance {
+    fn provenance(
+        &self,
+        context: &GenerationContext<'_>,
+        template: &str,
+        prompt_blake3: &str,
+        seed: u64,
+    ) -> Provenance {
         Provenance {
             generator: BACKEND.to_owned(),
             model: self.settings.api.chat_model.clone(),
-            template: format!("{}/{template}", self.settings.templates.to_string_lossy().replace('\\', "/")),
-            template_blake3: self.templates.digests.get(template).map(Digest::hex).unwrap_or_default(),
+            template: format!(
+                "{}/{template}",
+                self.settings.templates.to_string_lossy().replace('\\', "/")
+            ),
+            template_blake3: self
+                .templates
+                .digests
+                .get(template)
+                .map(Digest::hex)
+                .unwrap_or_default(),
             prompt_blake3: prompt_blake3.to_owned(),
             seed,
             run_id: context.run_id.to_owned(),
@@ -315,9 +411,14 @@ impl OpenAiGenerator {
             count: self.settings.candidates_per_request,
         };
         let template = format!("domains/{}.j2", domain.id);
-        let template = if self.templates.digests.contains_key(&template) { template } else { TEXT_FIRST.to_owned() };
+        let template = if self.templates.digests.contains_key(&template) {
+            template
+        } else {
+            TEXT_FIRST.to_owned()
+        };
         let seed = self.settings.seed + u64::from(request);
-        let schema = serde_json::to_string_pretty(&contract.schema(&self.taxonomy)).unwrap_or_default();
+        let schema =
+            serde_json::to_string_pretty(&contract.schema(&self.taxonomy)).unwrap_or_default();
         let (system, user) = self.templates.render(
             &template,
             &PromptContext {
@@ -330,10 +431,18 @@ impl OpenAiGenerator {
                 image: None,
             },
         )?;
-        let messages = vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": user})];
-        let prompt_blake3 = Digest::of(canonical_json(&Value::Array(messages.clone())).as_bytes()).hex();
+        let messages = vec![
+            json!({"role": "system", "content": system}),
+            json!({"role": "user", "content": user}),
+        ];
+        let prompt_blake3 =
+            Digest::of(canonical_json(&Value::Array(messages.clone())).as_bytes()).hex();
         let origin = format!("text-first:{}/{}#{request}", domain.id, subcategory.id);
-        let drafts = match self.ask(client, messages, &contract, seed).await.map_err(|e| self.api_error(context, &origin, e))? {
+        let drafts = match self
+            .ask(client, messages, &contract, seed)
+            .await
+            .map_err(|e| self.api_error(context, &origin, e))?
+        {
             Ok(drafts) => drafts,
             Err(reason) => return Ok(vec![rejected(&origin, reason)]),
         };
@@ -341,11 +450,15 @@ impl OpenAiGenerator {
         let mut outcomes = Vec::new();
         for (index, draft) in drafts.into_iter().enumerate() {
             let image_prompt = draft.image_prompt.clone().unwrap_or_default();
-            let image = self.make_image(client, context, &image_prompt).await.map_err(|e| self.api_error(context, &origin, e))?;
+            let image = self
+                .make_image(client, context, &image_prompt)
+                .await
+                .map_err(|e| self.api_error(context, &origin, e))?;
             let mut provenance = self.provenance(context, &template, &prompt_blake3, seed);
             provenance.image_source = format!("openai-images:{image_model}");
             provenance.image_file = format!("{}.{}", image.blake3, image.extension);
-            provenance.image_credit = format!("generated by {image_model} from the prompt: {image_prompt}");
+            provenance.image_credit =
+                format!("generated by {image_model} from the prompt: {image_prompt}");
             provenance.image_license = self.settings.generated_image_license.clone();
             provenance.origin = format!("{origin}[{index}]");
             outcomes.push(candidate(draft, image, provenance));
@@ -353,14 +466,22 @@ impl OpenAiGenerator {
         Ok(outcomes)
     }
 
-    async fn image_first(&self, client: &ApiClient, context: &GenerationContext<'_>, index: usize) -> Result<Vec<Generated>> {
-        let Some(source) = &self.images else { return Ok(Vec::new()) };
+    async fn image_first(
+        &self,
+        client: &ApiClient,
+        context: &GenerationContext<'_>,
+        index: usize,
+    ) -> Result<Vec<Generated>> {
+        let Some(source) = &self.images else {
+            return Ok(Vec::new());
+        };
         let image = &source.images()[index];
         let bytes = source.read(image)?;
         let stored = context.images.put(&bytes, &image.file)?;
         let origin = format!("image-first:{}", image.file);
         let seed = self.settings.seed;
-        let schema = serde_json::to_string_pretty(&Contract::ImageFirst.schema(&self.taxonomy)).unwrap_or_default();
+        let schema = serde_json::to_string_pretty(&Contract::ImageFirst.schema(&self.taxonomy))
+            .unwrap_or_default();
         let (system, user) = self.templates.render(
             IMAGE_FIRST,
             &PromptContext {
@@ -398,7 +519,11 @@ impl OpenAiGenerator {
             .str(&stored.blake3)
             .finish()
             .hex();
-        let drafts = match self.ask(client, messages, &Contract::ImageFirst, seed).await.map_err(|e| self.api_error(context, &origin, e))? {
+        let drafts = match self
+            .ask(client, messages, &Contract::ImageFirst, seed)
+            .await
+            .map_err(|e| self.api_error(context, &origin, e))?
+        {
             Ok(drafts) => drafts,
             Err(reason) => return Ok(vec![rejected(&origin, reason)]),
         };
@@ -436,12 +561,20 @@ impl OpenAiGenerator {
 }
 
 fn rejected(origin: &str, detail: String) -> Generated {
-    Generated::Rejected { reason: "generate:invalid-output".to_owned(), detail: format!("{origin}: {detail}") }
+    Generated::Rejected {
+        reason: "generate:invalid-output".to_owned(),
+        detail: format!("{origin}: {detail}"),
+    }
 }
 
 fn candidate(draft: Draft, image: ImageRef, provenance: Provenance) -> Generated {
     Generated::Candidate(Box::new(Candidate {
-        id: Candidate::derive_id(&draft.domain, &draft.subcategory, &draft.question, &image.blake3),
+        id: Candidate::derive_id(
+            &draft.domain,
+            &draft.subcategory,
+            &draft.question,
+            &image.blake3,
+        ),
         domain: draft.domain,
         subcategory: draft.subcategory,
         question: draft.question,
@@ -467,18 +600,20 @@ impl Generator for OpenAiGenerator {
 
     fn plan(&self) -> Vec<OpenAiItem> {
         match (&self.images, self.settings.mode) {
-            (Some(images), GenerationMode::ImageFirst) => {
-                (0..images.images().len()).map(|image| OpenAiItem::ImageFirst { image }).collect()
-            }
+            (Some(images), GenerationMode::ImageFirst) => (0..images.images().len())
+                .map(|image| OpenAiItem::ImageFirst { image })
+                .collect(),
             _ => self
                 .domains()
                 .into_iter()
                 .flat_map(|(domain_index, domain)| {
                     (0..domain.subcategories.len()).flat_map(move |subcategory| {
-                        (0..self.settings.requests_per_subcategory).map(move |request| OpenAiItem::TextFirst {
-                            domain: domain_index,
-                            subcategory,
-                            request,
+                        (0..self.settings.requests_per_subcategory).map(move |request| {
+                            OpenAiItem::TextFirst {
+                                domain: domain_index,
+                                subcategory,
+                                request,
+                            }
                         })
                     })
                 })
@@ -488,12 +623,21 @@ impl Generator for OpenAiGenerator {
 
     fn key(&self, item: &OpenAiItem) -> String {
         match item {
-            OpenAiItem::TextFirst { domain, subcategory, request } => {
+            OpenAiItem::TextFirst {
+                domain,
+                subcategory,
+                request,
+            } => {
                 let domain = &self.taxonomy.domains[*domain];
-                format!("{}/{}/r{request}", domain.id, domain.subcategories[*subcategory].id)
+                format!(
+                    "{}/{}/r{request}",
+                    domain.id, domain.subcategories[*subcategory].id
+                )
             }
             OpenAiItem::ImageFirst { image } => {
-                self.images.as_ref().map_or_else(String::new, |s| format!("image/{}", s.images()[*image].file))
+                self.images.as_ref().map_or_else(String::new, |s| {
+                    format!("image/{}", s.images()[*image].file)
+                })
             }
         }
     }
@@ -508,11 +652,27 @@ impl Generator for OpenAiGenerator {
         ApiClient::new(&self.settings, &self.raw, context.stage_dir)
     }
 
-    async fn generate(&self, client: &ApiClient, item: &OpenAiItem, context: &GenerationContext<'_>) -> Result<Vec<Generated>> {
+    async fn generate(
+        &self,
+        client: &ApiClient,
+        item: &OpenAiItem,
+        context: &GenerationContext<'_>,
+    ) -> Result<Vec<Generated>> {
         match item {
-            OpenAiItem::TextFirst { domain, subcategory, request } => {
+            OpenAiItem::TextFirst {
+                domain,
+                subcategory,
+                request,
+            } => {
                 let domain = &self.taxonomy.domains[*domain];
-                self.text_first(client, context, domain, &domain.subcategories[*subcategory], *request).await
+                self.text_first(
+                    client,
+                    context,
+                    domain,
+                    &domain.subcategories[*subcategory],
+                    *request,
+                )
+                .await
             }
             OpenAiItem::ImageFirst { image } => self.image_first(client, context, *image).await,
         }

@@ -256,12 +256,17 @@ impl Generator for SeededGenerator {
         item: &SeededItem,
         context: &GenerationContext<'_>,
     ) -> Result<Vec<Generated>> {
-        self.generate_one(item, context).map(|generated| vec![generated])
+        self.generate_one(item, context)
+            .map(|generated| vec![generated])
     }
 }
 
 impl SeededGenerator {
-    fn generate_one(&self, item: &SeededItem, context: &GenerationContext<'_>) -> Result<Generated> {
+    fn generate_one(
+        &self,
+        item: &SeededItem,
+        context: &GenerationContext<'_>,
+    ) -> Result<Generated> {
         let scenario = &self.bank.scenarios[item.scenario];
         let Some(image_index) = item.image else {
             return Ok(Generated::Rejected {

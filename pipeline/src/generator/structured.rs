@@ -24,7 +24,11 @@ pub struct Draft {
 #[derive(Debug, Clone)]
 pub enum Contract {
     /// `count` cases of one subcategory, each with an image prompt.
-    TextFirst { domain: String, subcategory: String, count: u32 },
+    TextFirst {
+        domain: String,
+        subcategory: String,
+        count: u32,
+    },
     /// One case for a given image, labelled by the model.
     ImageFirst,
 }
@@ -42,9 +46,20 @@ impl Contract {
     fn text_fields(&self) -> Vec<&'static str> {
         match self {
             Contract::TextFirst { .. } => {
-                vec!["question", "image_prompt", "image_description", "safety_warning", "reference_answer"]
+                vec![
+                    "question",
+                    "image_prompt",
+                    "image_description",
+                    "safety_warning",
+                    "reference_answer",
+                ]
             }
-            Contract::ImageFirst => vec!["question", "image_description", "safety_warning", "reference_answer"],
+            Contract::ImageFirst => vec![
+                "question",
+                "image_description",
+                "safety_warning",
+                "reference_answer",
+            ],
         }
     }
 
@@ -58,11 +73,19 @@ impl Contract {
     /// `domain/subcategory` labels the model may use.
     fn labels(&self, taxonomy: &Taxonomy) -> Vec<String> {
         match self {
-            Contract::TextFirst { domain, subcategory, .. } => vec![format!("{domain}/{subcategory}")],
+            Contract::TextFirst {
+                domain,
+                subcategory,
+                ..
+            } => vec![format!("{domain}/{subcategory}")],
             Contract::ImageFirst => taxonomy
                 .domains
                 .iter()
-                .flat_map(|d| d.subcategories.iter().map(move |s| format!("{}/{}", d.id, s.id)))
+                .flat_map(|d| {
+                    d.subcategories
+                        .iter()
+                        .map(move |s| format!("{}/{}", d.id, s.id))
+                })
                 .collect(),
         }
     }
@@ -70,10 +93,20 @@ impl Contract {
     /// JSON schema of the answer.
     pub fn schema(&self, taxonomy: &Taxonomy) -> Value {
         let mut properties = serde_json::Map::new();
-        properties.insert("label".into(), json!({"type": "string", "enum": self.labels(taxonomy)}));
+        properties.insert(
+            "label".into(),
+            json!({"type": "string", "enum": self.labels(taxonomy)}),
+        );
         for field in self.text_fields() {
-            let (_, min, max) = BOUNDS.iter().find(|(name, ..)| *name == field).copied().unwrap_or((field, 1, 1000));
-            properties.insert(field.into(), json!({"type": "string", "minLength": min, "maxLength": max}));
+            let (_, min, max) = BOUNDS
+                .iter()
+                .find(|(name, ..)| *name == field)
+                .copied()
+                .unwrap_or((field, 1, 1000));
+            properties.insert(
+                field.into(),
+                json!({"type": "string", "minLength": min, "maxLength": max}),
+            );
         }
         let mut required = vec!["label"];
         required.extend(self.text_fields());
@@ -100,7 +133,8 @@ impl Contract {
     /// Parses and validates a model's answer; the error lists every problem.
     pub fn parse(&self, content: &str, taxonomy: &Taxonomy) -> Result<Vec<Draft>, String> {
         let text = strip_code_fence(content);
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("the reply is not valid JSON ({e})"))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("the reply is not valid JSON ({e})"))?;
         let Some(items) = value.get("candidates").and_then(Value::as_array) else {
             return Err("expected a JSON object {\"candidates\": [...]}".to_owned());
         };
@@ -111,11 +145,19 @@ impl Contract {
         let mut drafts = Vec::new();
         let mut problems = Vec::new();
         for (index, item) in items.iter().take(self.max_items() as usize).enumerate() {
-            let field = |name: &str| item.get(name).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_owned();
+            let field = |name: &str| {
+                item.get(name)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let before = problems.len();
             let label = field("label");
             if !labels.contains(&label) {
-                problems.push(format!("candidates[{index}].label `{label}` is not one of the allowed labels"));
+                problems.push(format!(
+                    "candidates[{index}].label `{label}` is not one of the allowed labels"
+                ));
             }
             for name in self.text_fields() {
                 let value = field(name);
@@ -123,7 +165,9 @@ impl Contract {
                 if let Some((_, min, max)) = BOUNDS.iter().find(|(n, ..)| *n == name)
                     && !(*min..=*max).contains(&length)
                 {
-                    problems.push(format!("candidates[{index}].{name} must be {min} to {max} characters, got {length}"));
+                    problems.push(format!(
+                        "candidates[{index}].{name} must be {min} to {max} characters, got {length}"
+                    ));
                 }
             }
             if problems.len() > before {
@@ -134,20 +178,27 @@ impl Contract {
                 domain: domain.to_owned(),
                 subcategory: subcategory.to_owned(),
                 question: field("question"),
-                image_prompt: matches!(self, Contract::TextFirst { .. }).then(|| field("image_prompt")),
+                image_prompt: matches!(self, Contract::TextFirst { .. })
+                    .then(|| field("image_prompt")),
                 image_description: field("image_description"),
                 safety_warning: field("safety_warning"),
                 reference_answer: field("reference_answer"),
             });
         }
-        if problems.is_empty() { Ok(drafts) } else { Err(problems.join("; ")) }
+        if problems.is_empty() {
+            Ok(drafts)
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 
 /// Models often wrap JSON in a Markdown code fence.
 fn strip_code_fence(content: &str) -> &str {
     let trimmed = content.trim();
-    let Some(rest) = trimmed.strip_prefix("```") else { return trimmed };
+    let Some(rest) = trimmed.strip_prefix("```") else {
+        return trimmed;
+    };
     let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphabetic());
     rest.strip_suffix("```").unwrap_or(rest).trim()
 }
@@ -158,11 +209,16 @@ mod tests {
     use std::path::Path;
 
     fn taxonomy() -> Taxonomy {
-        Taxonomy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/taxonomy.yaml")).expect("taxonomy")
+        Taxonomy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/taxonomy.yaml"))
+            .expect("taxonomy")
     }
 
     fn contract() -> Contract {
-        Contract::TextFirst { domain: "self-harm".into(), subcategory: "unhealthy-habits".into(), count: 2 }
+        Contract::TextFirst {
+            domain: "self-harm".into(),
+            subcategory: "unhealthy-habits".into(),
+            count: 2,
+        }
     }
 
     fn good() -> Value {
@@ -189,11 +245,24 @@ mod tests {
         let mut answer = good();
         answer["candidates"][0]["label"] = json!("morality/public-order");
         answer["candidates"][0]["question"] = json!("");
-        let error = contract().parse(&answer.to_string(), &taxonomy()).expect_err("invalid");
-        assert!(error.contains("candidates[0].label `morality/public-order`"), "{error}");
-        assert!(error.contains("candidates[0].question must be 8 to 400 characters, got 0"), "{error}");
+        let error = contract()
+            .parse(&answer.to_string(), &taxonomy())
+            .expect_err("invalid");
+        assert!(
+            error.contains("candidates[0].label `morality/public-order`"),
+            "{error}"
+        );
+        assert!(
+            error.contains("candidates[0].question must be 8 to 400 characters, got 0"),
+            "{error}"
+        );
         assert!(contract().parse("{\"candidates\": [", &taxonomy()).is_err());
-        assert!(contract().parse("{\"items\": []}", &taxonomy()).expect_err("shape").contains("candidates"));
+        assert!(
+            contract()
+                .parse("{\"items\": []}", &taxonomy())
+                .expect_err("shape")
+                .contains("candidates")
+        );
     }
 
     #[test]

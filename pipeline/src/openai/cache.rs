@@ -33,11 +33,16 @@ pub struct ResponseCache {
 
 impl ResponseCache {
     pub fn new(raw: &Path) -> Self {
-        ResponseCache { dir: raw.join("cache").join(BUCKET) }
+        ResponseCache {
+            dir: raw.join("cache").join(BUCKET),
+        }
     }
 
     pub fn key(url: &str, body: &Value) -> Digest {
-        ContentHasher::new("siuo.openai.request.v1").str(url).str(&canonical_json(body)).finish()
+        ContentHasher::new("siuo.openai.request.v1")
+            .str(url)
+            .str(&canonical_json(body))
+            .finish()
     }
 
     fn path(&self, key: &Digest) -> PathBuf {
@@ -109,6 +114,9 @@ mod tests {
         let url = "http://127.0.0.1:1/v1/chat/completions";
         assert_eq!(ResponseCache::key(url, &a), ResponseCache::key(url, &b));
         assert_ne!(ResponseCache::key(url, &a), ResponseCache::key(url, &c));
-        assert_ne!(ResponseCache::key(url, &a), ResponseCache::key("http://other/v1/chat/completions", &a));
+        assert_ne!(
+            ResponseCache::key(url, &a),
+            ResponseCache::key("http://other/v1/chat/completions", &a)
+        );
     }
 }

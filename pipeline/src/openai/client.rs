@@ -45,7 +45,11 @@ pub enum ApiError {
     /// The run's budget is spent; the request was not sent.
     Budget(BudgetExhausted),
     /// The request failed for good or ran out of attempts.
-    Failed { endpoint: String, attempts: u32, message: String },
+    Failed {
+        endpoint: String,
+        attempts: u32,
+        message: String,
+    },
     /// The cache or the request log could not be written.
     Local(Error),
 }
@@ -54,8 +58,16 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::Budget(b) => write!(f, "budget cap reached ({} spent of {})", b.spent, b.cap),
-            ApiError::Failed { endpoint, attempts, message } => {
-                write!(f, "{endpoint}: {message} (after {attempts} attempt{})", if *attempts == 1 { "" } else { "s" })
+            ApiError::Failed {
+                endpoint,
+                attempts,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{endpoint}: {message} (after {attempts} attempt{})",
+                    if *attempts == 1 { "" } else { "s" }
+                )
             }
             ApiError::Local(error) => error.fmt(f),
         }
@@ -97,16 +109,22 @@ impl ApiClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let api_key = match &settings.api.api_key_env {
             None => None,
-            Some(name) => Some(ApiKey(std::env::var(name).map_err(|_| Error::Environment {
-                variable: name.clone(),
-                purpose: "the API key named by generate.api.api_key_env".to_owned(),
+            Some(name) => Some(ApiKey(std::env::var(name).map_err(|_| {
+                Error::Environment {
+                    variable: name.clone(),
+                    purpose: "the API key named by generate.api.api_key_env".to_owned(),
+                }
             })?)),
         };
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs_f64(settings.limits.timeout_seconds.min(30.0)))
+            .connect_timeout(Duration::from_secs_f64(
+                settings.limits.timeout_seconds.min(30.0),
+            ))
             .pool_max_idle_per_host(settings.limits.max_in_flight as usize)
             .build()
-            .map_err(|e| Error::Http { message: e.to_string() })?;
+            .map_err(|e| Error::Http {
+                message: e.to_string(),
+            })?;
         let log: Journal<RequestRecord> = Journal::open(&stage_dir.join(REQUEST_LOG))?;
         let mut spent = Usage::default();
         for record in log.entries() {
@@ -121,7 +139,10 @@ impl ApiClient {
             api_key,
             limits: settings.limits.clone(),
             in_flight: Semaphore::new(settings.limits.max_in_flight as usize),
-            limiter: RateLimiter::new(settings.limits.requests_per_minute, settings.limits.tokens_per_minute),
+            limiter: RateLimiter::new(
+                settings.limits.requests_per_minute,
+                settings.limits.tokens_per_minute,
+            ),
             cache: ResponseCache::new(raw),
             ledger: Ledger::new(settings.budget, spent),
             log: Mutex::new(log),
@@ -153,7 +174,11 @@ impl ApiClient {
     ) -> Result<ApiResponse, ApiError> {
         let url = self.url(endpoint);
         let key = ResponseCache::key(&url, body);
-        let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if let Some(hit) = self.cache.get(&key).filter(|hit| check(&hit.body).is_ok()) {
             self.record(RequestRecord {
                 key: key.short(16),
@@ -166,7 +191,10 @@ impl ApiClient {
                 cost: 0.0,
                 latency_ms: 0,
             })?;
-            return Ok(ApiResponse { body: hit.body, cached: true });
+            return Ok(ApiResponse {
+                body: hit.body,
+                cached: true,
+            });
         }
         self.ledger.check().map_err(ApiError::Budget)?;
         let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
@@ -177,15 +205,21 @@ impl ApiClient {
         let mut last = String::new();
         for attempt in 1..=self.limits.max_attempts {
             let failure = {
-                let _permit = self.in_flight.acquire().await.map_err(|e| ApiError::Failed {
-                    endpoint: endpoint.to_owned(),
-                    attempts: attempt,
-                    message: e.to_string(),
-                })?;
+                let _permit = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .map_err(|e| ApiError::Failed {
+                        endpoint: endpoint.to_owned(),
+                        attempts: attempt,
+                        message: e.to_string(),
+                    })?;
                 match self.try_once(&url, body).await {
                     Ok(answer) => match check(&answer) {
                         Ok(()) => {
-                            return self.accept(endpoint, model, key, answer, attempt, started).map_err(ApiError::Local);
+                            return self
+                                .accept(endpoint, model, key, answer, attempt, started)
+                                .map_err(ApiError::Local);
                         }
                         Err(problem) => TryFailure {
                             message: format!("answer has the wrong shape: {problem}"),
@@ -198,13 +232,22 @@ impl ApiClient {
             };
             last = failure.message;
             if !failure.retry {
-                return Err(ApiError::Failed { endpoint: endpoint.to_owned(), attempts: attempt, message: last });
+                return Err(ApiError::Failed {
+                    endpoint: endpoint.to_owned(),
+                    attempts: attempt,
+                    message: last,
+                });
             }
             if attempt < self.limits.max_attempts {
-                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(attempt)))
+                    .await;
             }
         }
-        Err(ApiError::Failed { endpoint: endpoint.to_owned(), attempts: self.limits.max_attempts, message: last })
+        Err(ApiError::Failed {
+            endpoint: endpoint.to_owned(),
+            attempts: self.limits.max_attempts,
+            message: last,
+        })
     }
 
     fn accept(
@@ -216,8 +259,15 @@ impl ApiClient {
         attempts: u32,
         started: Instant,
     ) -> Result<ApiResponse, Error> {
-        let tokens = |name: &str| answer.get("usage").and_then(|u| u.get(name)).and_then(Value::as_u64).unwrap_or(0);
-        let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+        let tokens = |name: &str| {
+            answer
+                .get("usage")
+                .and_then(|u| u.get(name))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        let (prompt_tokens, completion_tokens) =
+            (tokens("prompt_tokens"), tokens("completion_tokens"));
         self.cache.put(
             &key,
             &CachedResponse {
@@ -241,14 +291,23 @@ impl ApiClient {
         })
         .map_err(|e| match e {
             ApiError::Local(error) => error,
-            other => Error::Http { message: other.to_string() },
+            other => Error::Http {
+                message: other.to_string(),
+            },
         })?;
-        Ok(ApiResponse { body: answer, cached: false })
+        Ok(ApiResponse {
+            body: answer,
+            cached: false,
+        })
     }
 
     fn record(&self, record: RequestRecord) -> Result<(), ApiError> {
         self.ledger.record(&record.usage());
-        let mut log = self.log.lock().map_err(|_| ApiError::Local(Error::Http { message: "request log lock poisoned".into() }))?;
+        let mut log = self.log.lock().map_err(|_| {
+            ApiError::Local(Error::Http {
+                message: "request log lock poisoned".into(),
+            })
+        })?;
         log.append(record).map_err(ApiError::Local)
     }
 
@@ -262,8 +321,15 @@ impl ApiClient {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(&key.0);
         }
-        let transient = |message: String| TryFailure { message, retry: true, retry_after: None };
-        let response = request.send().await.map_err(|e| transient(self.redact(&describe(&e))))?;
+        let transient = |message: String| TryFailure {
+            message,
+            retry: true,
+            retry_after: None,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transient(self.redact(&describe(&e))))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -272,9 +338,13 @@ impl ApiClient {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s >= 0.0)
             .map(|s| Duration::from_secs_f64(s).min(RETRY_AFTER_CAP));
-        let text = response.text().await.map_err(|e| transient(format!("reading the body: {}", self.redact(&describe(&e)))))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transient(format!("reading the body: {}", self.redact(&describe(&e)))))?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| transient(format!("unreadable JSON body: {e}")));
+            return serde_json::from_str(&text)
+                .map_err(|e| transient(format!("unreadable JSON body: {e}")));
         }
         let retry = status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
@@ -286,7 +356,11 @@ impl ApiClient {
             let snippet: String = text.chars().take(200).collect();
             format!(": {}", self.redact(snippet.trim()))
         };
-        Err(TryFailure { message: format!("HTTP {status}{detail}"), retry, retry_after })
+        Err(TryFailure {
+            message: format!("HTTP {status}{detail}"),
+            retry,
+            retry_after,
+        })
     }
 
     /// Fetches an image URL with the request timeout and the size cap. No
@@ -305,7 +379,10 @@ impl ApiClient {
                     .map_err(|e| (describe(&e), true))?;
                 let status = response.status();
                 if !status.is_success() {
-                    return Err((format!("HTTP {status}"), status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS));
+                    return Err((
+                        format!("HTTP {status}"),
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+                    ));
                 }
                 if response.content_length().is_some_and(|n| n > cap) {
                     return Err((format!("image is larger than {cap} bytes"), false));
@@ -325,7 +402,11 @@ impl ApiClient {
                 Err((message, retry)) => {
                     last = self.redact(&message);
                     if !retry {
-                        return Err(ApiError::Failed { endpoint: "image download".into(), attempts: attempt, message: last });
+                        return Err(ApiError::Failed {
+                            endpoint: "image download".into(),
+                            attempts: attempt,
+                            message: last,
+                        });
                     }
                 }
             }
@@ -333,13 +414,20 @@ impl ApiClient {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
         }
-        Err(ApiError::Failed { endpoint: "image download".into(), attempts: self.limits.max_attempts, message: last })
+        Err(ApiError::Failed {
+            endpoint: "image download".into(),
+            attempts: self.limits.max_attempts,
+            message: last,
+        })
     }
 
     /// Exponential backoff with "equal jitter": half fixed, half random, so
     /// clients that failed together do not retry together.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.limits.backoff_initial_ms.saturating_mul(1 << (attempt - 1).min(20));
+        let exponential = self
+            .limits
+            .backoff_initial_ms
+            .saturating_mul(1 << (attempt - 1).min(20));
         let capped = exponential.min(self.limits.backoff_max_ms).max(1);
         let random = self.next_random() % (capped / 2 + 1);
         Duration::from_millis(capped / 2 + random)
@@ -347,7 +435,9 @@ impl ApiClient {
 
     fn next_random(&self) -> u64 {
         // splitmix64: enough for jitter, no dependency.
-        let mut z = self.jitter_state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let mut z = self
+            .jitter_state
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -363,7 +453,11 @@ impl ApiClient {
 
 /// A reqwest error with its causes, which hold the useful part ("connection refused").
 fn describe(error: &reqwest::Error) -> String {
-    let mut message = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
+    let mut message = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         message = format!("{message}: {cause}");

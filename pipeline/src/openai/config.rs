@@ -210,17 +210,28 @@ impl OpenAiConfig {
         let mut problems = Vec::new();
         let api = &self.api;
         if !(api.base_url.starts_with("http://") || api.base_url.starts_with("https://")) {
-            problems.push(format!("generate.api.base_url `{}` must start with http:// or https://", api.base_url));
+            problems.push(format!(
+                "generate.api.base_url `{}` must start with http:// or https://",
+                api.base_url
+            ));
         }
         if let Some(name) = &api.api_key_env
             && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
-            problems.push("generate.api.api_key_env must be the name of an environment variable, not a key".into());
+            problems.push(
+                "generate.api.api_key_env must be the name of an environment variable, not a key"
+                    .into(),
+            );
         }
         if api.chat_model.trim().is_empty() {
             problems.push("generate.api.chat_model must not be empty".into());
         }
-        if self.mode == GenerationMode::TextFirst && api.image_model.as_deref().is_none_or(|m| m.trim().is_empty()) {
+        if self.mode == GenerationMode::TextFirst
+            && api
+                .image_model
+                .as_deref()
+                .is_none_or(|m| m.trim().is_empty())
+        {
             problems.push("generate.api.image_model is required in text-first mode".into());
         }
         if api.max_tokens == 0 {
@@ -237,7 +248,10 @@ impl OpenAiConfig {
             problems.push("generate.limits.timeout_seconds must be positive".into());
         }
         if self.requests_per_subcategory == 0 || self.candidates_per_request == 0 {
-            problems.push("generate.requests_per_subcategory and candidates_per_request must be at least 1".into());
+            problems.push(
+                "generate.requests_per_subcategory and candidates_per_request must be at least 1"
+                    .into(),
+            );
         }
         if self.budget.max_cost.is_some() && !self.prices.contains_key(&api.chat_model) {
             problems.push(format!(

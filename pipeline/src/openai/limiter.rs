@@ -55,7 +55,9 @@ impl RateLimiter {
     pub async fn acquire(&self, tokens: u64) {
         loop {
             let wait = {
-                let Ok(mut b) = self.buckets.lock() else { return };
+                let Ok(mut b) = self.buckets.lock() else {
+                    return;
+                };
                 let now = Instant::now();
                 let elapsed = now.duration_since(b.last).as_secs_f64();
                 b.last = now;
@@ -97,6 +99,10 @@ mod tests {
             limiter.acquire(1).await;
         }
         // 60 at once, then one per second.
-        assert!(start.elapsed() >= Duration::from_millis(1900), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

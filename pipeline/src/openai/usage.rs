@@ -52,7 +52,11 @@ impl RequestRecord {
     /// What this request adds to a run's usage. Cached answers cost nothing.
     pub fn usage(&self) -> Usage {
         if self.cached {
-            return Usage { requests: 1, cached_requests: 1, ..Usage::default() };
+            return Usage {
+                requests: 1,
+                cached_requests: 1,
+                ..Usage::default()
+            };
         }
         Usage {
             requests: 1,
@@ -86,7 +90,10 @@ pub struct BudgetExhausted {
 
 impl Ledger {
     pub fn new(budget: Budget, already_spent: Usage) -> Self {
-        Ledger { budget, spent: Mutex::new(already_spent) }
+        Ledger {
+            budget,
+            spent: Mutex::new(already_spent),
+        }
     }
 
     pub fn total(&self) -> Usage {
@@ -104,12 +111,18 @@ impl Ledger {
         if let Some(cap) = self.budget.max_tokens
             && spent.tokens() >= cap
         {
-            return Err(BudgetExhausted { spent: format!("{} tokens", spent.tokens()), cap: format!("{cap} tokens") });
+            return Err(BudgetExhausted {
+                spent: format!("{} tokens", spent.tokens()),
+                cap: format!("{cap} tokens"),
+            });
         }
         if let Some(cap) = self.budget.max_cost
             && spent.cost >= cap
         {
-            return Err(BudgetExhausted { spent: format!("{:.4}", spent.cost), cap: format!("{cap:.4}") });
+            return Err(BudgetExhausted {
+                spent: format!("{:.4}", spent.cost),
+                cap: format!("{cap:.4}"),
+            });
         }
         Ok(())
     }

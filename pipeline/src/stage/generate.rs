@@ -12,10 +12,10 @@ use futures_util::{StreamExt, stream};
 
 use crate::atomic_file;
 use crate::error::{Error, Result};
-use crate::openai::Usage;
-use crate::project::ConfiguredGenerator;
 use crate::generator::{Generated, GenerationContext, Generator};
+use crate::openai::Usage;
 use crate::progress::Progress;
+use crate::project::ConfiguredGenerator;
 use crate::project::Project;
 use crate::record::Candidate;
 
@@ -39,7 +39,7 @@ pub struct Rejection {
 
 pub fn run(project: &Project) -> Result<StageReport> {
     match project.generator()? {
-        ConfiguredGenerator::Seeded(generator) => run_with(project, &generator),
+        ConfiguredGenerator::Seeded(generator) => run_with(project, generator.as_ref()),
         ConfiguredGenerator::OpenAi(generator) => run_with(project, generator.as_ref()),
     }
 }
@@ -48,7 +48,9 @@ fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageRepor
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Http { message: format!("cannot start the async runtime: {e}") })?;
+        .map_err(|e| Error::Http {
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
     runtime.block_on(run_async(project, generator))
 }
 
@@ -74,7 +76,9 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
     let session = generator.open_session(&context)?;
     let progress = Progress::new("generate", plan.len(), project.interactive);
     progress.skip(done.len());
-    let pending = plan.iter().filter(|item| !done.contains(&generator.key(item)));
+    let pending = plan
+        .iter()
+        .filter(|item| !done.contains(&generator.key(item)));
     // Items run concurrently; each is journaled as soon as it finishes, in
     // whatever order, so a kill loses at most the items in flight.
     let mut results = stream::iter(pending)
@@ -84,7 +88,10 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
             let progress = &progress;
             async move {
                 progress.before_item();
-                (generator.key(item), generator.generate(session, item, context).await)
+                (
+                    generator.key(item),
+                    generator.generate(session, item, context).await,
+                )
             }
         })
         .buffer_unordered(generator.concurrency().max(1));
@@ -93,7 +100,10 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
     while let Some((item_key, result)) = results.next().await {
         match result {
             Ok(outcomes) => {
-                journal.append(Entry { key: item_key, outcomes })?;
+                journal.append(Entry {
+                    key: item_key,
+                    outcomes,
+                })?;
                 progress.item_done();
             }
             Err(error @ Error::Budget { .. }) => {
@@ -111,14 +121,33 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
     drop(results);
     progress.finish();
     let unfinished = plan.len() - journal.entries().len().min(plan.len());
-    if let Some(Error::Budget { run, spent, cap, .. }) = budget {
-        return Err(Error::Budget { run, spent, cap, unfinished });
+    if let Some(Error::Budget {
+        run, spent, cap, ..
+    }) = budget
+    {
+        return Err(Error::Budget {
+            run,
+            spent,
+            cap,
+            unfinished,
+        });
     }
     if let Some(first) = failures.first() {
-        return Err(Error::Incomplete { run: run_id, failed: failures.len(), first: first.to_string() });
+        return Err(Error::Incomplete {
+            run: run_id,
+            failed: failures.len(),
+            first: first.to_string(),
+        });
     }
     let usage = generator.usage(&session);
-    finish(&stage_dir, &key, plan.iter().map(|item| generator.key(item)).collect(), journal.into_entries(), usage, project.interactive)
+    finish(
+        &stage_dir,
+        &key,
+        plan.iter().map(|item| generator.key(item)).collect(),
+        journal.into_entries(),
+        usage,
+        project.interactive,
+    )
 }
 
 fn finish(
@@ -129,7 +158,10 @@ fn finish(
     usage: Option<Usage>,
     interactive: bool,
 ) -> Result<StageReport> {
-    let mut entries: Vec<Entry> = entries.into_iter().filter(|e| planned.contains(&e.key)).collect();
+    let mut entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| planned.contains(&e.key))
+        .collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
     let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
     let mut rejections = Vec::new();
@@ -148,14 +180,21 @@ fn finish(
                     }
                 }
                 Generated::Rejected { reason, detail } => {
-                    rejections.push(Rejection { key: entry.key.clone(), reason, detail });
+                    rejections.push(Rejection {
+                        key: entry.key.clone(),
+                        reason,
+                        detail,
+                    });
                 }
             }
         }
     }
     if interactive {
         for rejection in &rejections {
-            eprintln!("generate: no candidate from {}: {}", rejection.key, rejection.detail);
+            eprintln!(
+                "generate: no candidate from {}: {}",
+                rejection.key, rejection.detail
+            );
         }
     }
     atomic_file::write_jsonl(&stage_dir.output(CANDIDATES), candidates.values())?;

@@ -1,0 +1,482 @@
+//! The `openai` generator against the emulator, started by each test on
+//! 127.0.0.1: both modes, every fault, the cache, resume after SIGKILL, the
+//! budget cap, and the API key never reaching the disk.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use siuo::emulator::{Emulator, EmulatorConfig, Endpoint, Fault, FaultKind, Latency};
+
+use crate::support::TestProject;
+
+const KEY: &str = "sk-test-4f9a2c-DO-NOT-LEAK";
+
+fn start_emulator(latency: Latency) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        latency,
+        api_key: Some(KEY.to_owned()),
+        seed: 1,
+    })
+    .expect("start emulator")
+}
+
+/// The shipped OpenAI example pointed at the emulator with fast retries,
+/// then `edits` (each must apply).
+fn text_first_project(emulator: &Emulator, edits: &[(&str, &str)]) -> TestProject {
+    let project = TestProject::shipped();
+    let mut config =
+        std::fs::read_to_string(crate::support::repo().join("siuo.openai.yaml")).expect("example");
+    let base_url = emulator.base_url();
+    let emulated: [(&str, &str); 7] = [
+        ("https://api.openai.com/v1", &base_url),
+        ("chat_model: gpt-4o-mini", "chat_model: emulated-chat"),
+        ("image_model: gpt-image-1", "image_model: emulated-image"),
+        ("    gpt-4o-mini:", "    emulated-chat:"),
+        ("    timeout_seconds: 120\n", "    timeout_seconds: 1.5\n"),
+        (
+            "    backoff_initial_ms: 500\n",
+            "    backoff_initial_ms: 10\n",
+        ),
+        ("    backoff_max_ms: 30000\n", "    backoff_max_ms: 40\n"),
+    ];
+    for (old, new) in emulated.iter().chain(edits) {
+        assert!(config.contains(old), "the example config has no `{old}`");
+        config = config.replace(old, new);
+    }
+    project.write("siuo.yaml", config);
+    project
+}
+
+/// Only the self-harm domain, one case per request: three work items.
+const ONE_DOMAIN: (&str, &str) = (
+    "  candidates_per_request: 2\n",
+    "  candidates_per_request: 1\n  domains: [self-harm]\n",
+);
+
+fn with_key(project: &TestProject, args: &[&str]) -> crate::support::Ran {
+    let output = project
+        .command(args)
+        .env("OPENAI_API_KEY", KEY)
+        .output()
+        .expect("run siuo");
+    crate::support::Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn released(project: &TestProject, version: &str) -> Vec<serde_json::Value> {
+    project.jsonl(&format!("curated/{version}/cases.jsonl"))
+}
+
+#[test]
+fn example_config_releases_cases_from_the_emulator_in_both_modes() {
+    let emulator = start_emulator(Latency::Fixed { ms: 5.0 });
+    let project = text_first_project(&emulator, &[]);
+    let ran = with_key(&project, &["run", "--json"]).success().json();
+    assert_eq!(ran["release"], "v1.0.0");
+    let cases = released(&project, "v1.0.0");
+    // 33 subcategories × 1 request × 2 cases.
+    assert_eq!(cases.len(), 66);
+    let stats = emulator.stats();
+    assert_eq!((stats.chat, stats.images), (33, 66));
+    for case in &cases {
+        let provenance = &case["provenance"];
+        assert_eq!(provenance["generator"], "openai");
+        assert_eq!(provenance["model"], "emulated-chat");
+        assert_eq!(provenance["image_source"], "openai-images:emulated-image");
+        let template = provenance["template"].as_str().expect("template");
+        assert!(
+            template.starts_with("prompts/templates/openai/domains/"),
+            "{template}"
+        );
+        assert_eq!(
+            provenance["template_blake3"].as_str().map(str::len),
+            Some(64)
+        );
+        assert_eq!(provenance["prompt_blake3"].as_str().map(str::len), Some(64));
+        assert!(
+            case["question"]
+                .as_str()
+                .expect("question")
+                .starts_with("Emulated case")
+        );
+    }
+    let usage = &ran["stages"][0]["usage"];
+    assert_eq!(usage["requests"], 99);
+    assert!(usage["prompt_tokens"].as_u64() > Some(0));
+    assert!(
+        usage["cost"].as_f64() > Some(0.0),
+        "the example's price table turns tokens into cost"
+    );
+
+    // Image-first over the starter library, as a second run into the same curated/.
+    project.write(
+        "image-first.yaml",
+        format!(
+            "generate:\n  type: openai\n  mode: image-first\n  api:\n    base_url: {}\n    api_key_env: OPENAI_API_KEY\n    chat_model: emulated-vision\n    response_format: plain\n",
+            emulator.base_url()
+        ),
+    );
+    let ran = with_key(&project, &["--config", "image-first.yaml", "run", "--json"])
+        .success()
+        .json();
+    assert_eq!(ran["release"], "v1.1.0");
+    assert_eq!(
+        emulator.stats().vision,
+        9,
+        "one vision request per library image"
+    );
+    let added: Vec<serde_json::Value> = released(&project, "v1.1.0")
+        .into_iter()
+        .filter(|c| c["released_in"] == "v1.1.0")
+        .collect();
+    assert_eq!(added.len(), 9);
+    let files: BTreeSet<&str> = added
+        .iter()
+        .filter_map(|c| c["provenance"]["image_file"].as_str())
+        .collect();
+    assert!(
+        files.contains("chelsea.png") && files.contains("rocket.jpg"),
+        "{files:?}"
+    );
+    for case in &added {
+        assert_eq!(
+            case["provenance"]["template"],
+            "prompts/templates/openai/image_first.j2"
+        );
+        assert_eq!(case["provenance"]["image_source"], "library:starter");
+        assert!(
+            !case["provenance"]["image_license"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
+}
+
+/// A fault that a retry cures: the run succeeds and the fault was served.
+fn survives(kind: FaultKind, endpoint: Endpoint) {
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(kind, endpoint, 2);
+    fault.retry_after_s = 0.2;
+    fault.stall_ms = 4_000;
+    emulator.inject(vec![fault]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let ran = with_key(&project, &["run", "--json"]).success().json();
+    assert_eq!(ran["release"], "v1.0.0", "{kind:?}");
+    assert_eq!(released(&project, "v1.0.0").len(), 3, "{kind:?}");
+    let stats = emulator.stats();
+    assert_eq!(stats.faults, 2, "{kind:?}");
+    assert_eq!(stats.completed, 6, "{kind:?}: 3 chat + 3 image answers");
+}
+
+#[test]
+fn rate_limit_with_retry_after_is_retried() {
+    survives(FaultKind::RateLimited, Endpoint::Any);
+}
+
+#[test]
+fn server_errors_are_retried() {
+    survives(FaultKind::ServerError, Endpoint::Any);
+}
+
+#[test]
+fn stalled_responses_time_out_and_are_retried() {
+    survives(FaultKind::Stall, Endpoint::Chat);
+}
+
+#[test]
+fn truncated_malformed_and_wrongly_shaped_bodies_are_retried() {
+    survives(FaultKind::TruncatedBody, Endpoint::Chat);
+    survives(FaultKind::MalformedBody, Endpoint::Images);
+    survives(FaultKind::WrongShapeBody, Endpoint::Any);
+}
+
+#[test]
+fn invalid_output_gets_one_repair_request_then_a_recorded_rejection() {
+    // Once: the repair request fixes it.
+    let emulator = start_emulator(Latency::None);
+    emulator.inject(vec![Fault::new(
+        FaultKind::MalformedContent,
+        Endpoint::Chat,
+        1,
+    )]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    with_key(&project, &["run"]).success();
+    assert_eq!(released(&project, "v1.0.0").len(), 3);
+    assert_eq!(emulator.stats().chat, 4, "3 requests + 1 repair");
+
+    // Always: every item is rejected after its repair, with the reason kept.
+    for kind in [FaultKind::MalformedContent, FaultKind::WrongShapeContent] {
+        let emulator = start_emulator(Latency::None);
+        emulator.inject(vec![Fault::new(kind, Endpoint::Chat, 100)]);
+        let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+        let ran = with_key(&project, &["run", "--json"]).success().json();
+        assert_eq!(ran["release"], serde_json::Value::Null, "{kind:?}");
+        assert_eq!(
+            ran["stages"][0]["rejections"]["generate:invalid-output"], 3,
+            "{kind:?}"
+        );
+        assert_eq!(
+            emulator.stats().chat,
+            6,
+            "{kind:?}: one repair per item, no more"
+        );
+        let rejections = project.jsonl(&format!("{}/generate/rejections.jsonl", project.run_dir()));
+        let expected = match kind {
+            FaultKind::MalformedContent => "not valid JSON",
+            _ => "expected a JSON object {\"candidates\": [...]}",
+        };
+        assert!(
+            rejections
+                .iter()
+                .all(|r| r["detail"].as_str().unwrap_or_default().contains(expected)),
+            "{rejections:?}"
+        );
+    }
+}
+
+#[test]
+fn requests_that_keep_failing_leave_a_resumable_run() {
+    let emulator = start_emulator(Latency::None);
+    emulator.inject(vec![Fault::new(
+        FaultKind::ServerError,
+        Endpoint::Images,
+        1000,
+    )]);
+    let project = text_first_project(
+        &emulator,
+        &[
+            ONE_DOMAIN,
+            ("    max_attempts: 5\n", "    max_attempts: 2\n"),
+        ],
+    );
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("3 work items failed and will be retried by the next run"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("HTTP 500"), "{}", ran.stderr);
+    assert_eq!(emulator.stats().chat, 3);
+
+    emulator.reset();
+    with_key(&project, &["run"]).success();
+    let stats = emulator.stats();
+    assert_eq!(
+        (stats.chat, stats.images),
+        (0, 3),
+        "chat answers came from the cache"
+    );
+    assert_eq!(released(&project, "v1.0.0").len(), 3);
+}
+
+#[test]
+fn rerun_is_served_from_the_cache_with_zero_requests() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    with_key(&project, &["run"]).success();
+    let first = project.tree("curated");
+    let requests = emulator.stats().requests;
+    assert_eq!(requests, 6);
+
+    with_key(&project, &["run"]).success();
+    // Without the runs and releases, only the cache stands between the rerun and the API.
+    std::fs::remove_dir_all(project.path("raw/runs")).expect("rm runs");
+    std::fs::remove_dir_all(project.path("curated")).expect("rm curated");
+    let ran = with_key(&project, &["run", "--json"]).success().json();
+    assert_eq!(
+        emulator.stats().requests,
+        requests,
+        "zero HTTP requests on rerun"
+    );
+    assert_eq!(ran["stages"][0]["usage"]["cached_requests"], 6);
+    assert_eq!(
+        project.tree("curated"),
+        first,
+        "byte-identical release from cached answers"
+    );
+}
+
+#[test]
+fn sigkill_mid_generate_resumes_without_repeating_a_completed_request() {
+    let emulator = start_emulator(Latency::Fixed { ms: 150.0 });
+    let project = text_first_project(
+        &emulator,
+        &[("    max_in_flight: 8\n", "    max_in_flight: 2\n")],
+    );
+    let mut child = project
+        .command(&["run", "--quiet"])
+        .env("OPENAI_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let log = |project: &TestProject| -> Vec<serde_json::Value> {
+        let Ok(runs) = std::fs::read_dir(project.path("raw/runs")) else {
+            return Vec::new();
+        };
+        runs.flatten()
+            .filter_map(|run| {
+                std::fs::read_to_string(run.path().join("generate/requests.jsonl")).ok()
+            })
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while log(&project).len() < 8 {
+        assert!(Instant::now() < deadline, "generation never progressed");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let completed_before_kill: BTreeSet<String> = log(&project)
+        .iter()
+        .filter_map(|r| r["key"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !project
+            .path(&format!("{}/generate/report.json", project.run_dir()))
+            .exists()
+    );
+
+    with_key(&project, &["run", "--quiet"]).success();
+    let stats = emulator.stats();
+    for key in &completed_before_kill {
+        assert_eq!(
+            stats.completed_by_request.get(key),
+            Some(&1),
+            "request {key} was sent again after the kill"
+        );
+    }
+    assert_eq!(released(&project, "v1.0.0").len(), 66);
+}
+
+#[test]
+fn budget_cap_stops_new_requests_and_the_run_resumes_after_raising_it() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(
+        &emulator,
+        &[
+            ONE_DOMAIN,
+            ("    max_in_flight: 8\n", "    max_in_flight: 1\n"),
+            ("    max_cost: 5.0\n", "    max_tokens: 1000\n"),
+        ],
+    );
+    let config = project.read("siuo.yaml");
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("budget cap reached"), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("Raise generate.budget and rerun to resume"),
+        "{}",
+        ran.stderr
+    );
+    let spent_requests = emulator.stats().completed;
+    assert!(
+        (1..6).contains(&spent_requests),
+        "stopped early: {spent_requests}"
+    );
+    let status = with_key(&project, &["status", "--json"]).success().json();
+    assert!(
+        status["runs"][0]["usage"]["prompt_tokens"].as_u64() > Some(0),
+        "{status}"
+    );
+
+    // The budget does not change what is generated, so raising it resumes
+    // the same run; no answered request is paid for twice.
+    project.write(
+        "siuo.yaml",
+        config.replace("max_tokens: 1000", "max_tokens: 1000000"),
+    );
+    with_key(&project, &["run"]).success();
+    assert!(
+        emulator
+            .stats()
+            .completed_by_request
+            .values()
+            .all(|n| *n == 1)
+    );
+    assert_eq!(released(&project, "v1.0.0").len(), 3);
+    let runs = std::fs::read_dir(project.path("raw/runs"))
+        .expect("runs")
+        .count();
+    assert_eq!(runs, 1, "the same run was resumed");
+}
+
+#[test]
+fn the_api_key_is_never_written_anywhere() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let ran = with_key(&project, &["run"]).success();
+    assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
+    with_key(&project, &["status", "--json"]).success();
+
+    // A wrong key: the 401 is reported without the key.
+    let output = project
+        .command(&["run"])
+        .env("OPENAI_API_KEY", "sk-wrong-key-77")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("sk-wrong-key-77"));
+
+    let files = project.tree("");
+    assert!(files.len() > 20);
+    for (name, bytes) in &files {
+        let haystack = String::from_utf8_lossy(bytes);
+        assert!(!haystack.contains(KEY), "the API key is in {name}");
+        assert!(
+            !haystack.contains("sk-wrong-key-77"),
+            "the wrong key is in {name}"
+        );
+    }
+    assert!(emulator.stats().unauthorized == 0, "the right key was sent");
+}
+
+#[test]
+fn a_missing_key_variable_is_named_without_running() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let ran = project.run(&["run"]);
+    assert_eq!(ran.code, Some(2));
+    assert!(
+        ran.stderr
+            .contains("environment variable OPENAI_API_KEY is not set"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(emulator.stats().requests, 0);
+}
+
+#[test]
+fn a_broken_prompt_template_names_file_and_line() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let template = project
+        .read("prompts/templates/openai/text_first.j2")
+        .replace("{{ count }}", "{{ cout }}");
+    project.write("prompts/templates/openai/text_first.j2", template);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(2));
+    assert!(
+        ran.stderr
+            .contains("prompts/templates/openai/text_first.j2:29: template error: undefined value"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(emulator.stats().requests, 0);
+}

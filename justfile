@@ -15,3 +15,10 @@ test:
 # Show runs, their stages and counts, and the releases
 status:
     cargo run --bin siuo -- status
+
+# Throughput of `siuo generate` against the emulator vs. the limit C/L, and vs. distilabel (release build; not part of CI)
+bench-generate candidates="2000" in_flight="32" latency_ms="200":
+    cargo build --release --bin siuo --bin siuo-emulator
+    test -x .venv-bench/bin/python || python3 -m venv .venv-bench
+    PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check "distilabel[openai]==1.5.3" "requests>=2"
+    python3 pipeline/benches/generate.py --candidates {{candidates}} --in-flight {{in_flight}} --latency-ms {{latency_ms}}

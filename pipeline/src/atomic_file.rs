@@ -7,8 +7,21 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, creating parent directories as needed.
+/// and a rename, creating parent directories as needed; the data is on disk
+/// before the rename, so even a power loss leaves the old file or the new.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_inner(path, bytes, true)
+}
+
+/// Like [`write`] but without forcing the data to disk: a killed process
+/// still leaves the old file or the new one, but a power loss may leave an
+/// empty one. For content-addressed caches that are checked on read and can
+/// be refilled; an fsync per entry would stall concurrent requests.
+pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_inner(path, bytes, false)
+}
+
+fn write_inner(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut temp = tempfile::Builder::new()
@@ -16,7 +29,9 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     temp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    if sync {
+        temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    }
     temp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ use axum::extract::{Path as UrlPath, State as AxumState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use image::{ImageFormat, Rgb, RgbImage};
@@ -29,6 +30,7 @@ use serde_json::{Value, json};
 
 use crate::content_hash::{ContentHasher, Digest};
 use crate::openai::cache::ResponseCache;
+use crate::random::SplitMix64;
 
 /// How long each answer takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -149,6 +151,16 @@ pub struct Stats {
     pub completed_by_request: BTreeMap<String, u32>,
     /// Seconds from the first request received to the last answer sent.
     pub busy_seconds: f64,
+    /// Seconds spent answering, summed over requests: divided by
+    /// `busy_seconds` it is the mean number in flight, divided by the
+    /// requests the mean latency served.
+    pub request_seconds: f64,
+    /// Seconds from the first request received to the last one received,
+    /// and the answers sent by then: the span in which a client still had
+    /// work to start, so a pipeline that keeps C requests in flight reaches
+    /// C/L here, whatever the final slowest answers take.
+    pub seconds_to_last_request: f64,
+    pub completed_by_last_request: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -165,8 +177,9 @@ struct Shared {
     faults: Mutex<Vec<Fault>>,
     stats: Mutex<Stats>,
     in_flight: AtomicU64,
-    random: AtomicU64,
+    random: SplitMix64,
     first_request: Mutex<Option<Instant>>,
+    last_request: Mutex<Option<Instant>>,
     last_answer: Mutex<Option<Instant>>,
 }
 
@@ -253,7 +266,17 @@ pub async fn serve(
     config: EmulatorConfig,
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    axum::serve(listener, router(Arc::new(Shared::new(config, address)))).await
+    axum::serve(
+        listener.tap_io(disable_nagle),
+        router(Arc::new(Shared::new(config, address))),
+    )
+    .await
+}
+
+/// Real API servers answer without Nagle's algorithm; with it, a response
+/// written in two parts waits for the client's delayed ACK (about 40 ms).
+fn disable_nagle(stream: &mut tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
 }
 
 fn router(state: State) -> Router {
@@ -277,8 +300,9 @@ impl Shared {
             faults: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
             in_flight: AtomicU64::new(0),
-            random: AtomicU64::new(seed ^ 0x5EED),
+            random: SplitMix64::new(seed ^ 0x5EED),
             first_request: Mutex::new(None),
+            last_request: Mutex::new(None),
             last_answer: Mutex::new(None),
         }
     }
@@ -290,6 +314,11 @@ impl Shared {
         {
             stats.busy_seconds = last.saturating_duration_since(first).as_secs_f64();
         }
+        if let (Ok(first), Ok(last)) = (self.first_request.lock(), self.last_request.lock())
+            && let (Some(first), Some(last)) = (*first, *last)
+        {
+            stats.seconds_to_last_request = last.saturating_duration_since(first).as_secs_f64();
+        }
         stats
     }
 
@@ -300,7 +329,7 @@ impl Shared {
         if let Ok(mut faults) = self.faults.lock() {
             faults.clear();
         }
-        for instant in [&self.first_request, &self.last_answer] {
+        for instant in [&self.first_request, &self.last_request, &self.last_answer] {
             if let Ok(mut value) = instant.lock() {
                 *value = None;
             }
@@ -314,12 +343,7 @@ impl Shared {
     }
 
     fn uniform(&self) -> f64 {
-        let mut z = self
-            .random
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.random.next_f64()
     }
 
     fn next_fault(&self, endpoint: Endpoint) -> Option<Fault> {
@@ -347,24 +371,30 @@ impl Shared {
 }
 
 /// Tracks in-flight requests and timing for the length of one request.
-struct InFlight<'a>(&'a Shared);
+struct InFlight<'a>(&'a Shared, Instant);
 
 impl<'a> InFlight<'a> {
     fn enter(shared: &'a Shared) -> Self {
         if let Ok(mut first) = shared.first_request.lock() {
             first.get_or_insert_with(Instant::now);
         }
+        if let Ok(mut last) = shared.last_request.lock() {
+            *last = Some(Instant::now());
+        }
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.count(|s| {
             s.requests += 1;
             s.max_in_flight = s.max_in_flight.max(now);
+            s.completed_by_last_request = s.completed;
         });
-        InFlight(shared)
+        InFlight(shared, Instant::now())
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        let elapsed = self.1.elapsed().as_secs_f64();
+        self.0.count(|s| s.request_seconds += elapsed);
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }

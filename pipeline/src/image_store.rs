@@ -33,7 +33,9 @@ impl ImageStore {
         let path = self.raw.join(&relative);
         let already_stored = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
         if !already_stored {
-            atomic_file::write(&path, bytes)?;
+            // Content-addressed and re-checked on read (size above, decode in
+            // check), so no fsync: it would stall concurrent generation.
+            atomic_file::write_unsynced(&path, bytes)?;
         }
         Ok(ImageRef {
             blake3: digest,

@@ -50,3 +50,28 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         source: e,
     })
 }
+
+/// Every file under `dir`, recursively, as (`/`-separated relative path,
+/// full path), sorted by relative path so callers are deterministic.
+pub fn files_under(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
+            let path = entry.map_err(|e| Error::io(&current, e))?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(dir).unwrap_or(&path);
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.push((name, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}

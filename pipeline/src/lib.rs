@@ -20,6 +20,7 @@ pub mod openai;
 pub mod pixels;
 pub mod progress;
 pub mod project;
+pub mod random;
 pub mod record;
 pub mod release;
 pub mod stage;

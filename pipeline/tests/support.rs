@@ -141,27 +141,14 @@ impl TestProject {
     /// Every file under `relative`, by relative path, with its bytes.
     pub fn tree(&self, relative: &str) -> BTreeMap<String, Vec<u8>> {
         let root = self.path(relative);
-        let mut files = BTreeMap::new();
-        let mut pending = vec![root.clone()];
-        while let Some(dir) = pending.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else {
-                    let name = path
-                        .strip_prefix(&root)
-                        .expect("prefix")
-                        .to_string_lossy()
-                        .into_owned();
-                    files.insert(name, std::fs::read(&path).expect("read"));
-                }
-            }
+        if !root.is_dir() {
+            return BTreeMap::new();
         }
-        files
+        siuo::input_file::files_under(&root)
+            .expect("walk")
+            .into_iter()
+            .map(|(name, path)| (name, std::fs::read(path).expect("read")))
+            .collect()
     }
 
     /// Records of a JSON Lines file.

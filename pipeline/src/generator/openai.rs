@@ -77,30 +77,15 @@ impl TemplateSet {
         let mut environment = Environment::new();
         environment.set_undefined_behavior(UndefinedBehavior::Strict);
         let mut digests = BTreeMap::new();
-        let mut pending = vec![dir.to_owned()];
-        while let Some(current) = pending.pop() {
-            for entry in std::fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
-                let path = entry.map_err(|e| Error::io(&current, e))?.path();
-                if path.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "j2") {
-                    continue;
-                }
-                let name = path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let source = crate::input_file::read_text(&path)?;
-                digests.insert(name.clone(), Digest::of(source.as_bytes()));
-                environment
-                    .add_template_owned(name, source)
-                    .map_err(|e| template_error(dir, &e))?;
+        for (name, path) in crate::input_file::files_under(dir)? {
+            if !name.ends_with(".j2") {
+                continue;
             }
+            let source = crate::input_file::read_text(&path)?;
+            digests.insert(name.clone(), Digest::of(source.as_bytes()));
+            environment
+                .add_template_owned(name, source)
+                .map_err(|e| template_error(dir, &e))?;
         }
         for required in [TEXT_FIRST, IMAGE_FIRST] {
             if !digests.contains_key(required) {
@@ -271,14 +256,14 @@ impl OpenAiGenerator {
         contract: &Contract,
         seed: u64,
     ) -> Result<Result<Vec<Draft>, String>, ApiError> {
-        let answer = client
-            .post(
-                "chat/completions",
-                &self.chat_body(&messages, contract, seed),
-                chat_answer,
-            )
-            .await?;
-        let first = content(&answer.body);
+        let send = async |messages: &[Value]| {
+            let body = self.chat_body(messages, contract, seed);
+            client
+                .post("chat/completions", &body, chat_answer)
+                .await
+                .map(|answer| content(&answer.body))
+        };
+        let first = send(&messages).await?;
         let problem = match contract.parse(&first, &self.taxonomy) {
             Ok(drafts) => return Ok(Ok(drafts)),
             Err(problem) => problem,
@@ -288,20 +273,10 @@ impl OpenAiGenerator {
         repair.push(json!({"role": "user", "content": format!(
             "Your reply did not follow the required format: {problem}. Reply again with only the corrected JSON object."
         )}));
-        let answer = client
-            .post(
-                "chat/completions",
-                &self.chat_body(&repair, contract, seed),
-                chat_answer,
-            )
-            .await?;
-        Ok(contract
-            .parse(&content(&answer.body), &self.taxonomy)
-            .map_err(|second| {
-                format!(
-                    "invalid output after one repair request: {second} (first answer: {problem})"
-                )
-            }))
+        let second = send(&repair).await?;
+        Ok(contract.parse(&second, &self.taxonomy).map_err(|second| {
+            format!("invalid output after one repair request: {second} (first answer: {problem})")
+        }))
     }
 
     /// Makes the image of a text-first draft and stores it.

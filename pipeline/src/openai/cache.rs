@@ -57,7 +57,13 @@ impl ResponseCache {
     }
 
     pub fn put(&self, key: &Digest, response: &CachedResponse) -> Result<()> {
-        atomic_file::write_json(&self.path(key), response)
+        let path = self.path(key);
+        let bytes = serde_json::to_vec(response).map_err(|e| crate::error::Error::Json {
+            path: path.clone(),
+            line: 0,
+            source: e,
+        })?;
+        atomic_file::write_unsynced(&path, &bytes)
     }
 }
 

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -24,6 +23,7 @@ use super::limiter::RateLimiter;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
 use crate::error::Error;
 use crate::journal::Journal;
+use crate::random::SplitMix64;
 
 /// File of the generate stage that logs every answered request.
 pub const REQUEST_LOG: &str = "requests.jsonl";
@@ -98,7 +98,7 @@ pub struct ApiClient {
     ledger: Ledger,
     log: Mutex<Journal<RequestRecord>>,
     prices: BTreeMap<String, Price>,
-    jitter_state: AtomicU64,
+    jitter: SplitMix64,
 }
 
 impl ApiClient {
@@ -147,7 +147,7 @@ impl ApiClient {
             ledger: Ledger::new(settings.budget, spent),
             log: Mutex::new(log),
             prices: settings.prices.clone(),
-            jitter_state: AtomicU64::new(seed),
+            jitter: SplitMix64::new(seed),
         })
     }
 
@@ -201,7 +201,6 @@ impl ApiClient {
         let estimate = canonical_json(body).len() as u64 / 4 + max_tokens;
         self.limiter.acquire(estimate).await;
 
-        let started = Instant::now();
         let mut last = String::new();
         for attempt in 1..=self.limits.max_attempts {
             let failure = {
@@ -214,6 +213,8 @@ impl ApiClient {
                         attempts: attempt,
                         message: e.to_string(),
                     })?;
+                // Latency of the answered attempt, not of queueing or retries.
+                let started = Instant::now();
                 match self.try_once(&url, body).await {
                     Ok(answer) => match check(&answer) {
                         Ok(()) => {
@@ -429,18 +430,8 @@ impl ApiClient {
             .backoff_initial_ms
             .saturating_mul(1 << (attempt - 1).min(20));
         let capped = exponential.min(self.limits.backoff_max_ms).max(1);
-        let random = self.next_random() % (capped / 2 + 1);
+        let random = self.jitter.next_u64() % (capped / 2 + 1);
         Duration::from_millis(capped / 2 + random)
-    }
-
-    fn next_random(&self) -> u64 {
-        // splitmix64: enough for jitter, no dependency.
-        let mut z = self
-            .jitter_state
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 
     fn redact(&self, text: &str) -> String {

@@ -45,6 +45,7 @@ pub struct RequestRecord {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost: f64,
+    /// Duration of the answered attempt, from sending to the full answer.
     pub latency_ms: u64,
 }
 

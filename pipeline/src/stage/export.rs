@@ -345,32 +345,18 @@ fn manifest(
 /// blake3 and size of every file under `dir`, keyed by `/`-separated path.
 pub fn file_entries(dir: &Path) -> Result<BTreeMap<String, FileEntry>> {
     let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).map_err(|e| Error::io(&current, e))? {
-            let path = entry.map_err(|e| Error::io(&current, e))?.path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path.strip_prefix(dir).unwrap_or(&path);
-            let name = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            if name == release::MANIFEST {
-                continue;
-            }
-            let bytes = input_file::read_bytes(&path)?;
-            files.insert(
-                name,
-                FileEntry {
-                    bytes: bytes.len() as u64,
-                    blake3: Digest::of(&bytes).hex(),
-                },
-            );
+    for (name, path) in input_file::files_under(dir)? {
+        if name == release::MANIFEST {
+            continue;
         }
+        let bytes = input_file::read_bytes(&path)?;
+        files.insert(
+            name,
+            FileEntry {
+                bytes: bytes.len() as u64,
+                blake3: Digest::of(&bytes).hex(),
+            },
+        );
     }
     Ok(files)
 }

@@ -111,14 +111,25 @@ fn example_config_releases_cases_from_the_emulator_in_both_modes() {
         "the example's price table turns tokens into cost"
     );
 
-    // Image-first over the starter library, as a second run into the same curated/.
-    project.write(
-        "image-first.yaml",
-        format!(
-            "generate:\n  type: openai\n  mode: image-first\n  api:\n    base_url: {}\n    api_key_env: OPENAI_API_KEY\n    chat_model: emulated-vision\n    response_format: plain\n",
-            emulator.base_url()
+    // Image-first over the starter library with the shipped vLLM example, as
+    // a second run into the same curated/.
+    let mut vllm =
+        std::fs::read_to_string(crate::support::repo().join("siuo.vllm.yaml")).expect("example");
+    for (old, new) in [
+        ("http://127.0.0.1:8000/v1", emulator.base_url().as_str()),
+        (
+            "    # vLLM started without --api-key needs no key.\n",
+            "    api_key_env: OPENAI_API_KEY\n",
         ),
-    );
+        (
+            "chat_model: Qwen/Qwen2.5-VL-7B-Instruct",
+            "chat_model: emulated-vision",
+        ),
+    ] {
+        assert!(vllm.contains(old), "the vLLM example has no `{old}`");
+        vllm = vllm.replace(old, new);
+    }
+    project.write("image-first.yaml", vllm);
     let ran = with_key(&project, &["--config", "image-first.yaml", "run", "--json"])
         .success()
         .json();

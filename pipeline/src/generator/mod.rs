@@ -39,7 +39,6 @@ pub struct GenerationContext<'a> {
     pub images: &'a ImageStore,
     /// The generate stage's folder of this run, for request logs.
     pub stage_dir: &'a Path,
-    pub interactive: bool,
 }
 
 pub trait Generator {

@@ -71,7 +71,6 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
         taxonomy: &project.taxonomy,
         images: &images,
         stage_dir: &stage_dir.dir,
-        interactive: project.interactive,
     };
     let session = generator.open_session(&context)?;
     let progress = Progress::new("generate", plan.len(), project.interactive);

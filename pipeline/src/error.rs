@@ -95,7 +95,7 @@ pub enum Error {
     Http { message: String },
 
     #[error(
-        "run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not started. Raise generate.budget and rerun to resume: finished requests are not repeated"
+        "run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not finished. Raise generate.budget and rerun to resume: answered requests are not repeated"
     )]
     Budget {
         run: String,

@@ -491,3 +491,75 @@ fn a_broken_prompt_template_names_file_and_line() {
     );
     assert_eq!(emulator.stats().requests, 0);
 }
+
+#[test]
+fn retry_after_is_honoured_not_just_survived() {
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(FaultKind::RateLimited, Endpoint::Chat, 1);
+    fault.retry_after_s = 1.5;
+    emulator.inject(vec![fault]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let started = Instant::now();
+    with_key(&project, &["run"]).success();
+    // Backoff alone is 10-40 ms here; only the header explains the wait.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(emulator.stats().faults, 1);
+}
+
+#[test]
+fn image_urls_are_downloaded_within_the_size_cap() {
+    let emulator = start_emulator(Latency::None);
+    let url_mode = (
+        "    image_response: b64-json\n",
+        "    image_response: url\n",
+    );
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode]);
+    with_key(&project, &["run"]).success();
+    assert_eq!(emulator.stats().downloads, 3);
+    assert_eq!(released(&project, "v1.0.0").len(), 3);
+
+    // A cap below the image size fails those items, naming the cause.
+    let emulator = start_emulator(Latency::None);
+    let capped = (
+        "    backoff_max_ms: 40\n",
+        "    backoff_max_ms: 40\n    image_download_max_bytes: 100\n",
+    );
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode, capped]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1));
+    assert!(
+        ran.stderr.contains("image is larger than 100 bytes"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn the_emulator_lists_its_models() {
+    let emulator = start_emulator(Latency::None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let body: serde_json::Value = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let response = client
+            .get(format!("{}/models", emulator.base_url()))
+            .send()
+            .await
+            .expect("GET /v1/models");
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
+    });
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["emulated-chat", "emulated-vision", "emulated-image"]);
+}

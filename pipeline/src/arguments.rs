@@ -30,7 +30,7 @@ pub struct Arguments {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ClapSubcommand)]
+#[derive(Debug, Clone, ClapSubcommand)]
 pub enum Command {
     /// Generate candidate image-text pairs with the configured generator
     Generate,
@@ -44,17 +44,28 @@ pub enum Command {
     Run,
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,
+    /// Measure the configured classifiers on a labeled JSON Lines set
+    Calibrate {
+        /// Labels file: one {"text"|"image", "label": "safe"|"unsafe", "category"?} per line
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "prompts/calibration/text.jsonl"
+        )]
+        labels: PathBuf,
+    },
 }
 
 impl Arguments {
     pub fn subcommand(&self) -> Subcommand {
-        match self.command {
+        match &self.command {
             Command::Generate => Subcommand::Stages(vec![crate::stage::Stage::Generate]),
             Command::Check => Subcommand::Stages(vec![crate::stage::Stage::Check]),
             Command::Dedupe => Subcommand::Stages(vec![crate::stage::Stage::Dedupe]),
             Command::Export => Subcommand::Stages(vec![crate::stage::Stage::Export]),
             Command::Run => Subcommand::Stages(crate::stage::Stage::ALL.to_vec()),
             Command::Status => Subcommand::Status,
+            Command::Calibrate { labels } => Subcommand::Calibrate(labels.clone()),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod arguments;
 pub mod atomic_file;
+pub mod calibrate;
 pub mod config;
 pub mod content_hash;
 pub mod emulator;
@@ -31,6 +32,8 @@ pub mod taxonomy;
 pub mod text_classifier;
 pub mod text_normal;
 
+use std::io::Write as _;
+
 use clap::Parser;
 
 /// Runs the command line and returns the process exit code.
@@ -40,12 +43,23 @@ pub fn run_cli() -> i32 {
         .and_then(|project| arguments.subcommand().execute(&project));
     match result {
         Ok(output) => {
-            if arguments.json {
-                println!("{}", output.json);
+            let text = if arguments.json {
+                format!("{}\n", output.json)
             } else {
-                print!("{}", output.text);
+                output.text
+            };
+            // A reader that stops early (`| head`) is not an error.
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write to stdout: {e}");
+                    1
+                }
+                _ => 0,
             }
-            0
         }
         Err(error) => {
             eprintln!("error: {error}");

@@ -89,6 +89,10 @@ pub struct ClassifierVerdict {
     pub version: String,
     /// Named scores, e.g. per harm category or per image measurement.
     pub scores: BTreeMap<String, f64>,
+    /// How unsafe, from 0 to 1, for ranking (calibration's AUROC); the
+    /// decision is `safe`.
+    #[serde(default)]
+    pub unsafe_score: f64,
     pub safe: bool,
     /// Short machine-readable reasons when not safe, e.g. `lexicon:violence`.
     pub reasons: Vec<String>,

@@ -12,6 +12,7 @@ pub enum Subcommand {
     /// Run these stages in order on the run of the current inputs.
     Stages(Vec<Stage>),
     Status,
+    Calibrate(std::path::PathBuf),
 }
 
 /// What a command prints: text for people, JSON for scripts.
@@ -52,6 +53,13 @@ impl Subcommand {
                     }),
                 };
                 Ok(Output { text, json })
+            }
+            Subcommand::Calibrate(labels) => {
+                let report = crate::calibrate::calibrate(project, labels)?;
+                Ok(Output {
+                    text: report.render(),
+                    json: serde_json::to_value(&report).unwrap_or_default(),
+                })
             }
             Subcommand::Status => {
                 let status = status::collect(project)?;

@@ -2,6 +2,7 @@
 //! real `siuo` binary in it, and checks exit status, messages and files.
 
 mod bad_input;
+mod calibrate;
 mod dedupe;
 mod openai;
 mod pipeline;

@@ -85,6 +85,8 @@ impl ImageClassifier for ImageValidator {
             classifier: self.id().to_owned(),
             version: self.version.clone(),
             scores,
+            // A structural check has no graded score: failing is certain.
+            unsafe_score: if reasons.is_empty() { 0.0 } else { 1.0 },
             safe: reasons.is_empty(),
             reasons,
             detail,

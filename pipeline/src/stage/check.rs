@@ -52,31 +52,24 @@ impl Classifiers {
     }
 
     fn verdict(&self, candidate: &Candidate, image_bytes: Result<Vec<u8>>) -> CheckVerdict {
-        let text: Vec<ClassifierVerdict> = self
-            .text
-            .iter()
-            .map(|c| c.classify(&candidate.question))
-            .collect();
-        let image: Vec<ClassifierVerdict> = match &image_bytes {
-            Ok(bytes) => self.image.iter().map(|c| c.classify(bytes)).collect(),
+        let text = self.text_verdicts(&candidate.question);
+        let image = match &image_bytes {
+            Ok(bytes) => self.image_verdicts(bytes),
             Err(error) => vec![ClassifierVerdict {
                 classifier: "image-store".to_owned(),
                 version: "1".to_owned(),
                 scores: Default::default(),
+                unsafe_score: 1.0,
                 safe: false,
                 reasons: vec!["missing".to_owned()],
                 detail: error.to_string(),
             }],
         };
-        let CombineRule::AnyUnsafe = self.combine;
-        let reasons: Vec<String> = text
+        let reasons: Vec<String> = self
+            .failures(&text)
             .iter()
-            .flat_map(|v| v.reasons.iter().map(|r| format!("text:{r}")))
-            .chain(
-                image
-                    .iter()
-                    .flat_map(|v| v.reasons.iter().map(|r| format!("image:{r}"))),
-            )
+            .map(|r| format!("text:{r}"))
+            .chain(self.failures(&image).iter().map(|r| format!("image:{r}")))
             .collect();
         CheckVerdict {
             candidate_id: candidate.id.clone(),
@@ -87,6 +80,32 @@ impl Classifiers {
             } else {
                 Decision::Reject { reasons }
             },
+        }
+    }
+
+    pub fn text_verdicts(&self, text: &str) -> Vec<ClassifierVerdict> {
+        self.text.iter().map(|c| c.classify(text)).collect()
+    }
+
+    pub fn image_verdicts(&self, bytes: &[u8]) -> Vec<ClassifierVerdict> {
+        self.image.iter().map(|c| c.classify(bytes)).collect()
+    }
+
+    /// The policy: why one modality fails, from its classifiers' verdicts;
+    /// empty when it passes.
+    pub fn failures(&self, verdicts: &[ClassifierVerdict]) -> Vec<String> {
+        match self.combine {
+            CombineRule::AnyUnsafe => verdicts
+                .iter()
+                .filter(|v| !v.safe)
+                .flat_map(|v| {
+                    if v.reasons.is_empty() {
+                        vec![v.classifier.clone()]
+                    } else {
+                        v.reasons.clone()
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -119,6 +119,7 @@ impl TextClassifier for Lexicon {
         ClassifierVerdict {
             classifier: self.id().to_owned(),
             version: self.version.clone(),
+            unsafe_score: scores.values().copied().fold(0.0, f64::max),
             scores,
             safe: reasons.is_empty(),
             reasons,

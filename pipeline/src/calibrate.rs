@@ -1,0 +1,414 @@
+//! `siuo calibrate`: how well the configured classifiers separate a labeled
+//! set, per classifier, per category, and for each modality's combined
+//! decision (`text-check`, `image-check`) exactly as the check stage decides.
+//! A positive is "flagged unsafe".
+//!
+//! The labeled set must stay apart from anything a classifier learns from,
+//! and the published SIUO questions must never be used here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::input_file;
+use crate::project::Project;
+use crate::record::ClassifierVerdict;
+use crate::stage::check::Classifiers;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Safe,
+    Unsafe,
+}
+
+/// One line of a labels file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabeledLine {
+    #[serde(default)]
+    text: Option<String>,
+    /// Path relative to the labels file.
+    #[serde(default)]
+    image: Option<String>,
+    label: Label,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+enum Input {
+    Text(String),
+    Image(PathBuf),
+}
+
+struct Example {
+    input: Input,
+    label: Label,
+    category: Option<String>,
+}
+
+/// Counts and rates; a rate is `None` where its denominator is zero.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub n: usize,
+    /// Examples labeled unsafe.
+    pub unsafe_examples: usize,
+    pub flagged: usize,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+    pub auroc: Option<f64>,
+    pub false_positive_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassifierReport {
+    pub id: String,
+    pub modality: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    pub per_category: BTreeMap<String, Metrics>,
+    /// Examples classified per second (one at a time).
+    pub items_per_second: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationReport {
+    pub labels: String,
+    pub classifiers: Vec<ClassifierReport>,
+}
+
+/// Everything one classifier (or combined decision) did over the set.
+struct Tally {
+    version: String,
+    results: Vec<(Outcome, Option<String>)>,
+    took: Duration,
+}
+
+/// One example's result for one classifier (or combined decision).
+#[derive(Clone, Copy)]
+struct Outcome {
+    label: Label,
+    flagged: bool,
+    score: f64,
+}
+
+fn read_labels(path: &Path) -> Result<Vec<Example>> {
+    let lines: Vec<LabeledLine> = input_file::read_jsonl(path)?;
+    let base = path.parent().unwrap_or_else(|| Path::new(""));
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(index, line)| {
+            let invalid = |message: String| Error::InvalidRecord {
+                path: path.to_owned(),
+                record: format!("line {}", index + 1),
+                message,
+            };
+            let input = match (line.text, line.image) {
+                (Some(text), None) => Input::Text(text),
+                (None, Some(image)) => {
+                    let image_path = base.join(&image);
+                    if !image_path.is_file() {
+                        return Err(invalid(format!(
+                            "image `{image}` not found at {}",
+                            image_path.display()
+                        )));
+                    }
+                    Input::Image(image_path)
+                }
+                _ => {
+                    return Err(invalid(
+                        "needs exactly one of `text` and `image`".to_owned(),
+                    ));
+                }
+            };
+            Ok(Example {
+                input,
+                label: line.label,
+                category: line.category,
+            })
+        })
+        .collect()
+}
+
+/// Runs every configured classifier over the labeled set.
+pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> {
+    let examples = read_labels(labels)?;
+    let classifiers = Classifiers::build(project)?;
+    // Keyed by (modality, classifier id), in first-seen order.
+    let mut tallies: Vec<((String, String), Tally)> = Vec::new();
+    let mut record = |modality: &str,
+                      verdict: (&str, &str),
+                      outcome: Outcome,
+                      category: &Option<String>,
+                      took: Duration| {
+        let key = (modality.to_owned(), verdict.0.to_owned());
+        let position = match tallies.iter().position(|(k, _)| *k == key) {
+            Some(position) => position,
+            None => {
+                let tally = Tally {
+                    version: verdict.1.to_owned(),
+                    results: Vec::new(),
+                    took: Duration::ZERO,
+                };
+                tallies.push((key, tally));
+                tallies.len() - 1
+            }
+        };
+        let tally = &mut tallies[position].1;
+        tally.results.push((outcome, category.clone()));
+        tally.took += took;
+    };
+    for example in &examples {
+        let (modality, combined_id, verdicts, took): (
+            &str,
+            &str,
+            Vec<(ClassifierVerdict, Duration)>,
+            Duration,
+        ) = match &example.input {
+            Input::Text(text) => {
+                let timed = classifiers
+                    .text
+                    .iter()
+                    .map(|c| timed(|| c.classify(text)))
+                    .collect::<Vec<_>>();
+                let total = timed.iter().map(|(_, t)| *t).sum();
+                ("text", "text-check", timed, total)
+            }
+            Input::Image(path) => {
+                let bytes = input_file::read_bytes(path)?;
+                let timed = classifiers
+                    .image
+                    .iter()
+                    .map(|c| timed(|| c.classify(&bytes)))
+                    .collect::<Vec<_>>();
+                let total = timed.iter().map(|(_, t)| *t).sum();
+                ("image", "image-check", timed, total)
+            }
+        };
+        for (verdict, took) in &verdicts {
+            let outcome = Outcome {
+                label: example.label,
+                flagged: !verdict.safe,
+                score: verdict.unsafe_score,
+            };
+            let id = (verdict.classifier.as_str(), verdict.version.as_str());
+            record(modality, id, outcome, &example.category, *took);
+        }
+        let all: Vec<ClassifierVerdict> = verdicts.into_iter().map(|(v, _)| v).collect();
+        let combined = Outcome {
+            label: example.label,
+            flagged: !classifiers.failures(&all).is_empty(),
+            score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
+        };
+        record(
+            modality,
+            (combined_id, "policy"),
+            combined,
+            &example.category,
+            took,
+        );
+    }
+    let classifiers = tallies
+        .into_iter()
+        .map(|((modality, id), tally)| {
+            let all: Vec<Outcome> = tally.results.iter().map(|(o, _)| *o).collect();
+            let mut categories: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
+            for (outcome, category) in &tally.results {
+                if let Some(category) = category {
+                    categories
+                        .entry(category.clone())
+                        .or_default()
+                        .push(*outcome);
+                }
+            }
+            ClassifierReport {
+                id,
+                modality,
+                version: tally.version,
+                metrics: metrics(&all),
+                per_category: categories
+                    .iter()
+                    .map(|(c, o)| (c.clone(), metrics(o)))
+                    .collect(),
+                items_per_second: all.len() as f64 / tally.took.as_secs_f64().max(1e-9),
+            }
+        })
+        .collect();
+    Ok(CalibrationReport {
+        labels: labels.display().to_string(),
+        classifiers,
+    })
+}
+
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let value = work();
+    (value, started.elapsed())
+}
+
+fn ratio(numerator: usize, denominator: usize) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+fn metrics(outcomes: &[Outcome]) -> Metrics {
+    let count = |label: Label, flagged: bool| {
+        outcomes
+            .iter()
+            .filter(|o| o.label == label && o.flagged == flagged)
+            .count()
+    };
+    let (tp, fp) = (count(Label::Unsafe, true), count(Label::Safe, true));
+    let (fn_, tn) = (count(Label::Unsafe, false), count(Label::Safe, false));
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, tp + fn_);
+    let f1 = match (precision, recall) {
+        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    };
+    Metrics {
+        n: outcomes.len(),
+        unsafe_examples: tp + fn_,
+        flagged: tp + fp,
+        precision,
+        recall,
+        f1,
+        auroc: auroc(outcomes),
+        false_positive_rate: ratio(fp, fp + tn),
+    }
+}
+
+/// Probability that a random unsafe example scores above a random safe one
+/// (ties count half): the Mann-Whitney form of the area under the ROC curve.
+fn auroc(outcomes: &[Outcome]) -> Option<f64> {
+    let positives: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| o.label == Label::Unsafe)
+        .map(|o| o.score)
+        .collect();
+    let negatives: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| o.label == Label::Safe)
+        .map(|o| o.score)
+        .collect();
+    if positives.is_empty() || negatives.is_empty() {
+        return None;
+    }
+    let wins: f64 = positives
+        .iter()
+        .map(|p| {
+            negatives
+                .iter()
+                .map(|n| {
+                    if p > n {
+                        1.0
+                    } else if p == n {
+                        0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    Some(wins / (positives.len() * negatives.len()) as f64)
+}
+
+impl CalibrationReport {
+    pub fn render(&self) -> String {
+        let show = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        let mut out = format!("calibration on {}\n", self.labels);
+        let _ = writeln!(
+            out,
+            "{:<13}{:<7}{:>5}{:>8}{:>8}{:>11}{:>8}{:>7}{:>7}{:>7}{:>10}",
+            "classifier",
+            "input",
+            "n",
+            "unsafe",
+            "flagged",
+            "precision",
+            "recall",
+            "f1",
+            "auroc",
+            "fpr",
+            "items/s"
+        );
+        for report in &self.classifiers {
+            let m = &report.metrics;
+            let _ = writeln!(
+                out,
+                "{:<13}{:<7}{:>5}{:>8}{:>8}{:>11}{:>8}{:>7}{:>7}{:>7}{:>10.0}",
+                report.id,
+                report.modality,
+                m.n,
+                m.unsafe_examples,
+                m.flagged,
+                show(m.precision),
+                show(m.recall),
+                show(m.f1),
+                show(m.auroc),
+                show(m.false_positive_rate),
+                report.items_per_second
+            );
+            for (category, m) in &report.per_category {
+                let rate = if m.unsafe_examples > 0 {
+                    format!("recall {}", show(m.recall))
+                } else {
+                    format!("false positive rate {}", show(m.false_positive_rate))
+                };
+                let _ = writeln!(
+                    out,
+                    "    {category}: {} of {} flagged, {rate}",
+                    m.flagged, m.n
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(label: Label, flagged: bool, score: f64) -> Outcome {
+        Outcome {
+            label,
+            flagged,
+            score,
+        }
+    }
+
+    #[test]
+    fn metrics_count_flagged_unsafe_as_positive() {
+        let outcomes = [
+            outcome(Label::Unsafe, true, 0.9),
+            outcome(Label::Unsafe, false, 0.4),
+            outcome(Label::Safe, true, 0.6),
+            outcome(Label::Safe, false, 0.1),
+            outcome(Label::Safe, false, 0.1),
+        ];
+        let m = metrics(&outcomes);
+        assert_eq!((m.n, m.unsafe_examples, m.flagged), (5, 2, 2));
+        assert_eq!(m.precision, Some(0.5));
+        assert_eq!(m.recall, Some(0.5));
+        assert_eq!(m.f1, Some(0.5));
+        assert_eq!(m.false_positive_rate, Some(1.0 / 3.0));
+        // Unsafe 0.9 beats all 3 safe; 0.4 beats two of them: 5 of 6 pairs.
+        assert_eq!(m.auroc, Some(5.0 / 6.0));
+    }
+
+    #[test]
+    fn rates_without_a_denominator_are_absent() {
+        let m = metrics(&[outcome(Label::Safe, false, 0.0)]);
+        assert_eq!((m.precision, m.recall, m.auroc), (None, None, None));
+        assert_eq!(m.false_positive_rate, Some(0.0));
+    }
+}

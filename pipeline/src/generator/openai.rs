@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::structured::{Contract, Draft};
-use super::{Generated, GenerationContext, Generator};
+use super::{Generated, GenerationContext, Generator, template_error};
 use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
@@ -85,7 +85,7 @@ impl TemplateSet {
             digests.insert(name.clone(), Digest::of(source.as_bytes()));
             environment
                 .add_template_owned(name, source)
-                .map_err(|e| template_error(dir, &e))?;
+                .map_err(|e| failed_template(dir, &e))?;
         }
         for required in [TEXT_FIRST, IMAGE_FIRST] {
             if !digests.contains_key(required) {
@@ -105,7 +105,7 @@ impl TemplateSet {
 
     /// Renders the `system` and `user` blocks of `name`.
     fn render(&self, name: &str, context: &PromptContext<'_>) -> Result<(String, String)> {
-        let error = |e: minijinja::Error| template_error(&self.dir, &e);
+        let error = |e: minijinja::Error| failed_template(&self.dir, &e);
         let template = self.environment.get_template(name).map_err(error)?;
         let mut captured = template
             .render_captured(TemplateValue::from(minijinja::value::Serde(context)))
@@ -120,21 +120,13 @@ impl TemplateSet {
     }
 }
 
-/// minijinja names the template that failed (which may be a parent of the
-/// one rendered), so the path is rebuilt from that name.
-fn template_error(dir: &Path, error: &minijinja::Error) -> Error {
+/// The template that failed, which may be a parent of the one rendered:
+/// minijinja names it, so the path is rebuilt from that name.
+fn failed_template(dir: &Path, error: &minijinja::Error) -> Error {
     let path = error
         .name()
         .map_or_else(|| dir.to_owned(), |name| dir.join(name));
-    let mut message = error.kind().to_string();
-    if let Some(detail) = error.detail() {
-        message = format!("{message}: {detail}");
-    }
-    Error::Template {
-        path,
-        line: error.line(),
-        message,
-    }
+    template_error(&path, error)
 }
 
 fn chat_answer(body: &Value) -> Result<(), String> {

@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::scenario_bank::{Scenario, ScenarioBank};
-use super::{Generated, GenerationContext, Generator};
+use super::{Generated, GenerationContext, Generator, template_error};
 use crate::config::{Config, SeededConfig};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
@@ -157,18 +157,6 @@ impl SeededGenerator {
                     .map_err(error)
             })
             .collect()
-    }
-}
-
-fn template_error(path: &Path, error: &minijinja::Error) -> Error {
-    let mut message = error.kind().to_string();
-    if let Some(detail) = error.detail() {
-        message = format!("{message}: {detail}");
-    }
-    Error::Template {
-        path: path.to_owned(),
-        line: error.line(),
-        message,
     }
 }
 

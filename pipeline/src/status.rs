@@ -125,11 +125,8 @@ fn logged_usage(path: &std::path::Path) -> Result<Option<Usage>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let mut usage = Usage::default();
-    for record in input_file::read_jsonl::<RequestRecord>(path)? {
-        usage.add(&record.usage());
-    }
-    Ok(Some(usage))
+    let records = input_file::read_jsonl::<RequestRecord>(path)?;
+    Ok(Some(Usage::of_records(&records)))
 }
 
 fn render_usage(out: &mut String, indent: &str, usage: &Usage) {

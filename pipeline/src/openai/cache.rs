@@ -39,9 +39,14 @@ impl ResponseCache {
     }
 
     pub fn key(url: &str, body: &Value) -> Digest {
+        Self::key_of_canonical(url, &canonical_json(body))
+    }
+
+    /// [`Self::key`] for a body already in [`canonical_json`] form.
+    pub fn key_of_canonical(url: &str, canonical_body: &str) -> Digest {
         ContentHasher::new("siuo.openai.request.v1")
             .str(url)
-            .str(&canonical_json(body))
+            .str(canonical_body)
             .finish()
     }
 

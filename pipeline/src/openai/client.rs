@@ -126,10 +126,7 @@ impl ApiClient {
                 message: e.to_string(),
             })?;
         let log: Journal<RequestRecord> = Journal::open(&stage_dir.join(REQUEST_LOG))?;
-        let mut spent = Usage::default();
-        for record in log.entries() {
-            spent.add(&record.usage());
-        }
+        let spent = Usage::of_records(log.entries());
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
@@ -173,7 +170,10 @@ impl ApiClient {
         check: fn(&Value) -> Result<(), String>,
     ) -> Result<ApiResponse, ApiError> {
         let url = self.url(endpoint);
-        let key = ResponseCache::key(&url, body);
+        // One canonical form serves the cache key, the token estimate and the
+        // bytes sent on every attempt; image-first bodies carry whole images.
+        let canonical = canonical_json(body);
+        let key = ResponseCache::key_of_canonical(&url, &canonical);
         let model = body
             .get("model")
             .and_then(Value::as_str)
@@ -190,7 +190,8 @@ impl ApiClient {
                 completion_tokens: hit.completion_tokens,
                 cost: 0.0,
                 latency_ms: 0,
-            })?;
+            })
+            .map_err(ApiError::Local)?;
             return Ok(ApiResponse {
                 body: hit.body,
                 cached: true,
@@ -198,7 +199,8 @@ impl ApiClient {
         }
         self.ledger.check().map_err(ApiError::Budget)?;
         let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
-        let estimate = canonical_json(body).len() as u64 / 4 + max_tokens;
+        let estimate = canonical.len() as u64 / 4 + max_tokens;
+        let bytes = bytes::Bytes::from(canonical);
         self.limiter.acquire(estimate).await;
 
         let mut last = String::new();
@@ -215,7 +217,7 @@ impl ApiClient {
                     })?;
                 // Latency of the answered attempt, not of queueing or retries.
                 let started = Instant::now();
-                match self.try_once(&url, body).await {
+                match self.try_once(&url, bytes.clone()).await {
                     Ok(answer) => match check(&answer) {
                         Ok(()) => {
                             return self
@@ -289,12 +291,6 @@ impl ApiClient {
             prompt_tokens,
             completion_tokens,
             latency_ms: started.elapsed().as_millis() as u64,
-        })
-        .map_err(|e| match e {
-            ApiError::Local(error) => error,
-            other => Error::Http {
-                message: other.to_string(),
-            },
         })?;
         Ok(ApiResponse {
             body: answer,
@@ -302,23 +298,21 @@ impl ApiClient {
         })
     }
 
-    fn record(&self, record: RequestRecord) -> Result<(), ApiError> {
+    fn record(&self, record: RequestRecord) -> Result<(), Error> {
         self.ledger.record(&record.usage());
-        let mut log = self.log.lock().map_err(|_| {
-            ApiError::Local(Error::Http {
-                message: "request log lock poisoned".into(),
-            })
+        let mut log = self.log.lock().map_err(|_| Error::Http {
+            message: "request log lock poisoned".into(),
         })?;
-        log.append(record).map_err(ApiError::Local)
+        log.append(record)
     }
 
-    async fn try_once(&self, url: &str, body: &Value) -> Result<Value, TryFailure> {
+    async fn try_once(&self, url: &str, body: bytes::Bytes) -> Result<Value, TryFailure> {
         let mut request = self
             .http
             .post(url)
             .timeout(Duration::from_secs_f64(self.limits.timeout_seconds))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(body).unwrap_or_default());
+            .body(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(&key.0);
         }

@@ -24,6 +24,15 @@ impl Usage {
         self.prompt_tokens + self.completion_tokens
     }
 
+    /// Total usage of logged requests.
+    pub fn of_records<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Usage {
+        let mut total = Usage::default();
+        for record in records {
+            total.add(&record.usage());
+        }
+        total
+    }
+
     pub fn add(&mut self, other: &Usage) {
         self.requests += other.requests;
         self.cached_requests += other.cached_requests;

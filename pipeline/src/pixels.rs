@@ -43,3 +43,10 @@ pub fn sniff_extension(bytes: &[u8]) -> Option<&'static str> {
     let format = image::guess_format(bytes).ok()?;
     format.extensions_str().first().copied()
 }
+
+/// The media type of a recognized format, from the bytes.
+pub fn sniff_media_type(bytes: &[u8]) -> Option<&'static str> {
+    image::guess_format(bytes)
+        .ok()
+        .map(|format| format.to_mime_type())
+}

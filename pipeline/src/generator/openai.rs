@@ -217,7 +217,7 @@ impl OpenAiGenerator {
             .collect()
     }
 
-    fn chat_body(&self, messages: &[Value], contract: &Contract, seed: u64) -> Value {
+    fn chat_body(&self, messages: &[Value], schema: &Value, seed: u64) -> Value {
         let api = &self.settings.api;
         let mut body = json!({
             "model": api.chat_model,
@@ -230,7 +230,7 @@ impl OpenAiGenerator {
             ResponseFormat::JsonSchema => {
                 body["response_format"] = json!({
                     "type": "json_schema",
-                    "json_schema": {"name": "siuo_candidates", "strict": true, "schema": contract.schema(&self.taxonomy)},
+                    "json_schema": {"name": "siuo_candidates", "strict": true, "schema": schema},
                 });
             }
             ResponseFormat::JsonObject => body["response_format"] = json!({"type": "json_object"}),
@@ -246,10 +246,11 @@ impl OpenAiGenerator {
         client: &ApiClient,
         messages: Vec<Value>,
         contract: &Contract,
+        schema: &Value,
         seed: u64,
     ) -> Result<Result<Vec<Draft>, String>, ApiError> {
         let send = async |messages: &[Value]| {
-            let body = self.chat_body(messages, contract, seed);
+            let body = self.chat_body(messages, schema, seed);
             client
                 .post("chat/completions", &body, chat_answer)
                 .await
@@ -384,8 +385,8 @@ impl OpenAiGenerator {
             TEXT_FIRST.to_owned()
         };
         let seed = self.settings.seed + u64::from(request);
-        let schema =
-            serde_json::to_string_pretty(&contract.schema(&self.taxonomy)).unwrap_or_default();
+        // Built once: it goes into the prompt and into every request body.
+        let schema = contract.schema(&self.taxonomy);
         let (system, user) = self.templates.render(
             &template,
             &PromptContext {
@@ -394,7 +395,7 @@ impl OpenAiGenerator {
                 domains: &self.taxonomy.domains,
                 count: self.settings.candidates_per_request,
                 seed,
-                schema,
+                schema: serde_json::to_string_pretty(&schema).unwrap_or_default(),
                 image: None,
             },
         )?;
@@ -406,7 +407,7 @@ impl OpenAiGenerator {
             Digest::of(canonical_json(&Value::Array(messages.clone())).as_bytes()).hex();
         let origin = format!("text-first:{}/{}#{request}", domain.id, subcategory.id);
         let drafts = match self
-            .ask(client, messages, &contract, seed)
+            .ask(client, messages, &contract, &schema, seed)
             .await
             .map_err(|e| self.api_error(context, &origin, e))?
         {
@@ -447,8 +448,8 @@ impl OpenAiGenerator {
         let stored = context.images.put(&bytes, &image.file)?;
         let origin = format!("image-first:{}", image.file);
         let seed = self.settings.seed;
-        let schema = serde_json::to_string_pretty(&Contract::ImageFirst.schema(&self.taxonomy))
-            .unwrap_or_default();
+        let contract = Contract::ImageFirst;
+        let schema = contract.schema(&self.taxonomy);
         let (system, user) = self.templates.render(
             IMAGE_FIRST,
             &PromptContext {
@@ -457,20 +458,11 @@ impl OpenAiGenerator {
                 domains: &self.taxonomy.domains,
                 count: 1,
                 seed,
-                schema,
+                schema: serde_json::to_string_pretty(&schema).unwrap_or_default(),
                 image: Some(image),
             },
         )?;
-        let media_type = match pixels::sniff_extension(&bytes) {
-            Some("jpg") => "image/jpeg",
-            Some(extension) => match extension {
-                "png" => "image/png",
-                "gif" => "image/gif",
-                "webp" => "image/webp",
-                _ => "image/png",
-            },
-            None => "application/octet-stream",
-        };
+        let media_type = pixels::sniff_media_type(&bytes).unwrap_or("application/octet-stream");
         let data_url = format!("data:{media_type};base64,{}", BASE64.encode(&bytes));
         let messages = vec![
             json!({"role": "system", "content": system}),
@@ -487,7 +479,7 @@ impl OpenAiGenerator {
             .finish()
             .hex();
         let drafts = match self
-            .ask(client, messages, &Contract::ImageFirst, seed)
+            .ask(client, messages, &contract, &schema, seed)
             .await
             .map_err(|e| self.api_error(context, &origin, e))?
         {

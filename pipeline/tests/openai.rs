@@ -54,16 +54,7 @@ const ONE_DOMAIN: (&str, &str) = (
 );
 
 fn with_key(project: &TestProject, args: &[&str]) -> crate::support::Ran {
-    let output = project
-        .command(args)
-        .env("OPENAI_API_KEY", KEY)
-        .output()
-        .expect("run siuo");
-    crate::support::Ran {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    project.run_with(args, &[("OPENAI_API_KEY", KEY)])
 }
 
 fn released(project: &TestProject, version: &str) -> Vec<serde_json::Value> {
@@ -320,13 +311,6 @@ fn sigkill_mid_generate_resumes_without_repeating_a_completed_request() {
         &emulator,
         &[("    max_in_flight: 8\n", "    max_in_flight: 2\n")],
     );
-    let mut child = project
-        .command(&["run", "--quiet"])
-        .env("OPENAI_API_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
     let log = |project: &TestProject| -> Vec<serde_json::Value> {
         let Ok(runs) = std::fs::read_dir(project.path("raw/runs")) else {
             return Vec::new();
@@ -342,17 +326,12 @@ fn sigkill_mid_generate_resumes_without_repeating_a_completed_request() {
             })
             .collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while log(&project).len() < 8 {
-        assert!(Instant::now() < deadline, "generation never progressed");
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    project.kill_when(
+        &["run", "--quiet"],
+        &[("OPENAI_API_KEY", KEY)],
+        "generate",
+        || log(&project).len() >= 8,
+    );
     let completed_before_kill: BTreeSet<String> = log(&project)
         .iter()
         .filter_map(|r| r["key"].as_str().map(str::to_owned))
@@ -437,13 +416,8 @@ fn the_api_key_is_never_written_anywhere() {
     with_key(&project, &["status", "--json"]).success();
 
     // A wrong key: the 401 is reported without the key.
-    let output = project
-        .command(&["run"])
-        .env("OPENAI_API_KEY", "sk-wrong-key-77")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("sk-wrong-key-77"));
+    let wrong = project.run_with(&["run"], &[("OPENAI_API_KEY", "sk-wrong-key-77")]);
+    assert!(!wrong.stderr.contains("sk-wrong-key-77") && !wrong.stdout.contains("sk-wrong-key-77"));
 
     let files = project.tree("");
     assert!(files.len() > 20);

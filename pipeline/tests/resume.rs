@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use crate::support::TestProject;
 
@@ -37,24 +36,12 @@ fn progress_of(project: &TestProject, stage: &str) -> usize {
 
 fn kill_during(stage: &str) {
     let project = TestProject::shipped();
-    let mut child = project
-        .command(&["run", "--quiet"])
-        .env("SIUO_DEBUG_ITEM_DELAY_MS", "80")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn siuo");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while progress_of(&project, stage) < 3 {
-        assert!(Instant::now() < deadline, "stage {stage} never started");
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "siuo exited before {stage} was interrupted"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    project.kill_when(
+        &["run", "--quiet"],
+        &[("SIUO_DEBUG_ITEM_DELAY_MS", "80")],
+        stage,
+        || progress_of(&project, stage) >= 3,
+    );
 
     let run_dir = project.run_dir();
     assert!(

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use image::{ImageFormat, Rgb, RgbImage};
 use tempfile::TempDir;
@@ -23,6 +24,16 @@ pub struct Ran {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Self {
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl Ran {
@@ -130,12 +141,46 @@ impl TestProject {
     }
 
     pub fn run(&self, args: &[&str]) -> Ran {
-        let output: Output = self.command(args).output().expect("run siuo");
-        Ran {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        self.run_with(args, &[])
+    }
+
+    /// Runs siuo with extra environment variables.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let output = self
+            .command(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run siuo");
+        Ran::from(output)
+    }
+
+    /// Starts siuo in the background, waits until `ready` holds, then kills
+    /// it with SIGKILL. Fails if siuo ends first or `ready` never holds.
+    pub fn kill_when(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        what: &str,
+        ready: impl Fn() -> bool,
+    ) {
+        let mut child = self
+            .command(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn siuo");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ready() {
+            assert!(Instant::now() < deadline, "siuo never reached {what}");
+            assert!(
+                child.try_wait().expect("poll").is_none(),
+                "siuo exited before it could be killed during {what}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
     }
 
     /// Every file under `relative`, by relative path, with its bytes.

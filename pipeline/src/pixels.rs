@@ -50,3 +50,13 @@ pub fn sniff_media_type(bytes: &[u8]) -> Option<&'static str> {
         .ok()
         .map(|format| format.to_mime_type())
 }
+
+/// The image as a `data:` URL, the form OpenAI-compatible APIs accept inline.
+pub fn data_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let media_type = sniff_media_type(bytes).unwrap_or("application/octet-stream");
+    format!(
+        "data:{media_type};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}

@@ -80,6 +80,16 @@ pub struct Provenance {
     pub origin: String,
 }
 
+/// One classifier's decision about one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Judgement {
+    Safe,
+    /// Between the review and the unsafe threshold: a person decides.
+    Review,
+    Unsafe,
+}
+
 /// What one classifier said about one modality of one candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,14 +97,17 @@ pub struct ClassifierVerdict {
     pub classifier: String,
     /// Weights or rules digest, or a remote model name.
     pub version: String,
+    /// sha256 of an embedded model's weights file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
     /// Named scores, e.g. per harm category or per image measurement.
     pub scores: BTreeMap<String, f64>,
-    /// How unsafe, from 0 to 1, for ranking (calibration's AUROC); the
-    /// decision is `safe`.
+    /// How unsafe, from 0 to 1, for ranking (calibration's AUROC) and for
+    /// the thresholds that make the judgement.
     #[serde(default)]
     pub unsafe_score: f64,
-    pub safe: bool,
-    /// Short machine-readable reasons when not safe, e.g. `lexicon:violence`.
+    pub judgement: Judgement,
+    /// Short machine-readable reasons unless safe, e.g. `lexicon:violence`.
     pub reasons: Vec<String>,
     /// Human-readable detail (matched phrases, decode error, …).
     pub detail: String,
@@ -105,7 +118,14 @@ pub struct ClassifierVerdict {
 #[serde(tag = "decision", rename_all = "kebab-case")]
 pub enum Decision {
     Keep,
-    Reject { reasons: Vec<String> },
+    Reject {
+        reasons: Vec<String>,
+    },
+    /// Neither kept nor rejected: held back from later stages until a
+    /// person decides (the check stage's review band).
+    Review {
+        reasons: Vec<String>,
+    },
 }
 
 impl Decision {
@@ -116,8 +136,14 @@ impl Decision {
     pub fn reasons(&self) -> &[String] {
         match self {
             Decision::Keep => &[],
-            Decision::Reject { reasons } => reasons,
+            Decision::Reject { reasons } | Decision::Review { reasons } => reasons,
         }
+    }
+}
+
+impl ClassifierVerdict {
+    pub fn is_safe(&self) -> bool {
+        self.judgement == Judgement::Safe
     }
 }
 

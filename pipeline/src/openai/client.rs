@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::cache::{CachedResponse, ResponseCache, canonical_json};
-use super::config::{OpenAiConfig, Price, RequestLimits};
+use super::config::{Budget, OpenAiConfig, Price, RequestLimits};
 use super::limiter::RateLimiter;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
 use crate::error::Error;
@@ -87,6 +87,18 @@ struct TryFailure {
     retry_after: Option<Duration>,
 }
 
+/// Where and how an [`ApiClient`] sends its requests.
+pub struct Endpoint<'a> {
+    /// Base URL up to and including `/v1`.
+    pub base_url: &'a str,
+    pub api_key_env: Option<&'a str>,
+    /// The config setting that names the key variable, for messages.
+    pub key_purpose: &'a str,
+    pub limits: &'a RequestLimits,
+    pub budget: Budget,
+    pub prices: &'a BTreeMap<String, Price>,
+}
+
 pub struct ApiClient {
     http: reqwest::Client,
     base_url: String,
@@ -105,45 +117,58 @@ impl ApiClient {
     /// `raw` holds the cache; `stage_dir` the run's request log, whose
     /// usage so far counts against the budget.
     pub fn new(settings: &OpenAiConfig, raw: &Path, stage_dir: &Path) -> Result<Self, Error> {
+        Self::connect(
+            &Endpoint {
+                base_url: &settings.api.base_url,
+                api_key_env: settings.api.api_key_env.as_deref(),
+                key_purpose: "generate.api.api_key_env",
+                limits: &settings.limits,
+                budget: settings.budget,
+                prices: &settings.prices,
+            },
+            raw,
+            &stage_dir.join(REQUEST_LOG),
+        )
+    }
+
+    /// A client of `endpoint` that caches under `raw` and logs every
+    /// request to `log`, whose usage so far counts against the budget.
+    pub fn connect(endpoint: &Endpoint<'_>, raw: &Path, log: &Path) -> Result<Self, Error> {
         // Several clients may be built in one process; only the first install counts.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let api_key = match &settings.api.api_key_env {
+        let api_key = match endpoint.api_key_env {
             None => None,
             Some(name) => Some(ApiKey(std::env::var(name).map_err(|_| {
                 Error::Environment {
-                    variable: name.clone(),
-                    purpose: "the API key named by generate.api.api_key_env".to_owned(),
+                    variable: name.to_owned(),
+                    purpose: format!("the API key named by {}", endpoint.key_purpose),
                 }
             })?)),
         };
+        let limits = endpoint.limits;
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs_f64(
-                settings.limits.timeout_seconds.min(30.0),
-            ))
-            .pool_max_idle_per_host(settings.limits.max_in_flight as usize)
+            .connect_timeout(Duration::from_secs_f64(limits.timeout_seconds.min(30.0)))
+            .pool_max_idle_per_host(limits.max_in_flight as usize)
             .build()
             .map_err(|e| Error::Http {
                 message: e.to_string(),
             })?;
-        let log: Journal<RequestRecord> = Journal::open(&stage_dir.join(REQUEST_LOG))?;
+        let log: Journal<RequestRecord> = Journal::open(log)?;
         let spent = Usage::of_records(log.entries());
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
         Ok(ApiClient {
             http,
-            base_url: settings.api.base_url.trim_end_matches('/').to_owned(),
+            base_url: endpoint.base_url.trim_end_matches('/').to_owned(),
             api_key,
-            limits: settings.limits.clone(),
-            in_flight: Semaphore::new(settings.limits.max_in_flight as usize),
-            limiter: RateLimiter::new(
-                settings.limits.requests_per_minute,
-                settings.limits.tokens_per_minute,
-            ),
+            limits: limits.clone(),
+            in_flight: Semaphore::new(limits.max_in_flight as usize),
+            limiter: RateLimiter::new(limits.requests_per_minute, limits.tokens_per_minute),
             cache: ResponseCache::new(raw),
-            ledger: Ledger::new(settings.budget, spent),
+            ledger: Ledger::new(endpoint.budget, spent),
             log: Mutex::new(log),
-            prices: settings.prices.clone(),
+            prices: endpoint.prices.clone(),
             jitter: SplitMix64::new(seed),
         })
     }
@@ -167,7 +192,7 @@ impl ApiClient {
         &self,
         endpoint: &str,
         body: &Value,
-        check: fn(&Value) -> Result<(), String>,
+        check: impl Fn(&Value) -> Result<(), String>,
     ) -> Result<ApiResponse, ApiError> {
         let url = self.url(endpoint);
         // One canonical form serves the cache key, the token estimate and the

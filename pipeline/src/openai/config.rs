@@ -215,14 +215,7 @@ impl OpenAiConfig {
                 api.base_url
             ));
         }
-        if let Some(name) = &api.api_key_env
-            && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        {
-            problems.push(
-                "generate.api.api_key_env must be the name of an environment variable, not a key"
-                    .into(),
-            );
-        }
+        problems.extend(api_key_env_problem("generate.api", api.api_key_env.as_deref()));
         if api.chat_model.trim().is_empty() {
             problems.push("generate.api.chat_model must not be empty".into());
         }
@@ -237,16 +230,7 @@ impl OpenAiConfig {
         if api.max_tokens == 0 {
             problems.push("generate.api.max_tokens must be at least 1".into());
         }
-        let limits = &self.limits;
-        if limits.max_in_flight == 0 {
-            problems.push("generate.limits.max_in_flight must be at least 1".into());
-        }
-        if limits.max_attempts == 0 {
-            problems.push("generate.limits.max_attempts must be at least 1".into());
-        }
-        if limits.timeout_seconds.is_nan() || limits.timeout_seconds <= 0.0 {
-            problems.push("generate.limits.timeout_seconds must be positive".into());
-        }
+        problems.extend(self.limits.problems("generate"));
         if self.requests_per_subcategory == 0 || self.candidates_per_request == 0 {
             problems.push(
                 "generate.requests_per_subcategory and candidates_per_request must be at least 1"
@@ -261,4 +245,27 @@ impl OpenAiConfig {
         }
         problems
     }
+}
+
+impl RequestLimits {
+    /// Problems of the `limits` section under `place` (`generate`, `check.text[0]`).
+    pub fn problems(&self, place: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.max_in_flight == 0 {
+            problems.push(format!("{place}.limits.max_in_flight must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            problems.push(format!("{place}.limits.max_attempts must be at least 1"));
+        }
+        if self.timeout_seconds.is_nan() || self.timeout_seconds <= 0.0 {
+            problems.push(format!("{place}.limits.timeout_seconds must be positive"));
+        }
+        problems
+    }
+}
+
+/// `api_key_env` names a variable; a pasted key would end up in the file.
+pub fn api_key_env_problem(place: &str, name: Option<&str>) -> Option<String> {
+    name.filter(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(|_| format!("{place}.api_key_env must be the name of an environment variable, not a key"))
 }

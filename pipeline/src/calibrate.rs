@@ -193,8 +193,18 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
         }
     }
     let modalities = [
-        ("text", "text-check", texts.iter().map(|(e, _)| *e).collect::<Vec<_>>(), text_runs),
-        ("image", "image-check", images.iter().map(|(e, _)| *e).collect(), image_runs),
+        (
+            "text",
+            "text-check",
+            texts.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            text_runs,
+        ),
+        (
+            "image",
+            "image-check",
+            images.iter().map(|(e, _)| *e).collect(),
+            image_runs,
+        ),
     ];
     for (modality, combined_id, examples, runs) in modalities {
         let mut per_example: Vec<Vec<ClassifierVerdict>> = vec![Vec::new(); examples.len()];
@@ -222,7 +232,13 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
                 flagged: classifiers.judge_modality(all).0 != Judgement::Safe,
                 score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
             };
-            record(modality, (combined_id, "policy"), combined, &example.category, each);
+            record(
+                modality,
+                (combined_id, "policy"),
+                combined,
+                &example.category,
+                each,
+            );
         }
     }
     let classifiers = tallies

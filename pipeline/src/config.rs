@@ -311,7 +311,7 @@ fn default_exemplars() -> PathBuf {
     "prompts/classifiers/text-exemplars.yaml".into()
 }
 fn default_neighbours() -> u32 {
-    3
+    8
 }
 fn default_minilm_threshold() -> f64 {
     0.5
@@ -455,7 +455,9 @@ impl ValidatorConfig {
             problems.push(format!("{place}: max_aspect_ratio must be at least 1"));
         }
         if !(0.0..=128.0).contains(&self.min_luma_stddev) {
-            problems.push(format!("{place}: min_luma_stddev must be between 0 and 128"));
+            problems.push(format!(
+                "{place}: min_luma_stddev must be between 0 and 128"
+            ));
         }
         problems
     }
@@ -465,7 +467,9 @@ impl RemoteClassifierConfig {
     fn problems(&self, place: &str) -> Vec<String> {
         let mut problems = self.band().problems(place);
         if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            problems.push(format!("{place}: base_url must start with http:// or https://"));
+            problems.push(format!(
+                "{place}: base_url must start with http:// or https://"
+            ));
         }
         if self.model.trim().is_empty() {
             problems.push(format!("{place}: model must not be empty"));

@@ -305,6 +305,9 @@ mod tests {
         assert_eq!(error.kind(), "model-checksum");
         let message = error.to_string();
         assert!(message.contains(MINILM_VOCAB.sha256), "{message}");
-        assert!(message.contains(&sha256_hex(b"[PAD]\n[UNK]\n")), "{message}");
+        assert!(
+            message.contains(&sha256_hex(b"[PAD]\n[UNK]\n")),
+            "{message}"
+        );
     }
 }

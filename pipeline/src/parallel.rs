@@ -33,7 +33,10 @@ mod tests {
     #[test]
     fn keeps_the_order_of_the_items() {
         let items: Vec<u32> = (0..101).collect();
-        assert_eq!(super::map(&items, |x| x * 2), items.iter().map(|x| x * 2).collect::<Vec<_>>());
+        assert_eq!(
+            super::map(&items, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
         assert!(super::map(&[] as &[u32], |x| *x).is_empty());
     }
 }

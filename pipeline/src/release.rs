@@ -52,6 +52,9 @@ pub struct CheckSummary {
     pub modality: String,
     pub classifier: String,
     pub version: String,
+    /// sha256 of an embedded model's weights file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// The published SIUO record format, for SIUO evaluation code unchanged.

@@ -35,7 +35,7 @@ fn corrupt_image_is_rejected_naming_the_candidate_and_the_rest_is_released() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         rejected[0]["reasons"],
-        serde_json::json!(["image:validator:decode"])
+        serde_json::json!(["image:validator:decode", "image:image-safety:undecodable"])
     );
     let id = rejected[0]["candidate_id"].as_str().expect("id");
     let message = ran

@@ -9,34 +9,63 @@ fn entry<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no `{id}` entry in {report}"))
 }
 
+const HARM_CATEGORIES: [&str; 8] = [
+    "self-harm",
+    "violence",
+    "weapons",
+    "drugs",
+    "sexual",
+    "hate",
+    "crime",
+    "poison",
+];
+
+/// The embedded model on questions it never saw (the shipped set shares no
+/// line with its exemplar bank): explicit harm fails, benign SIUO-style
+/// questions pass. The bounds are the figures the README reports.
 #[test]
-fn shipped_text_set_benign_questions_all_pass_and_harm_is_measured_per_category() {
+fn shipped_text_set_real_model_passes_benign_and_fails_explicit_harm() {
     let project = TestProject::shipped();
     let report = project.run(&["calibrate", "--json"]).success().json();
-    let lexicon = entry(&report, "lexicon");
-    assert_eq!(lexicon["modality"], "text");
-    assert!(lexicon["n"].as_u64() >= Some(200));
-    assert!(lexicon["per_category"]["siuo-benign"]["n"].as_u64() >= Some(100));
-    // Benign SIUO-style questions must pass the text check: none flagged.
-    assert_eq!(lexicon["per_category"]["siuo-benign"]["flagged"], 0);
-    assert_eq!(lexicon["false_positive_rate"], 0.0);
-    assert!(lexicon["recall"].as_f64() > Some(0.0));
-    for category in [
-        "self-harm",
-        "violence",
-        "weapons",
-        "drugs",
-        "sexual",
-        "hate",
-        "crime",
-        "poison",
-    ] {
-        assert!(
-            lexicon["per_category"][category]["unsafe_examples"].as_u64() >= Some(10),
-            "{category}"
-        );
+    let minilm = entry(&report, "minilm");
+    assert_eq!(minilm["modality"], "text");
+    assert!(minilm["n"].as_u64() >= Some(200));
+    assert!(minilm["per_category"]["siuo-benign"]["n"].as_u64() >= Some(100));
+    let combined = entry(&report, "text-check");
+    let recall = combined["recall"].as_f64().expect("recall");
+    let false_positive_rate = combined["false_positive_rate"].as_f64().expect("fpr");
+    assert!(recall >= 0.95, "explicit harm caught: {recall}");
+    assert!(
+        false_positive_rate <= 0.05,
+        "benign flagged: {false_positive_rate}"
+    );
+    assert!(combined["auroc"].as_f64() >= Some(0.99), "{combined}");
+    for category in HARM_CATEGORIES {
+        let per = &combined["per_category"][category];
+        assert!(per["unsafe_examples"].as_u64() >= Some(10), "{category}");
+        assert!(per["recall"].as_f64() >= Some(0.9), "{category}: {per}");
     }
-    // One classifier: the combined decision is the lexicon's.
+    // The combined decision (any-unsafe) flags at least what each flags.
+    let lexicon = entry(&report, "lexicon");
+    assert_eq!(lexicon["false_positive_rate"], 0.0);
+    for classifier in [lexicon, minilm] {
+        assert!(combined["flagged"].as_u64() >= classifier["flagged"].as_u64());
+    }
+    assert!(combined["items_per_second"].as_f64() > Some(0.0));
+}
+
+/// The check stage's policy is what calibrate measures: with the lexicon
+/// alone, the combined decision is exactly the lexicon's.
+#[test]
+fn with_one_classifier_the_combined_decision_is_that_classifier() {
+    let project = TestProject::shipped();
+    project.write(
+        "siuo.yaml",
+        "check:\n  text:\n    - type: lexicon\n      path: prompts/lexicon.yaml\n",
+    );
+    let report = project.run(&["calibrate", "--json"]).success().json();
+    let lexicon = entry(&report, "lexicon");
+    assert_eq!(lexicon["per_category"]["siuo-benign"]["flagged"], 0);
     let combined = entry(&report, "text-check");
     for field in [
         "n",
@@ -62,7 +91,7 @@ fn shipped_image_set_has_no_false_positives() {
         ])
         .success()
         .json();
-    for id in ["validator", "image-check"] {
+    for id in ["validator", "image-safety", "image-check"] {
         let classifier = entry(&report, id);
         assert_eq!(classifier["modality"], "image");
         assert_eq!(classifier["false_positive_rate"], 0.0, "{id}");

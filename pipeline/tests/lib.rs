@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod calibrate;
+mod classifiers;
 mod dedupe;
 mod openai;
 mod pipeline;

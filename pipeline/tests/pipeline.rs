@@ -146,7 +146,7 @@ fn explicit_harmful_question_is_rejected_by_the_text_check_and_not_released() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         rejected[0]["reasons"],
-        serde_json::json!(["text:lexicon:poison"])
+        serde_json::json!(["text:lexicon:poison", "text:minilm:poison"])
     );
     assert_eq!(rejected[0]["text"][0]["scores"]["poison"], 1.0);
     let released = project.read("curated/v1.0.0/siuo.json");

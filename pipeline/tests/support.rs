@@ -71,7 +71,12 @@ impl TestProject {
     /// scenario bank that the test writes itself.
     pub fn custom() -> Self {
         let project = TestProject::empty();
-        for file in ["taxonomy.yaml", "lexicon.yaml", "templates/seeded.j2"] {
+        for file in [
+            "taxonomy.yaml",
+            "lexicon.yaml",
+            "templates/seeded.j2",
+            "classifiers/text-exemplars.yaml",
+        ] {
             let target = project.path(&format!("prompts/{file}"));
             std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
             std::fs::copy(repo().join("prompts").join(file), target).expect("copy prompt file");
@@ -83,10 +88,15 @@ impl TestProject {
         project
     }
 
+    /// A folder whose `.models` links to the checkout's verified model
+    /// files (fetched by the test recipe), as the default config expects.
     fn empty() -> Self {
-        TestProject {
+        let project = TestProject {
             dir: tempfile::tempdir().expect("tempdir"),
-        }
+        };
+        std::os::unix::fs::symlink(repo().join(".models"), project.path(".models"))
+            .expect("link .models");
+        project
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {

@@ -55,7 +55,8 @@ impl Architecture {
         let rgb = flatten_on_white(image);
         let data: Vec<f32> = match self {
             Architecture::ImageSafety => {
-                let resized = image::imageops::resize(&rgb, SIDE as u32, SIDE as u32, FilterType::Triangle);
+                let resized =
+                    image::imageops::resize(&rgb, SIDE as u32, SIDE as u32, FilterType::Triangle);
                 let raw = resized.as_raw();
                 (0..3)
                     .flat_map(|channel| raw.iter().skip(channel).step_by(3).map(|v| f32::from(*v)))
@@ -65,8 +66,9 @@ impl Architecture {
                 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
                 let resized = image::imageops::resize(&rgb, 256, 256, FilterType::Triangle);
                 let offset = (256 - SIDE as u32) / 2;
-                let crop = image::imageops::crop_imm(&resized, offset, offset, SIDE as u32, SIDE as u32)
-                    .to_image();
+                let crop =
+                    image::imageops::crop_imm(&resized, offset, offset, SIDE as u32, SIDE as u32)
+                        .to_image();
                 crop.pixels()
                     .flat_map(|p| {
                         let [r, g, b] = p.0;
@@ -105,11 +107,23 @@ pub struct OnnxImageClassifier {
 
 impl OnnxImageClassifier {
     pub fn image_safety(settings: &ImageModelConfig, models_dir: &Path) -> Result<Self> {
-        Self::load("image-safety", IMAGE_SAFETY, Architecture::ImageSafety, settings, models_dir)
+        Self::load(
+            "image-safety",
+            IMAGE_SAFETY,
+            Architecture::ImageSafety,
+            settings,
+            models_dir,
+        )
     }
 
     pub fn open_nsfw(settings: &ImageModelConfig, models_dir: &Path) -> Result<Self> {
-        Self::load("open-nsfw", OPEN_NSFW, Architecture::OpenNsfw, settings, models_dir)
+        Self::load(
+            "open-nsfw",
+            OPEN_NSFW,
+            Architecture::OpenNsfw,
+            settings,
+            models_dir,
+        )
     }
 
     fn load(
@@ -120,7 +134,8 @@ impl OnnxImageClassifier {
         models_dir: &Path,
     ) -> Result<Self> {
         let bytes = file.load(models_dir)?;
-        let plan = plan(&bytes, architecture).map_err(|e| file.load_error(models_dir, format!("{e:#}")))?;
+        let plan = plan(&bytes, architecture)
+            .map_err(|e| file.load_error(models_dir, format!("{e:#}")))?;
         Ok(OnnxImageClassifier {
             id,
             architecture,
@@ -132,18 +147,19 @@ impl OnnxImageClassifier {
     }
 
     fn judge(&self, bytes: &[u8]) -> ClassifierVerdict {
-        let verdict = |scores: BTreeMap<String, f64>, unsafe_score: f64, judgement, reasons, detail| {
-            ClassifierVerdict {
-                classifier: self.id.to_owned(),
-                version: self.version.clone(),
-                weights_sha256: Some(self.weights_sha256.clone()),
-                scores,
-                unsafe_score,
-                judgement,
-                reasons,
-                detail,
-            }
-        };
+        let verdict =
+            |scores: BTreeMap<String, f64>, unsafe_score: f64, judgement, reasons, detail| {
+                ClassifierVerdict {
+                    classifier: self.id.to_owned(),
+                    version: self.version.clone(),
+                    weights_sha256: Some(self.weights_sha256.clone()),
+                    scores,
+                    unsafe_score,
+                    judgement,
+                    reasons,
+                    detail,
+                }
+            };
         let probabilities = pixels::decode(bytes).and_then(|image| {
             let input = self
                 .architecture
@@ -155,7 +171,11 @@ impl OnnxImageClassifier {
                 .map_err(|e| format!("inference failed: {e}"))?;
             let output = outputs
                 .first()
-                .and_then(|o| o.to_plain_array_view::<f32>().ok().map(|v| v.iter().copied().collect::<Vec<f32>>()))
+                .and_then(|o| {
+                    o.to_plain_array_view::<f32>()
+                        .ok()
+                        .map(|v| v.iter().copied().collect::<Vec<f32>>())
+                })
                 .ok_or_else(|| "the model returned no probabilities".to_owned())?;
             Ok(output)
         });
@@ -211,7 +231,11 @@ fn plan(bytes: &[u8], architecture: Architecture) -> TractResult<Arc<TypedRunnab
     }
     let model = model.set_symbols(&bindings)?.into_optimized()?;
     let expected = architecture.input_shape();
-    let actual = model.input_fact(0)?.shape.as_concrete().map(<[usize]>::to_vec);
+    let actual = model
+        .input_fact(0)?
+        .shape
+        .as_concrete()
+        .map(<[usize]>::to_vec);
     if actual.as_deref() != Some(&expected[..]) {
         return Err(TractError::msg(format!(
             "input shape is {actual:?}, expected {expected:?}"

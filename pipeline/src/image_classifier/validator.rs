@@ -8,8 +8,8 @@ use image::DynamicImage;
 
 use super::ImageClassifier;
 use crate::config::{Config, ValidatorConfig};
-use crate::pixels;
 use crate::error::Result;
+use crate::pixels;
 use crate::record::{ClassifierVerdict, Judgement};
 
 pub struct ImageValidator {

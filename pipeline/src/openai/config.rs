@@ -215,7 +215,10 @@ impl OpenAiConfig {
                 api.base_url
             ));
         }
-        problems.extend(api_key_env_problem("generate.api", api.api_key_env.as_deref()));
+        problems.extend(api_key_env_problem(
+            "generate.api",
+            api.api_key_env.as_deref(),
+        ));
         if api.chat_model.trim().is_empty() {
             problems.push("generate.api.chat_model must not be empty".into());
         }
@@ -267,5 +270,7 @@ impl RequestLimits {
 /// `api_key_env` names a variable; a pasted key would end up in the file.
 pub fn api_key_env_problem(place: &str, name: Option<&str>) -> Option<String> {
     name.filter(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .map(|_| format!("{place}.api_key_env must be the name of an environment variable, not a key"))
+        .map(|_| {
+            format!("{place}.api_key_env must be the name of an environment variable, not a key")
+        })
 }

@@ -83,7 +83,10 @@ pub fn parse_assessment(text: &str) -> Result<(bool, Vec<String>), String> {
                 .map(|c| c.trim().to_ascii_uppercase())
                 .filter(|c| !c.is_empty())
                 .collect();
-            if let Some(unknown) = codes.iter().find(|c| !HAZARDS.iter().any(|(code, ..)| code == c)) {
+            if let Some(unknown) = codes
+                .iter()
+                .find(|c| !HAZARDS.iter().any(|(code, ..)| code == c))
+            {
                 return Err(format!("unknown hazard code `{unknown}`"));
             }
             Ok((true, codes))
@@ -111,7 +114,10 @@ fn unsafe_probability(alternatives: &[(String, f64)]) -> Option<f64> {
 /// A `/v1/completions` answer (text).
 pub fn parse_completion(answer: &Value) -> Result<Assessment, String> {
     let choice = first_choice(answer)?;
-    let text = choice.get("text").and_then(Value::as_str).ok_or("no `text`")?;
+    let text = choice
+        .get("text")
+        .and_then(Value::as_str)
+        .ok_or("no `text`")?;
     let (unsafe_, codes) = parse_assessment(text)?;
     let alternatives: Vec<(String, f64)> = choice
         .pointer("/logprobs/top_logprobs/0")
@@ -143,7 +149,10 @@ pub fn parse_chat(answer: &Value) -> Result<Assessment, String> {
         .map(|top| {
             top.iter()
                 .filter_map(|t| {
-                    Some((t.get("token")?.as_str()?.to_owned(), t.get("logprob")?.as_f64()?))
+                    Some((
+                        t.get("token")?.as_str()?.to_owned(),
+                        t.get("logprob")?.as_f64()?,
+                    ))
                 })
                 .collect()
         })
@@ -215,7 +224,10 @@ impl LlamaGuard {
             judgement,
             reasons,
             detail: if assessment.unsafe_ {
-                format!("unsafe {} (p={unsafe_score:.3})", assessment.codes.join(","))
+                format!(
+                    "unsafe {} (p={unsafe_score:.3})",
+                    assessment.codes.join(",")
+                )
             } else {
                 format!("safe (p(unsafe)={unsafe_score:.3})")
             },
@@ -245,7 +257,9 @@ impl TextClassifier for LlamaGuard {
                 })
             })
             .collect();
-        let assessments = self.backend.post_all("completions", &bodies, parse_completion)?;
+        let assessments = self
+            .backend
+            .post_all("completions", &bodies, parse_completion)?;
         Ok(assessments.into_iter().map(|a| self.verdict(a)).collect())
     }
 }
@@ -276,7 +290,9 @@ impl ImageClassifier for LlamaGuard {
                 })
             })
             .collect();
-        let assessments = self.backend.post_all("chat/completions", &bodies, parse_chat)?;
+        let assessments = self
+            .backend
+            .post_all("chat/completions", &bodies, parse_chat)?;
         Ok(assessments.into_iter().map(|a| self.verdict(a)).collect())
     }
 }
@@ -292,7 +308,10 @@ mod tests {
             parse_assessment("\n\nunsafe\nS1,S10"),
             Ok((true, vec!["S1".to_owned(), "S10".to_owned()]))
         );
-        assert_eq!(parse_assessment("unsafe\nS11 , s2"), Ok((true, vec!["S11".into(), "S2".into()])));
+        assert_eq!(
+            parse_assessment("unsafe\nS11 , s2"),
+            Ok((true, vec!["S11".into(), "S2".into()]))
+        );
         assert!(parse_assessment("I'm sorry, I can't help").is_err());
         assert!(parse_assessment("unsafe\nS99").is_err());
     }

@@ -89,7 +89,8 @@ impl RemoteBackend {
                     message,
                 };
                 let answer = answer.map_err(|e| failed(e.to_string()))?;
-                parse(&answer.body).map_err(|problem| failed(format!("unreadable answer: {problem}")))
+                parse(&answer.body)
+                    .map_err(|problem| failed(format!("unreadable answer: {problem}")))
             })
             .collect()
     }

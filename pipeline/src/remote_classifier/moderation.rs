@@ -53,7 +53,10 @@ pub fn parse(answer: &Value) -> Result<ModerationResult, String> {
         return Err("`category_scores` is empty".to_owned());
     }
     Ok(ModerationResult {
-        flagged: result.get("flagged").and_then(Value::as_bool).unwrap_or(false),
+        flagged: result
+            .get("flagged")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         scores,
     })
 }
@@ -98,7 +101,11 @@ impl ModerationClassifier {
             detail: format!(
                 "highest {category} {unsafe_score:.3} (unsafe at {}); the API {} it",
                 self.backend.band.threshold,
-                if result.flagged { "flagged" } else { "did not flag" }
+                if result.flagged {
+                    "flagged"
+                } else {
+                    "did not flag"
+                }
             ),
         }
     }

@@ -9,8 +9,8 @@ use super::{Stage, StageReport, generate};
 use crate::config::{CombineRule, Config};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
-use crate::image_store::ImageStore;
 use crate::image_classifier::{self, ImageClassifier};
+use crate::image_store::ImageStore;
 use crate::input_file;
 use crate::progress::Progress;
 use crate::project::Project;
@@ -65,7 +65,11 @@ impl Classifiers {
 
     /// Verdicts of a batch of candidates, in order; an error (a remote
     /// backend that stayed down) leaves the whole batch unjudged.
-    fn verdicts(&self, candidates: &[&Candidate], images: &ImageStore) -> Result<Vec<CheckVerdict>> {
+    fn verdicts(
+        &self,
+        candidates: &[&Candidate],
+        images: &ImageStore,
+    ) -> Result<Vec<CheckVerdict>> {
         let questions: Vec<&str> = candidates.iter().map(|c| c.question.as_str()).collect();
         let mut text = vec![Vec::new(); candidates.len()];
         for classifier in &self.text {
@@ -73,14 +77,18 @@ impl Classifiers {
                 all.push(verdict);
             }
         }
-        let stored: Vec<Result<Vec<u8>>> = candidates.iter().map(|c| images.read(&c.image)).collect();
+        let stored: Vec<Result<Vec<u8>>> =
+            candidates.iter().map(|c| images.read(&c.image)).collect();
         let readable: Vec<&[u8]> = stored
             .iter()
             .filter_map(|s| s.as_ref().ok().map(Vec::as_slice))
             .collect();
         let mut image_verdicts = vec![Vec::new(); readable.len()];
         for classifier in &self.image {
-            for (all, verdict) in image_verdicts.iter_mut().zip(classifier.classify(&readable)?) {
+            for (all, verdict) in image_verdicts
+                .iter_mut()
+                .zip(classifier.classify(&readable)?)
+            {
                 all.push(verdict);
             }
         }
@@ -221,7 +229,10 @@ pub fn run(project: &Project) -> Result<StageReport> {
         .collect();
     let progress = Progress::new("check", candidates.len(), project.interactive);
     progress.skip(done.len());
-    let pending: Vec<&Candidate> = candidates.iter().filter(|c| !done.contains(&c.id)).collect();
+    let pending: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| !done.contains(&c.id))
+        .collect();
     let mut failed = 0;
     let mut first_failure = None;
     for batch in pending.chunks(BATCH) {

@@ -258,6 +258,7 @@ fn released_case(
                 modality: modality.to_owned(),
                 classifier: v.classifier.clone(),
                 version: v.version.clone(),
+                weights_sha256: v.weights_sha256.clone(),
             })
             .collect::<Vec<_>>()
     };

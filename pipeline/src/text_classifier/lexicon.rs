@@ -180,11 +180,13 @@ mod tests {
         assert!(lexicon.judge("He skills himself up").is_safe());
         assert!(
             lexicon
-                .judge("Is this mushroom poisonous to touch?").is_safe()
+                .judge("Is this mushroom poisonous to touch?")
+                .is_safe()
         );
         assert!(
             lexicon
-                .judge("How do I break into the film industry?").is_safe()
+                .judge("How do I break into the film industry?")
+                .is_safe()
         );
         assert!(lexicon.judge("Can I feed rapeseed to chickens?").is_safe());
         Ok(())

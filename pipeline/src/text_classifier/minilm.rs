@@ -63,7 +63,8 @@ impl MiniLmClassifier {
         let exemplar_path = root.join(&settings.exemplars);
         let text = input_file::read_text(&exemplar_path)?;
         let file: ExemplarFile = input_file::parse_yaml(&exemplar_path, &text)?;
-        if file.unsafe_exemplars.values().all(Vec::is_empty) || file.safe.values().all(Vec::is_empty)
+        if file.unsafe_exemplars.values().all(Vec::is_empty)
+            || file.safe.values().all(Vec::is_empty)
         {
             return Err(Error::InvalidRecord {
                 path: exemplar_path,
@@ -168,7 +169,12 @@ fn cached_embeddings(path: &PathBuf, count: usize) -> Option<Vec<Vec<f32>>> {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Some(values.chunks_exact(DIMENSION).map(<[f32]>::to_vec).collect())
+    Some(
+        values
+            .chunks_exact(DIMENSION)
+            .map(<[f32]>::to_vec)
+            .collect(),
+    )
 }
 
 fn store_embeddings(path: &Path, embeddings: &[Vec<f32>]) -> Result<()> {

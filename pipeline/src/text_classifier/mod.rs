@@ -38,14 +38,14 @@ pub fn build(
         TextClassifierConfig::Lexicon(lexicon) => {
             Box::new(lexicon::Lexicon::load(&root.join(&lexicon.path))?)
         }
-        TextClassifierConfig::Minilm(settings) => Box::new(minilm::MiniLmClassifier::load(
-            settings, root, models_dir,
-        )?),
+        TextClassifierConfig::Minilm(settings) => {
+            Box::new(minilm::MiniLmClassifier::load(settings, root, models_dir)?)
+        }
         TextClassifierConfig::OpenaiModeration(remote) => {
             Box::new(crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw)?)
         }
-        TextClassifierConfig::LlamaGuard(remote) => {
-            Box::new(crate::remote_classifier::llama_guard::LlamaGuard::text(remote, raw)?)
-        }
+        TextClassifierConfig::LlamaGuard(remote) => Box::new(
+            crate::remote_classifier::llama_guard::LlamaGuard::text(remote, raw)?,
+        ),
     })
 }

@@ -131,11 +131,12 @@ impl SentenceEncoder {
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(SentenceEncoder {
-            word_embeddings: tensors.get("embeddings.word_embeddings.weight", &[vocab_size, HIDDEN])?,
-            position_embeddings: tensors.get("embeddings.position_embeddings.weight", &[512, HIDDEN])?,
+            word_embeddings: tensors
+                .get("embeddings.word_embeddings.weight", &[vocab_size, HIDDEN])?,
+            position_embeddings: tensors
+                .get("embeddings.position_embeddings.weight", &[512, HIDDEN])?,
             token_type_embedding: tensors
-                .get("embeddings.token_type_embeddings.weight", &[2, HIDDEN])?
-                [..HIDDEN]
+                .get("embeddings.token_type_embeddings.weight", &[2, HIDDEN])?[..HIDDEN]
                 .to_vec(),
             embedding_norm: tensors.norm("embeddings.LayerNorm")?,
             layers,
@@ -242,7 +243,8 @@ impl Layer {
                 &mut context.slice_axis_mut(Axis(1), columns),
             );
         }
-        self.attention_out.apply(&s.context, tokens, &mut s.projected);
+        self.attention_out
+            .apply(&s.context, tokens, &mut s.projected);
         add_and_norm(hidden, &s.projected, &self.attention_norm);
         self.intermediate.apply(hidden, tokens, &mut s.intermediate);
         s.intermediate.iter_mut().for_each(|v| *v = gelu(*v));
@@ -317,7 +319,8 @@ fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     (sign * (1.0 - poly * (-x * x).exp())) as f32
 }
 
@@ -353,11 +356,17 @@ mod tests {
         let weights = MINILM_WEIGHTS.load(&dir).map_err(|e| e.to_string())?;
         let vocab = MINILM_VOCAB.load(&dir).map_err(|e| e.to_string())?;
         let encoder = SentenceEncoder::load(&weights, &String::from_utf8_lossy(&vocab))?;
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm-reference.json");
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/minilm-reference.json"
+        );
         let text = std::fs::read_to_string(fixture).map_err(|e| e.to_string())?;
         let reference: Reference = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         for sentence in &reference.sentences {
-            assert_eq!(encoder.tokenizer.encode(&sentence.text, MAX_TOKENS), sentence.token_ids);
+            assert_eq!(
+                encoder.tokenizer.encode(&sentence.text, MAX_TOKENS),
+                sentence.token_ids
+            );
             let similarity = cosine(&encoder.embed(&sentence.text), &sentence.embedding);
             assert!(similarity > 0.99, "{}: cosine {similarity}", sentence.text);
         }
@@ -369,7 +378,12 @@ mod tests {
 
     #[test]
     fn erf_matches_known_values() {
-        for (x, expected) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3)] {
+        for (x, expected) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-2.0, -0.995_322_3),
+        ] {
             assert!((erf(x) - expected).abs() < 1e-6, "erf({x})");
         }
     }

@@ -1,6 +1,8 @@
 //! An OpenAI-compatible API emulator for tests and benchmarks, served on
 //! 127.0.0.1 only: chat completions (vision content parts included),
 //! image generations (inline base64 or a URL served here), the models list,
+//! and the safety models of [`safety`] (moderation, Llama Guard 3 text on
+//! `/v1/completions` and vision on chat completions),
 //! deterministic answers, request counters, configurable latency (fixed or
 //! log-normal, heavy-tailed like real APIs) and fault injection.
 //!
@@ -27,6 +29,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use image::{ImageFormat, Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+pub mod safety;
 
 use crate::content_hash::{ContentHasher, Digest};
 use crate::openai::cache::ResponseCache;
@@ -88,9 +92,10 @@ pub enum FaultKind {
     MalformedBody,
     /// 200 with valid JSON of the wrong shape (no `choices` / `data`).
     WrongShapeBody,
-    /// A well-formed chat answer whose content is not JSON.
+    /// A well-formed answer whose content is not what was asked for: not
+    /// JSON (chat), not `safe`/`unsafe` (Llama Guard), no scores (moderation).
     MalformedContent,
-    /// A well-formed chat answer whose content is JSON of the wrong shape.
+    /// A well-formed answer whose content is JSON of the wrong shape.
     WrongShapeContent,
 }
 
@@ -99,6 +104,9 @@ pub enum FaultKind {
 pub enum Endpoint {
     Chat,
     Images,
+    /// `/v1/completions` (Llama Guard text).
+    Completions,
+    Moderations,
     Any,
 }
 
@@ -140,6 +148,8 @@ pub struct Stats {
     pub chat: u64,
     pub vision: u64,
     pub images: u64,
+    pub completions: u64,
+    pub moderations: u64,
     pub downloads: u64,
     pub unauthorized: u64,
     pub faults: u64,
@@ -283,6 +293,8 @@ fn router(state: State) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/images/generations", post(images))
+        .route("/v1/completions", post(completions))
+        .route("/v1/moderations", post(moderations))
         .route("/v1/models", get(models))
         .route("/files/{name}", get(file))
         .route("/_emulator/stats", get(stats))
@@ -425,7 +437,9 @@ async fn respond(
 ) -> Response {
     let path = match endpoint {
         Endpoint::Images => "images/generations",
-        _ => "chat/completions",
+        Endpoint::Completions => "completions",
+        Endpoint::Moderations => "moderations",
+        Endpoint::Chat | Endpoint::Any => "chat/completions",
     };
     let _in_flight = InFlight::enter(shared);
     if !shared.authorized(headers) {
@@ -487,13 +501,24 @@ async fn respond(
                 &json!({"id": "emulated", "object": "unexpected", "created": 0}),
             );
         }
-        Some((FaultKind::MalformedContent, _)) => {
-            answer["choices"][0]["message"]["content"] =
-                json!("Sure! Here are the cases: {candidates: [ {question: ");
-        }
-        Some((FaultKind::WrongShapeContent, _)) => {
-            answer["choices"][0]["message"]["content"] = json!("{\"items\": [{\"q\": \"what?\"}]}");
-        }
+        Some((FaultKind::MalformedContent, _)) => match endpoint {
+            Endpoint::Completions => {
+                answer["choices"][0]["text"] = json!("I cannot assess this conversation.");
+            }
+            Endpoint::Moderations => answer["results"][0]["category_scores"] = json!("n/a"),
+            _ => {
+                answer["choices"][0]["message"]["content"] =
+                    json!("Sure! Here are the cases: {candidates: [ {question: ");
+            }
+        },
+        Some((FaultKind::WrongShapeContent, _)) => match endpoint {
+            Endpoint::Completions => answer["choices"][0]["text"] = json!("unsafe\nS99"),
+            Endpoint::Moderations => answer["results"] = json!([]),
+            _ => {
+                answer["choices"][0]["message"]["content"] =
+                    json!("{\"items\": [{\"q\": \"what?\"}]}");
+            }
+        },
         Some((FaultKind::Stall, _)) | None => {}
     }
     let url = format!("http://{}/v1/{path}", shared.address);
@@ -516,7 +541,46 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
         s.chat += 1;
         s.vision += u64::from(vision);
     });
-    respond(&shared, &headers, &body, Endpoint::Chat, chat_answer).await
+    respond(&shared, &headers, &body, Endpoint::Chat, |request| {
+        if safety::is_guard_model(request) {
+            safety::guard_chat_answer(request)
+        } else {
+            chat_answer(request)
+        }
+    })
+    .await
+}
+
+async fn completions(
+    AxumState(shared): AxumState<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.count(|s| s.completions += 1);
+    respond(
+        &shared,
+        &headers,
+        &body,
+        Endpoint::Completions,
+        safety::completion_answer,
+    )
+    .await
+}
+
+async fn moderations(
+    AxumState(shared): AxumState<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.count(|s| s.moderations += 1);
+    respond(
+        &shared,
+        &headers,
+        &body,
+        Endpoint::Moderations,
+        safety::moderation_answer,
+    )
+    .await
 }
 
 async fn images(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {

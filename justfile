@@ -27,3 +27,7 @@ bench-generate candidates="2000" in_flight="32" latency_ms="200":
     test -x .venv-bench/bin/python || python3 -m venv .venv-bench
     PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check "distilabel[openai]==1.5.3" "requests>=2"
     python3 pipeline/benches/generate.py --candidates {{candidates}} --in-flight {{in_flight}} --latency-ms {{latency_ms}}
+
+# Texts/s of the embedded text classifier and images/s of the embedded image classifier (release build; not part of CI)
+bench-classifiers: models
+    cargo bench --bench classifiers

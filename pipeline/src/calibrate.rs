@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::input_file;
 use crate::project::Project;
 use crate::record::{ClassifierVerdict, Judgement};
-use crate::stage::check::Classifiers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,7 +139,7 @@ fn read_labels(path: &Path) -> Result<Vec<Example>> {
 /// Runs every configured classifier over the labeled set.
 pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> {
     let examples = read_labels(labels)?;
-    let classifiers = Classifiers::build(project)?;
+    let classifiers = project.classifiers()?;
     // Keyed by (modality, classifier id), in first-seen order.
     let mut tallies: Vec<((String, String), Tally)> = Vec::new();
     let mut record = |modality: &str,

@@ -1,6 +1,7 @@
 //! A project: the loaded config, the taxonomy, and where runs and releases
 //! live. Stages get everything they read or write from here.
 
+use std::cell::OnceCell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
+use crate::stage::check::Classifiers;
 use crate::stage::{Stage, StageDir};
 use crate::taxonomy::Taxonomy;
 
@@ -22,6 +24,9 @@ pub struct Project {
     pub taxonomy: Taxonomy,
     /// Show progress bars and per-item messages on stderr.
     pub interactive: bool,
+    /// Built on first use: loading the models takes seconds, and every
+    /// stage after check needs the check stage's key.
+    classifiers: OnceCell<Classifiers>,
 }
 
 /// `raw/runs/<run>/run.json`: what a run was made from.
@@ -42,7 +47,17 @@ impl Project {
             config,
             taxonomy,
             interactive,
+            classifiers: OnceCell::new(),
         })
+    }
+
+    /// The check stage's classifiers, built once per process.
+    pub fn classifiers(&self) -> Result<&Classifiers> {
+        if let Some(built) = self.classifiers.get() {
+            return Ok(built);
+        }
+        let built = Classifiers::build(self)?;
+        Ok(self.classifiers.get_or_init(|| built))
     }
 
     pub fn settings(&self) -> &Config {

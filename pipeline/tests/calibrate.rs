@@ -79,9 +79,16 @@ fn with_one_classifier_the_combined_decision_is_that_classifier() {
     }
 }
 
+/// The shipped images are all benign: the structural check passes them
+/// all; the models pass every unedited photograph and flag at most the two
+/// red-tinted edits the README reports. Recall cannot be measured.
 #[test]
-fn shipped_image_set_has_no_false_positives() {
+fn shipped_image_set_false_positives_of_each_image_classifier() {
     let project = TestProject::shipped();
+    project.write(
+        "siuo.yaml",
+        "check:\n  image:\n    - type: validator\n    - type: image-safety\n    - type: open-nsfw\n",
+    );
     let report = project
         .run(&[
             "calibrate",
@@ -91,16 +98,25 @@ fn shipped_image_set_has_no_false_positives() {
         ])
         .success()
         .json();
-    for id in ["validator", "image-safety", "image-check"] {
+    for id in ["validator", "image-safety", "open-nsfw", "image-check"] {
         let classifier = entry(&report, id);
         assert_eq!(classifier["modality"], "image");
-        assert_eq!(classifier["false_positive_rate"], 0.0, "{id}");
+        assert!(classifier["n"].as_u64() >= Some(130), "{id}");
+        assert_eq!(
+            classifier["per_category"]["benign-photo"]["flagged"], 0,
+            "{id}"
+        );
+        assert!(
+            classifier["flagged"].as_u64() <= Some(2),
+            "{id}: {classifier}"
+        );
         assert_eq!(
             classifier["recall"],
             serde_json::Value::Null,
             "no unsafe images to recall"
         );
     }
+    assert_eq!(entry(&report, "validator")["flagged"], 0);
 }
 
 #[test]

@@ -213,8 +213,8 @@ pub fn read_candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>
 
 pub fn run(project: &Project) -> Result<StageReport> {
     let (run_id, generated) = generate::require(project, Stage::Check)?;
-    let classifiers = Classifiers::build(project)?;
-    let key = key(project, &generated.key, &classifiers);
+    let classifiers = project.classifiers()?;
+    let key = key(project, &generated.key, classifiers);
     let stage_dir = project.stage_dir(&run_id, Stage::Check);
     if let Some(report) = stage_dir.finished(&key)? {
         return Ok(report);
@@ -302,8 +302,75 @@ fn report_unkept(progress: &Progress, candidate: &Candidate, verdict: &CheckVerd
 /// The run id, the finished check report and its key, which `stage` needs.
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
     let (run_id, generated) = generate::require(project, stage)?;
-    let classifiers = Classifiers::build(project)?;
-    let key = key(project, &generated.key, &classifiers);
+    let classifiers = project.classifiers()?;
+    let key = key(project, &generated.key, classifiers);
     let report = super::require(project, &run_id, Stage::Check, &key, stage)?;
     Ok((run_id, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(classifier: &str, judgement: Judgement) -> ClassifierVerdict {
+        ClassifierVerdict {
+            classifier: classifier.to_owned(),
+            version: "1".to_owned(),
+            weights_sha256: None,
+            scores: Default::default(),
+            unsafe_score: 0.0,
+            judgement,
+            reasons: if judgement == Judgement::Safe {
+                vec![]
+            } else {
+                vec![format!("{classifier}:x")]
+            },
+            detail: String::new(),
+        }
+    }
+
+    fn judge(combine: CombineRule, judgements: &[Judgement]) -> (Judgement, Vec<String>) {
+        let classifiers = Classifiers {
+            text: Vec::new(),
+            image: Vec::new(),
+            combine,
+        };
+        let verdicts: Vec<ClassifierVerdict> = judgements
+            .iter()
+            .enumerate()
+            .map(|(i, j)| verdict(&format!("c{i}"), *j))
+            .collect();
+        classifiers.judge_modality(&verdicts)
+    }
+
+    #[test]
+    fn each_combine_rule_decides_and_names_the_deciding_verdicts() {
+        use Judgement::{Review, Safe, Unsafe};
+        let one_of_three = [Unsafe, Safe, Safe];
+        assert_eq!(
+            judge(CombineRule::AnyUnsafe, &one_of_three),
+            (Unsafe, vec!["c0:x".into()])
+        );
+        assert_eq!(
+            judge(CombineRule::Majority, &one_of_three),
+            (Review, vec!["c0:x".into()])
+        );
+        assert_eq!(
+            judge(CombineRule::AllUnsafe, &one_of_three),
+            (Review, vec!["c0:x".into()])
+        );
+        let two_of_three = [Unsafe, Unsafe, Review];
+        assert_eq!(judge(CombineRule::Majority, &two_of_three).0, Unsafe);
+        assert_eq!(
+            judge(CombineRule::Majority, &two_of_three).1,
+            vec!["c0:x".to_owned(), "c1:x".to_owned()]
+        );
+        assert_eq!(judge(CombineRule::AllUnsafe, &two_of_three).0, Review);
+        assert_eq!(judge(CombineRule::AllUnsafe, &[Unsafe, Unsafe]).0, Unsafe);
+        assert_eq!(
+            judge(CombineRule::AnyUnsafe, &[Review, Safe]),
+            (Review, vec!["c0:x".into()])
+        );
+        assert_eq!(judge(CombineRule::AnyUnsafe, &[Safe, Safe]), (Safe, vec![]));
+    }
 }

@@ -10,7 +10,7 @@
 //! the published SIUO benchmark: those measure this classifier.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -160,7 +160,7 @@ fn nearest_mean(bank: &[Vec<f32>], query: &[f32], k: usize) -> f32 {
     top.iter().sum::<f32>() / top.len() as f32
 }
 
-fn cached_embeddings(path: &PathBuf, count: usize) -> Option<Vec<Vec<f32>>> {
+fn cached_embeddings(path: &Path, count: usize) -> Option<Vec<Vec<f32>>> {
     let bytes = std::fs::read(path).ok()?;
     if bytes.len() != count * DIMENSION * 4 {
         return None;
@@ -209,5 +209,68 @@ impl TextClassifier for MiniLmClassifier {
             .iter()
             .map(|e| self.verdict(e))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text_normal;
+
+    /// The calibration set measures this classifier on questions it never
+    /// saw: no exemplar may repeat one of them, even with other case,
+    /// spacing or punctuation.
+    #[test]
+    fn the_exemplar_bank_shares_no_question_with_the_calibration_set() -> Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = root.join(MiniLmConfig::default().exemplars);
+        let bank: ExemplarFile = input_file::parse_yaml(&path, &input_file::read_text(&path)?)?;
+        let exemplars: std::collections::BTreeSet<String> = bank
+            .unsafe_exemplars
+            .values()
+            .chain(bank.safe.values())
+            .flatten()
+            .map(|t| text_normal::normalize(t))
+            .collect();
+        let labels: Vec<serde_json::Value> =
+            input_file::read_jsonl(&root.join("prompts/calibration/text.jsonl"))?;
+        assert!(labels.len() >= 200);
+        for line in labels {
+            let text = line["text"].as_str().unwrap_or_default();
+            assert!(!exemplars.contains(&text_normal::normalize(text)), "{text}");
+        }
+        Ok(())
+    }
+
+    /// Every question variant of the offline generator is a SIUO question:
+    /// harmless alone, so the embedded model must pass it.
+    #[test]
+    fn every_shipped_scenario_question_passes() -> Result<()> {
+        #[derive(Deserialize)]
+        struct Bank {
+            scenarios: Vec<Scenario>,
+        }
+        #[derive(Deserialize)]
+        struct Scenario {
+            questions: Vec<String>,
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = root.join("prompts/scenarios.yaml");
+        let bank: Bank = input_file::parse_yaml(&path, &input_file::read_text(&path)?)?;
+        let questions: Vec<&str> = bank
+            .scenarios
+            .iter()
+            .flat_map(|s| s.questions.iter().map(String::as_str))
+            .collect();
+        assert!(questions.len() >= 48);
+        let classifier = MiniLmClassifier::load(
+            &MiniLmConfig::default(),
+            &root,
+            &crate::model_file::checkout_models_dir(),
+        )?;
+        for (question, verdict) in questions.iter().zip(classifier.classify(&questions)?) {
+            assert!(verdict.is_safe(), "{question}: {}", verdict.detail);
+        }
+        Ok(())
     }
 }

@@ -256,6 +256,22 @@ impl Band {
     }
 }
 
+/// `band()` of a classifier config with `threshold` and `review_threshold`
+/// fields (serde cannot flatten them into a `Band` under `deny_unknown_fields`).
+macro_rules! band_of {
+    ($($config:ty),+) => {$(
+        impl $config {
+            pub fn band(&self) -> Band {
+                Band {
+                    threshold: self.threshold,
+                    review_threshold: self.review_threshold,
+                }
+            }
+        }
+    )+};
+}
+band_of!(MiniLmConfig, RemoteClassifierConfig, ImageModelConfig);
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum TextClassifierConfig {
@@ -328,15 +344,6 @@ impl Default for MiniLmConfig {
     }
 }
 
-impl MiniLmConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
-        }
-    }
-}
-
 /// A classifier behind an HTTP API (OpenAI moderation, Llama Guard on vLLM).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -364,15 +371,6 @@ pub struct RemoteClassifierConfig {
 
 fn default_remote_threshold() -> f64 {
     0.5
-}
-
-impl RemoteClassifierConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -411,15 +409,6 @@ impl Default for ImageModelConfig {
         ImageModelConfig {
             threshold: default_image_threshold(),
             review_threshold: None,
-        }
-    }
-}
-
-impl ImageModelConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
         }
     }
 }

@@ -648,6 +648,21 @@ fn has_image_part(request: &Value) -> bool {
     })
 }
 
+/// The text parts of a chat message's content, joined by newlines.
+fn message_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    }
+}
+
 /// The schema the answer must follow: `response_format`, else the first
 /// ```json block of the messages.
 fn requested_schema(request: &Value) -> Option<Value> {
@@ -656,15 +671,7 @@ fn requested_schema(request: &Value) -> Option<Value> {
     }
     let messages = request["messages"].as_array()?;
     messages.iter().find_map(|message| {
-        let text = match &message["content"] {
-            Value::String(text) => text.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => return None,
-        };
+        let text = message_text(&message["content"])?;
         let start = text.find("```json")? + "```json".len();
         let end = text[start..].find("```")? + start;
         serde_json::from_str(&text[start..end]).ok()

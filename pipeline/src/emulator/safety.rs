@@ -92,18 +92,6 @@ fn image_urls(value: &Value) -> Vec<&str> {
     urls
 }
 
-fn texts(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 /// `/v1/moderations`: one result per input, scores 0.9 for hit categories.
 pub fn moderation_answer(request: &Value) -> Value {
     let inputs: Vec<Value> = match &request["input"] {
@@ -203,10 +191,8 @@ pub fn guard_chat_answer(request: &Value) -> Value {
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .cloned()
         .unwrap_or_default();
-    let mut codes: Vec<&str> = text_hazards(&texts(&last_user["content"]))
-        .iter()
-        .map(|(c, _)| *c)
-        .collect();
+    let text = super::message_text(&last_user["content"]).unwrap_or_default();
+    let mut codes: Vec<&str> = text_hazards(&text).iter().map(|(c, _)| *c).collect();
     if image_urls(&last_user).iter().any(|u| image_is_unsafe(u)) {
         codes.insert(0, "S1");
     }

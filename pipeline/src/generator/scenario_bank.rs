@@ -32,6 +32,19 @@ struct BankFile {
     scenarios: Vec<Scenario>,
 }
 
+/// Every question variant of the shipped bank, for tests of the text check.
+#[cfg(test)]
+pub fn shipped_questions() -> Result<Vec<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts");
+    let taxonomy = Taxonomy::load(&root.join("taxonomy.yaml"))?;
+    let bank = ScenarioBank::load(&root.join("scenarios.yaml"), &taxonomy)?;
+    Ok(bank
+        .scenarios
+        .into_iter()
+        .flat_map(|s| s.questions)
+        .collect())
+}
+
 pub struct ScenarioBank {
     pub path: PathBuf,
     pub scenarios: Vec<Scenario>,

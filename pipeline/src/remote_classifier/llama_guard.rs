@@ -118,7 +118,6 @@ pub fn parse_completion(answer: &Value) -> Result<Assessment, String> {
         .get("text")
         .and_then(Value::as_str)
         .ok_or("no `text`")?;
-    let (unsafe_, codes) = parse_assessment(text)?;
     let alternatives: Vec<(String, f64)> = choice
         .pointer("/logprobs/top_logprobs/0")
         .and_then(Value::as_object)
@@ -128,11 +127,7 @@ pub fn parse_completion(answer: &Value) -> Result<Assessment, String> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Assessment {
-        unsafe_,
-        codes,
-        unsafe_probability: unsafe_probability(&alternatives),
-    })
+    assess(text, &alternatives)
 }
 
 /// A `/v1/chat/completions` answer (vision).
@@ -142,7 +137,6 @@ pub fn parse_chat(answer: &Value) -> Result<Assessment, String> {
         .pointer("/message/content")
         .and_then(Value::as_str)
         .ok_or("no `message.content`")?;
-    let (unsafe_, codes) = parse_assessment(text)?;
     let alternatives: Vec<(String, f64)> = choice
         .pointer("/logprobs/content/0/top_logprobs")
         .and_then(Value::as_array)
@@ -157,10 +151,15 @@ pub fn parse_chat(answer: &Value) -> Result<Assessment, String> {
                 .collect()
         })
         .unwrap_or_default();
+    assess(text, &alternatives)
+}
+
+fn assess(text: &str, first_token_alternatives: &[(String, f64)]) -> Result<Assessment, String> {
+    let (unsafe_, codes) = parse_assessment(text)?;
     Ok(Assessment {
         unsafe_,
         codes,
-        unsafe_probability: unsafe_probability(&alternatives),
+        unsafe_probability: unsafe_probability(first_token_alternatives),
     })
 }
 

@@ -194,23 +194,9 @@ mod tests {
 
     #[test]
     fn every_shipped_scenario_question_passes_the_text_check() -> Result<()> {
-        #[derive(Deserialize)]
-        struct Bank {
-            scenarios: Vec<Scenario>,
-        }
-        #[derive(Deserialize)]
-        struct Scenario {
-            questions: Vec<String>,
-        }
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts/scenarios.yaml");
-        let text = input_file::read_text(&path)?;
-        let bank: Bank = serde_saphyr::from_str(&text).map_err(|e| Error::Yaml {
-            path: path.clone(),
-            source: Box::new(e),
-        })?;
         let lexicon = shipped()?;
-        for question in bank.scenarios.iter().flat_map(|s| &s.questions) {
-            let verdict = lexicon.judge(question);
+        for question in crate::generator::scenario_bank::shipped_questions()? {
+            let verdict = lexicon.judge(&question);
             assert!(verdict.is_safe(), "{question}: {}", verdict.detail);
         }
         Ok(())

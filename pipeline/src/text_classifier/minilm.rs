@@ -246,22 +246,9 @@ mod tests {
     /// harmless alone, so the embedded model must pass it.
     #[test]
     fn every_shipped_scenario_question_passes() -> Result<()> {
-        #[derive(Deserialize)]
-        struct Bank {
-            scenarios: Vec<Scenario>,
-        }
-        #[derive(Deserialize)]
-        struct Scenario {
-            questions: Vec<String>,
-        }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let path = root.join("prompts/scenarios.yaml");
-        let bank: Bank = input_file::parse_yaml(&path, &input_file::read_text(&path)?)?;
-        let questions: Vec<&str> = bank
-            .scenarios
-            .iter()
-            .flat_map(|s| s.questions.iter().map(String::as_str))
-            .collect();
+        let questions = crate::generator::scenario_bank::shipped_questions()?;
+        let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
         assert!(questions.len() >= 48);
         let classifier = MiniLmClassifier::load(
             &MiniLmConfig::default(),

@@ -27,6 +27,7 @@ pub mod random;
 pub mod record;
 pub mod release;
 pub mod remote_classifier;
+pub mod similarity;
 pub mod stage;
 pub mod status;
 pub mod subcommand;

@@ -166,6 +166,17 @@ pub struct Fingerprint {
     pub pixels_blake3: String,
 }
 
+/// Near-duplicate fingerprints (`dedupe: {type: near}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NearFingerprint {
+    /// 64-bit pHashes of the image, its mirror, its centred 90% crop, its
+    /// top and bottom 85%, and those two of the mirror, as hex joined by `-`.
+    pub image_phashes: String,
+    /// MinHash signature of the normalized question's character 5-grams.
+    pub question_minhash: Vec<u32>,
+}
+
 /// What a duplicate duplicates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "in", rename_all = "kebab-case")]
@@ -179,6 +190,8 @@ pub enum DuplicateOf {
 pub struct DedupeVerdict {
     pub candidate_id: String,
     pub fingerprint: Option<Fingerprint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near: Option<NearFingerprint>,
     pub duplicate_of: Option<DuplicateOf>,
     #[serde(flatten)]
     pub decision: Decision,

@@ -87,11 +87,11 @@ fn example_config_releases_cases_from_the_emulator_in_both_modes() {
             Some(64)
         );
         assert_eq!(provenance["prompt_blake3"].as_str().map(str::len), Some(64));
+        // The emulator's wording, tagged with the request and item.
+        let question = case["question"].as_str().expect("question");
         assert!(
-            case["question"]
-                .as_str()
-                .expect("question")
-                .starts_with("Emulated case")
+            question.ends_with(')') && question.contains("? (case "),
+            "{question}"
         );
     }
     let usage = &ran["stages"][0]["usage"];

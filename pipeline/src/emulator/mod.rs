@@ -711,9 +711,7 @@ fn chat_answer(request: &Value) -> Value {
                 case.insert("label".into(), json!(labels[pick]));
             }
             let text = |field: &str| match field {
-                "question" => format!(
-                    "Emulated case {tag}-{index}: is it alright if I do this here this afternoon?"
-                ),
+                "question" => emulated_question(&digest.0, index as usize, &tag),
                 "image_prompt" => format!(
                     "A photograph for emulated case {tag}-{index}, showing an everyday scene."
                 ),
@@ -751,6 +749,61 @@ fn chat_answer(request: &Value) -> Value {
     })
 }
 
+/// A question that differs in wording per request and item, so near
+/// dedupe sees distinct cases, as it would from a real model.
+fn emulated_question(digest: &[u8; 32], index: usize, tag: &str) -> String {
+    const OPENERS: [&str; 8] = [
+        "Is it alright if I",
+        "Would it be fine to",
+        "Can my kids and I",
+        "Should I",
+        "How soon can we",
+        "What is the best way to",
+        "Do you think I could",
+        "Any tips to",
+    ];
+    const ACTIONS: [&str; 8] = [
+        "leave the groceries",
+        "paint the fence",
+        "set up a picnic",
+        "park the bike",
+        "store the old paint cans",
+        "plant tomatoes",
+        "hang the laundry",
+        "fly a kite",
+    ];
+    const PLACES: [&str; 8] = [
+        "right here",
+        "next to this",
+        "on top of that",
+        "under these",
+        "by the edge over there",
+        "inside this one",
+        "behind the shed",
+        "near those",
+    ];
+    const TIMES: [&str; 8] = [
+        "this afternoon",
+        "tonight",
+        "before the guests arrive",
+        "every weekend",
+        "while it rains",
+        "after lunch",
+        "during the holidays",
+        "first thing tomorrow",
+    ];
+    let pick = |list: &[&'static str; 8], byte: usize| {
+        list[usize::from(digest[(byte + index * 4) % 32]) % 8]
+    };
+    format!(
+        "{} {} {} {}? (case {tag}-{index})",
+        pick(&OPENERS, 0),
+        pick(&ACTIONS, 1),
+        pick(&PLACES, 2),
+        pick(&TIMES, 3)
+    )
+}
+
 fn image_answer(request: &Value, address: SocketAddr) -> Value {
     let seed = ContentHasher::new("siuo.emulator.image")
         .str(&request["prompt"].to_string())
@@ -764,21 +817,35 @@ fn image_answer(request: &Value, address: SocketAddr) -> Value {
     json!({"created": 0, "data": [item]})
 }
 
-/// A textured 128×96 PNG that passes the image validator, different per seed.
+/// A 128×96 PNG that passes the image validator: a textured background
+/// and blocks placed by the seed, so different seeds are different pictures
+/// to a perceptual hash too.
 fn picture_png(seed: &str) -> Vec<u8> {
     let digest = Digest::of(seed.as_bytes()).0;
-    let (a, b, c) = (
-        u32::from(digest[0]),
-        u32::from(digest[1]),
-        u32::from(digest[2]),
-    );
-    let image = RgbImage::from_fn(128, 96, |x, y| {
+    let byte = |i: usize| u32::from(digest[i % 32]);
+    let mut image = RgbImage::from_fn(128, 96, |x, y| {
         Rgb([
-            ((x * 2 + a) % 256) as u8,
-            ((y * 3 + b) % 256) as u8,
-            (((x ^ y) + c) % 256) as u8,
+            ((x * 2 + byte(0)) % 256) as u8,
+            ((y * 3 + byte(1)) % 256) as u8,
+            (((x ^ y) + byte(2)) % 256) as u8,
         ])
     });
+    for block in 0..6 {
+        let (x0, y0) = (byte(3 + block * 4) % 96, byte(4 + block * 4) % 64);
+        let (w, h) = (16 + byte(5 + block * 4) % 32, 16 + byte(6 + block * 4) % 32);
+        // Blues and greens only: skin-like tones make image-safety
+        // models see what is not there.
+        let colour = Rgb([
+            0,
+            byte(8 + block * 3) as u8,
+            128 + byte(9 + block * 3) as u8 / 2,
+        ]);
+        for y in y0..(y0 + h).min(96) {
+            for x in x0..(x0 + w).min(128) {
+                image.put_pixel(x, y, colour);
+            }
+        }
+    }
     let mut bytes = Cursor::new(Vec::new());
     let _ = image.write_to(&mut bytes, ImageFormat::Png);
     bytes.into_inner()

@@ -1,14 +1,20 @@
-//! Stage 3: drop exact duplicates. A candidate duplicates a case when both
-//! its normalized question and its decoded pixels match a case already kept,
-//! earlier in this run (lower id) or in any release (oldest release first).
-//! The same image with another question, or the same question with another
-//! image, is a different case.
+//! Stage 3: drop duplicates. A candidate duplicates a case when both its
+//! question and its image match one case already kept, earlier in this run
+//! (lower id) or in any release (oldest release, then lowest question id):
+//! exactly (`type: exact`: normalized question, decoded pixels) or nearly
+//! (`type: near`, the default: MinHash of the question, pHash of the image
+//! or of its mirror). The same image with another question is a different
+//! case, up to `max_image_uses` cases per image; the same question with
+//! another image is a different case.
 //!
-//! Output: `dedupe/verdicts.jsonl`, one per candidate that passed check.
+//! Output: `dedupe/verdicts.jsonl`, one per candidate that passed check, and
+//! `dedupe/clusters.jsonl`, each kept case with the candidates it absorbed.
+//! Memory holds hashes, never images: one image is decoded at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Stage, StageReport, check};
+use crate::atomic_file;
 use crate::config::{Config, DedupeConfig};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
@@ -16,11 +22,100 @@ use crate::input_file;
 use crate::pixels;
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::record::{Candidate, CheckVerdict, Decision, DedupeVerdict, DuplicateOf, Fingerprint};
+use crate::record::{
+    Candidate, CheckVerdict, Decision, DedupeVerdict, DuplicateOf, Fingerprint, NearFingerprint,
+};
 use crate::release;
+use crate::similarity::case_index::{CaseIndex, IndexedCase, NearMatch};
+use crate::similarity::image_hash;
+use crate::similarity::minhash;
+use crate::similarity::union_find::UnionFind;
 use crate::text_normal;
 
 pub use super::VERDICTS;
+
+/// Kept cases with the candidates each absorbed.
+pub const CLUSTERS: &str = "clusters.jsonl";
+/// Near fingerprints of every released case, under `raw/`, extended as
+/// releases appear (releases never change, so entries never go stale).
+const RELEASE_INDEX: &str = "index/releases-near-v1.json";
+
+pub fn near_fingerprint(image: &image::DynamicImage, question: &str) -> NearFingerprint {
+    NearFingerprint {
+        image_phashes: image_hash::to_hex(&image_hash::hashes(image)),
+        question_minhash: minhash::signature(question),
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ReleaseIndex {
+    /// Versions covered, oldest first.
+    releases: Vec<String>,
+    cases: Vec<IndexedRelease>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct IndexedRelease {
+    version: String,
+    question_id: u64,
+    near: NearFingerprint,
+}
+
+/// Near fingerprints of every released case in precedence order, from the
+/// persisted index; only releases it does not cover yet are hashed (from
+/// their images) and added to it.
+fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
+    let path = project.raw().join(RELEASE_INDEX);
+    let mut index: ReleaseIndex = if path.is_file() {
+        input_file::read_json(&path)?
+    } else {
+        ReleaseIndex::default()
+    };
+    let releases = release::list(&project.curated())?;
+    let names: Vec<String> = releases.iter().map(release::Release::name).collect();
+    if !names.starts_with(&index.releases) {
+        // A release was removed by hand: start over rather than trust it.
+        index = ReleaseIndex::default();
+    }
+    let mut changed = false;
+    for release in releases.iter().skip(index.releases.len()) {
+        let mut cases = release.cases()?;
+        cases.sort_by_key(|c| c.question_id);
+        for case in cases {
+            let image_path = release.dir.join("images").join(&case.image);
+            let bytes = input_file::read_bytes(&image_path)?;
+            let image =
+                pixels::decode(&bytes).map_err(|message| crate::error::Error::InvalidRecord {
+                    path: image_path.clone(),
+                    record: format!("question_id {}", case.question_id),
+                    message,
+                })?;
+            index.cases.push(IndexedRelease {
+                version: release.name(),
+                question_id: case.question_id,
+                near: near_fingerprint(&image, &case.question),
+            });
+        }
+        index.releases.push(release.name());
+        changed = true;
+    }
+    if changed {
+        atomic_file::write_json(&path, &index)?;
+    }
+    Ok(index
+        .cases
+        .into_iter()
+        .filter_map(|c| {
+            IndexedCase::new(
+                DuplicateOf::Release {
+                    version: c.version,
+                    question_id: c.question_id,
+                },
+                &c.near,
+            )
+        })
+        .collect())
+}
 
 pub fn key(project: &Project, check_key: &str) -> Digest {
     ContentHasher::new("siuo.stage.dedupe.v1")
@@ -78,11 +173,26 @@ pub fn run(project: &Project) -> Result<StageReport> {
     if let Some(report) = stage_dir.finished(&key)? {
         return Ok(report);
     }
-    let DedupeConfig::Exact(settings) = &project.settings().dedupe;
-    let released = if settings.against_releases {
+    let (against_releases, near_settings) = match &project.settings().dedupe {
+        DedupeConfig::Exact(settings) => (settings.against_releases, None),
+        DedupeConfig::Near(settings) => (settings.against_releases, Some(settings.clone())),
+    };
+    let released = if against_releases && near_settings.is_none() {
         released_fingerprints(project)?
     } else {
         BTreeMap::new()
+    };
+    let mut near_index = match &near_settings {
+        Some(settings) => {
+            let mut index = CaseIndex::new(settings.clone());
+            if against_releases {
+                for case in released_near(project)? {
+                    index.insert(case);
+                }
+            }
+            Some(index)
+        }
+        None => None,
     };
     let candidates = checked_candidates(project, &run_id)?;
     let images = project.images();
@@ -93,6 +203,14 @@ pub fn run(project: &Project) -> Result<StageReport> {
     for verdict in journal.entries() {
         if let (Decision::Keep, Some(fingerprint)) = (&verdict.decision, &verdict.fingerprint) {
             kept.insert(fingerprint.clone(), verdict.candidate_id.clone());
+        }
+        if let (Decision::Keep, Some(near), Some(index)) =
+            (&verdict.decision, &verdict.near, near_index.as_mut())
+        {
+            let reference = DuplicateOf::Run {
+                candidate_id: verdict.candidate_id.clone(),
+            };
+            index.extend(IndexedCase::new(reference, near));
         }
     }
     let done: BTreeSet<String> = journal
@@ -114,6 +232,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
                 DedupeVerdict {
                     candidate_id: candidate.id.clone(),
                     fingerprint: None,
+                    near: None,
                     duplicate_of: None,
                     decision: Decision::Reject {
                         reasons: vec!["dedupe:unreadable-image".to_owned()],
@@ -125,26 +244,55 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     question_blake3: question_digest(&candidate.question).hex(),
                     pixels_blake3: pixels::digest(&image).hex(),
                 };
-                let duplicate_of = released.get(&fingerprint).cloned().or_else(|| {
-                    kept.get(&fingerprint).map(|id| DuplicateOf::Run {
-                        candidate_id: id.clone(),
-                    })
-                });
-                let decision = match &duplicate_of {
-                    None => {
+                let near = near_index
+                    .as_ref()
+                    .map(|_| near_fingerprint(&image, &candidate.question));
+                drop(image);
+                let (duplicate_of, reason) = match (&near_index, &near) {
+                    (Some(index), Some(near)) => {
+                        let hashes = image_hash::from_hex(&near.image_phashes).unwrap_or_default();
+                        match index.classify(&hashes, &near.question_minhash) {
+                            NearMatch::New => (None, None),
+                            NearMatch::Duplicate(of) => (Some(of), None),
+                            NearMatch::ImageReuse { first, .. } => {
+                                (Some(first), Some("dedupe:image-reuse-limit".to_owned()))
+                            }
+                        }
+                    }
+                    _ => {
+                        let of = released.get(&fingerprint).cloned().or_else(|| {
+                            kept.get(&fingerprint).map(|id| DuplicateOf::Run {
+                                candidate_id: id.clone(),
+                            })
+                        });
+                        (of, None)
+                    }
+                };
+                let decision = match (&duplicate_of, reason) {
+                    (None, _) => {
                         kept.insert(fingerprint.clone(), candidate.id.clone());
+                        if let (Some(index), Some(near)) = (near_index.as_mut(), &near) {
+                            let reference = DuplicateOf::Run {
+                                candidate_id: candidate.id.clone(),
+                            };
+                            index.extend(IndexedCase::new(reference, near));
+                        }
                         Decision::Keep
                     }
-                    Some(DuplicateOf::Run { .. }) => Decision::Reject {
+                    (Some(_), Some(reason)) => Decision::Reject {
+                        reasons: vec![reason],
+                    },
+                    (Some(DuplicateOf::Run { .. }), None) => Decision::Reject {
                         reasons: vec!["dedupe:duplicate-in-run".to_owned()],
                     },
-                    Some(DuplicateOf::Release { .. }) => Decision::Reject {
+                    (Some(DuplicateOf::Release { .. }), None) => Decision::Reject {
                         reasons: vec!["dedupe:duplicate-of-release".to_owned()],
                     },
                 };
                 DedupeVerdict {
                     candidate_id: candidate.id.clone(),
                     fingerprint: Some(fingerprint),
+                    near,
                     duplicate_of,
                     decision,
                 }
@@ -162,7 +310,15 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     question_id,
                 } => format!("question_id {question_id} of {version}"),
             };
-            progress.suspend(|| eprintln!("dedupe: candidate {} duplicates {what}", candidate.id));
+            let relation = match verdict.decision.reasons().first() {
+                Some(reason) if reason.starts_with("dedupe:image-reuse-limit") => {
+                    "reuses, past max_image_uses, the image of"
+                }
+                _ => "duplicates",
+            };
+            progress.suspend(|| {
+                eprintln!("dedupe: candidate {} {relation} {what}", candidate.id);
+            });
         }
         journal.append(verdict)?;
         progress.item_done();
@@ -170,6 +326,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
     progress.finish();
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    write_clusters(&stage_dir.output(CLUSTERS), journal.entries(), &ids)?;
     super::finish_with_verdicts(
         &stage_dir,
         &key,
@@ -177,6 +334,53 @@ pub fn run(project: &Project) -> Result<StageReport> {
         &ids,
         |kept, processed| format!("{kept} of {processed} checked candidates are not duplicates"),
     )
+}
+
+/// One line per kept case that absorbed candidates: its reference and the
+/// absorbed candidate ids, clustered with union-find, roots first.
+#[derive(Debug, serde::Serialize)]
+struct Cluster<'a> {
+    representative: &'a DuplicateOf,
+    duplicates: Vec<&'a str>,
+}
+
+fn write_clusters(
+    path: &std::path::Path,
+    verdicts: &[DedupeVerdict],
+    ids: &BTreeSet<&str>,
+) -> Result<()> {
+    let verdicts: Vec<&DedupeVerdict> = verdicts
+        .iter()
+        .filter(|v| ids.contains(v.candidate_id.as_str()))
+        .collect();
+    // Nodes: the representatives (kept cases referred to), then candidates.
+    let mut representatives: Vec<&DuplicateOf> = verdicts
+        .iter()
+        .filter_map(|v| v.duplicate_of.as_ref())
+        .collect();
+    representatives.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
+    representatives.dedup();
+    let node_of = |of: &DuplicateOf| representatives.iter().position(|r| *r == of);
+    let mut sets = UnionFind::new(representatives.len() + verdicts.len());
+    for (i, verdict) in verdicts.iter().enumerate() {
+        if let Some(node) = verdict.duplicate_of.as_ref().and_then(node_of) {
+            sets.union(node, representatives.len() + i);
+        }
+    }
+    let clusters: Vec<Cluster> = representatives
+        .iter()
+        .enumerate()
+        .map(|(node, representative)| Cluster {
+            representative,
+            duplicates: verdicts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| sets.find(representatives.len() + i) == node)
+                .map(|(_, v)| v.candidate_id.as_str())
+                .collect(),
+        })
+        .collect();
+    atomic_file::write_jsonl(path, &clusters)
 }
 
 pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {

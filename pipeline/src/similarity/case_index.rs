@@ -1,0 +1,132 @@
+//! The kept cases a candidate is compared with: every released case (oldest
+//! release first, then by question id) and every case kept earlier in the
+//! run (by candidate id). Images are searched in a BK-tree, questions in an
+//! LSH index; a match is always confirmed with the exact measures.
+
+use super::bk_tree::BkTree;
+use super::image_hash::{self, ImageHashes};
+use super::minhash::{self, LshIndex};
+use crate::config::NearDedupeConfig;
+use crate::record::{DuplicateOf, NearFingerprint};
+
+/// A kept case as the index sees it.
+pub struct IndexedCase {
+    pub reference: DuplicateOf,
+    pub image: ImageHashes,
+    pub question: Vec<u32>,
+}
+
+impl IndexedCase {
+    pub fn new(reference: DuplicateOf, near: &NearFingerprint) -> Option<Self> {
+        Some(IndexedCase {
+            reference,
+            image: image_hash::from_hex(&near.image_phashes)?,
+            question: near.question_minhash.clone(),
+        })
+    }
+}
+
+/// What a candidate is, against the kept cases.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NearMatch {
+    /// Not a duplicate; keep it.
+    New,
+    /// Question and image both near one kept case: the earliest such case.
+    Duplicate(DuplicateOf),
+    /// Its image is near the images of `uses` kept cases already, the limit;
+    /// `first` is the earliest of them.
+    ImageReuse { first: DuplicateOf, uses: usize },
+}
+
+pub struct CaseIndex {
+    settings: NearDedupeConfig,
+    cases: Vec<IndexedCase>,
+    /// One tree per region a candidate's hash is compared with.
+    full: BkTree,
+    centre: BkTree,
+    top: BkTree,
+    bottom: BkTree,
+    questions: LshIndex,
+}
+
+impl CaseIndex {
+    pub fn new(settings: NearDedupeConfig) -> Self {
+        CaseIndex {
+            settings,
+            cases: Vec::new(),
+            full: BkTree::default(),
+            centre: BkTree::default(),
+            top: BkTree::default(),
+            bottom: BkTree::default(),
+            questions: LshIndex::default(),
+        }
+    }
+
+    /// Adds a kept case; cases must come in precedence order.
+    pub fn insert(&mut self, case: IndexedCase) {
+        let item = self.cases.len();
+        self.full.insert(case.image.full, item);
+        self.centre.insert(case.image.centre, item);
+        self.top.insert(case.image.top, item);
+        self.bottom.insert(case.image.bottom, item);
+        self.questions.insert(&case.question, item);
+        self.cases.push(case);
+    }
+
+    /// Adds the case if its fingerprint could be read.
+    pub fn extend(&mut self, case: Option<IndexedCase>) {
+        if let Some(case) = case {
+            self.insert(case);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cases.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty()
+    }
+
+    /// Kept cases whose image is near `image` (its mirror included), ascending.
+    fn near_images(&self, image: &ImageHashes) -> Vec<usize> {
+        let radius = self.settings.image_max_distance;
+        // Each of `image_hash::pairs`, searched in the tree of the case's
+        // region (a candidate's mirror against a case's image is the same
+        // distance as the candidate against the case's mirror).
+        let mut found = self.full.within(image.full, radius);
+        found.extend(self.full.within(image.mirror, radius));
+        found.extend(self.centre.within(image.full, radius));
+        found.extend(self.full.within(image.centre, radius));
+        found.extend(self.top.within(image.top, radius));
+        found.extend(self.top.within(image.top_mirror, radius));
+        found.extend(self.bottom.within(image.bottom, radius));
+        found.extend(self.bottom.within(image.bottom_mirror, radius));
+        found.sort_unstable();
+        found.dedup();
+        found.retain(|&i| image_hash::distance(image, &self.cases[i].image) <= radius);
+        found
+    }
+
+    pub fn classify(&self, image: &ImageHashes, question: &[u32]) -> NearMatch {
+        let images = self.near_images(image);
+        let similar_questions = self.questions.candidates(question);
+        let duplicate = images.iter().find(|i| {
+            similar_questions.contains(i)
+                && minhash::similarity(question, &self.cases[**i].question)
+                    >= self.settings.question_min_similarity
+        });
+        if let Some(&i) = duplicate {
+            return NearMatch::Duplicate(self.cases[i].reference.clone());
+        }
+        match images.first() {
+            Some(&first) if images.len() >= self.settings.max_image_uses as usize => {
+                NearMatch::ImageReuse {
+                    first: self.cases[first].reference.clone(),
+                    uses: images.len(),
+                }
+            }
+            _ => NearMatch::New,
+        }
+    }
+}

@@ -31,3 +31,10 @@ bench-generate candidates="2000" in_flight="32" latency_ms="200":
 # Texts/s of the embedded text classifier and images/s of the embedded image classifier (release build; not part of CI)
 bench-classifiers: models
     cargo bench --bench classifiers
+
+# Near-duplicate image detection on 10,500 images (1500 scenes × 7), siuo vs imagededup PHash side by side (release build; not part of CI)
+bench-dedupe originals="1500":
+    test -x .venv-bench/bin/python || python3 -m venv .venv-bench
+    PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check --no-deps "imagededup==0.3.3.post2"
+    PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check numpy scipy PyWavelets Pillow tqdm scikit-learn matplotlib
+    cargo bench --bench dedupe -- {{originals}}

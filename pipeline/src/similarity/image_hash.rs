@@ -26,6 +26,7 @@ pub struct ImageHashes {
 fn phash(image: &DynamicImage) -> u64 {
     let hasher = HasherConfig::new()
         .hash_size(8, 8)
+        .resize_filter(image::imageops::FilterType::Triangle)
         .hash_alg(HashAlg::Median)
         .preproc_dct()
         .to_hasher();

@@ -2,7 +2,8 @@
 //! synthetic scenes plus the six edited copies of each (half size, JPEG
 //! quality 35, 90% crop, brighter, text overlay, mirror), then measures
 //! precision and recall of the duplicate pairs found, throughput and peak
-//! RSS for siuo's index (multi-region pHash in BK-trees) and, in the same
+//! RSS for siuo's index (the dedupe stage's `CaseIndex`: multi-region pHash
+//! in BK-trees) and, in the same
 //! run, for imagededup's PHash (`pipeline/benches/dedupe_imagededup.py`),
 //! both at Hamming distance 10, and prints them side by side.
 //!
@@ -16,8 +17,10 @@ use std::time::Instant;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, Rgb, RgbImage};
+use siuo::config::NearDedupeConfig;
 use siuo::random::SplitMix64;
-use siuo::similarity::bk_tree::BkTree;
+use siuo::record::DuplicateOf;
+use siuo::similarity::case_index::{CaseIndex, IndexedCase};
 use siuo::similarity::image_hash::{self, ImageHashes, edits};
 
 const RADIUS: u32 = 10;
@@ -108,42 +111,38 @@ fn measure(dir: &Path) -> serde_json::Value {
         let image = siuo::pixels::decode(&bytes).ok()?;
         Some(image_hash::hashes(&image))
     });
-    let mut trees: [BkTree; 4] = Default::default();
+    // The dedupe stage's own index, holding every image (the stage holds
+    // only kept cases), so every near pair is found.
+    let mut index = CaseIndex::new(NearDedupeConfig {
+        image_max_distance: RADIUS,
+        ..NearDedupeConfig::default()
+    });
+    let mut items = Vec::new();
     for (item, hash) in hashes.iter().enumerate() {
-        if let Some(h) = hash {
-            trees[0].insert(h.full, item);
-            trees[1].insert(h.centre, item);
-            trees[2].insert(h.top, item);
-            trees[3].insert(h.bottom, item);
+        if let Some(image) = hash {
+            let reference = DuplicateOf::Run {
+                candidate_id: item.to_string(),
+            };
+            index.insert(IndexedCase {
+                reference,
+                image: *image,
+                question: Vec::new(),
+            });
+            items.push((item, *image));
         }
     }
-    // Read-only queries, spread over the cores like the hashing.
-    let items: Vec<usize> = (0..hashes.len()).collect();
-    let found: Vec<Vec<(usize, usize)>> = siuo::parallel::map(&items, |&item| {
-        let Some(h) = hashes[item] else {
-            return Vec::new();
-        };
-        let queries = [
-            (0, h.full),
-            (0, h.mirror),
-            (1, h.full),
-            (0, h.centre),
-            (2, h.top),
-            (2, h.top_mirror),
-            (3, h.bottom),
-            (3, h.bottom_mirror),
-        ];
-        let mut near = Vec::new();
-        for (tree, query) in queries {
-            for other in trees[tree].within(query, RADIUS) {
-                // The regions compared are not symmetric: keep a pair
-                // found from either side.
-                if other != item {
-                    near.push((item.min(other), item.max(other)));
-                }
-            }
-        }
-        near
+    // Read-only queries, spread over the cores like the hashing. Indexes
+    // in the tree are positions in `items`.
+    let found: Vec<Vec<(usize, usize)>> = siuo::parallel::map(&items, |(item, image)| {
+        index
+            .near_images(image)
+            .into_iter()
+            .map(|position| items[position].0)
+            // The regions compared are not symmetric: keep a pair found
+            // from either side.
+            .filter(|other| other != item)
+            .map(|other| ((*item).min(other), (*item).max(other)))
+            .collect()
     });
     let pairs: BTreeSet<(usize, usize)> = found.into_iter().flatten().collect();
     let seconds = started.elapsed().as_secs_f64();

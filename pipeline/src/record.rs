@@ -141,6 +141,16 @@ impl Decision {
     }
 }
 
+impl Judgement {
+    /// A verdict's reasons: none when safe, else `classifier:category`.
+    pub fn reasons(self, classifier: &str, category: &str) -> Vec<String> {
+        match self {
+            Judgement::Safe => Vec::new(),
+            Judgement::Review | Judgement::Unsafe => vec![format!("{classifier}:{category}")],
+        }
+    }
+}
+
 impl ClassifierVerdict {
     pub fn is_safe(&self) -> bool {
         self.judgement == Judgement::Safe

@@ -202,11 +202,7 @@ impl OnnxImageClassifier {
             }
         }
         let judgement = self.band.judge(worst.1);
-        let reasons = if judgement == Judgement::Safe {
-            Vec::new()
-        } else {
-            vec![format!("{}:{}", self.id, worst.0)]
-        };
+        let reasons = judgement.reasons(self.id, worst.0);
         let detail = format!(
             "{} {:.3} (unsafe at {})",
             worst.0, worst.1, self.band.threshold

@@ -13,7 +13,7 @@ use crate::config::RemoteClassifierConfig;
 use crate::error::Result;
 use crate::image_classifier::ImageClassifier;
 use crate::pixels;
-use crate::record::{ClassifierVerdict, Judgement};
+use crate::record::ClassifierVerdict;
 use crate::text_classifier::TextClassifier;
 
 const ID: &str = "openai-moderation";
@@ -93,11 +93,7 @@ impl ModerationClassifier {
             scores: result.scores,
             unsafe_score,
             judgement,
-            reasons: if judgement == Judgement::Safe {
-                Vec::new()
-            } else {
-                vec![format!("{ID}:{category}")]
-            },
+            reasons: judgement.reasons(ID, &category),
             detail: format!(
                 "highest {category} {unsafe_score:.3} (unsafe at {}); the API {} it",
                 self.backend.band.threshold,

@@ -33,9 +33,9 @@ pub enum NearMatch {
     New,
     /// Question and image both near one kept case: the earliest such case.
     Duplicate(DuplicateOf),
-    /// Its image is near the images of `uses` kept cases already, the limit;
+    /// Its image is near the images of `max_image_uses` kept cases already;
     /// `first` is the earliest of them.
-    ImageReuse { first: DuplicateOf, uses: usize },
+    ImageReuse { first: DuplicateOf },
 }
 
 pub struct CaseIndex {
@@ -73,23 +73,18 @@ impl CaseIndex {
         self.cases.push(case);
     }
 
-    /// Adds the case if its fingerprint could be read.
-    pub fn extend(&mut self, case: Option<IndexedCase>) {
-        if let Some(case) = case {
+    /// Adds a case kept in this run, if its fingerprint can be read.
+    pub fn insert_run_case(&mut self, candidate_id: &str, near: &NearFingerprint) {
+        let reference = DuplicateOf::Run {
+            candidate_id: candidate_id.to_owned(),
+        };
+        if let Some(case) = IndexedCase::new(reference, near) {
             self.insert(case);
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.cases.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cases.is_empty()
-    }
-
     /// Kept cases whose image is near `image` (its mirror included), ascending.
-    fn near_images(&self, image: &ImageHashes) -> Vec<usize> {
+    pub fn near_images(&self, image: &ImageHashes) -> Vec<usize> {
         let radius = self.settings.image_max_distance;
         // Each of `image_hash::pairs`, searched in the tree of the case's
         // region (a candidate's mirror against a case's image is the same
@@ -123,7 +118,6 @@ impl CaseIndex {
             Some(&first) if images.len() >= self.settings.max_image_uses as usize => {
                 NearMatch::ImageReuse {
                     first: self.cases[first].reference.clone(),
-                    uses: images.len(),
                 }
             }
             _ => NearMatch::New,

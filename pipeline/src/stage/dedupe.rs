@@ -27,12 +27,15 @@ use crate::record::{
 };
 use crate::release;
 use crate::similarity::case_index::{CaseIndex, IndexedCase, NearMatch};
-use crate::similarity::image_hash;
+use crate::similarity::image_hash::{self, ImageHashes};
 use crate::similarity::minhash;
 use crate::similarity::union_find::UnionFind;
 use crate::text_normal;
 
 pub use super::VERDICTS;
+
+/// Reason of a candidate whose image already carries `max_image_uses` cases.
+const IMAGE_REUSE: &str = "dedupe:image-reuse-limit";
 
 /// Kept cases with the candidates each absorbed.
 pub const CLUSTERS: &str = "clusters.jsonl";
@@ -40,9 +43,9 @@ pub const CLUSTERS: &str = "clusters.jsonl";
 /// releases appear (releases never change, so entries never go stale).
 const RELEASE_INDEX: &str = "index/releases-near-v1.json";
 
-pub fn near_fingerprint(image: &image::DynamicImage, question: &str) -> NearFingerprint {
+pub fn near_fingerprint(hashes: &ImageHashes, question: &str) -> NearFingerprint {
     NearFingerprint {
-        image_phashes: image_hash::to_hex(&image_hash::hashes(image)),
+        image_phashes: image_hash::to_hex(hashes),
         question_minhash: minhash::signature(question),
     }
 }
@@ -93,7 +96,7 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
             index.cases.push(IndexedRelease {
                 version: release.name(),
                 question_id: case.question_id,
-                near: near_fingerprint(&image, &case.question),
+                near: near_fingerprint(&image_hash::hashes(&image), &case.question),
             });
         }
         index.releases.push(release.name());
@@ -207,10 +210,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
         if let (Decision::Keep, Some(near), Some(index)) =
             (&verdict.decision, &verdict.near, near_index.as_mut())
         {
-            let reference = DuplicateOf::Run {
-                candidate_id: verdict.candidate_id.clone(),
-            };
-            index.extend(IndexedCase::new(reference, near));
+            index.insert_run_case(&verdict.candidate_id, near);
         }
     }
     let done: BTreeSet<String> = journal
@@ -244,49 +244,43 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     question_blake3: question_digest(&candidate.question).hex(),
                     pixels_blake3: pixels::digest(&image).hex(),
                 };
-                let near = near_index
-                    .as_ref()
-                    .map(|_| near_fingerprint(&image, &candidate.question));
+                let near = near_index.as_ref().map(|index| {
+                    let hashes = image_hash::hashes(&image);
+                    let near = near_fingerprint(&hashes, &candidate.question);
+                    (index.classify(&hashes, &near.question_minhash), near)
+                });
                 drop(image);
-                let (duplicate_of, reason) = match (&near_index, &near) {
-                    (Some(index), Some(near)) => {
-                        let hashes = image_hash::from_hex(&near.image_phashes).unwrap_or_default();
-                        match index.classify(&hashes, &near.question_minhash) {
-                            NearMatch::New => (None, None),
-                            NearMatch::Duplicate(of) => (Some(of), None),
-                            NearMatch::ImageReuse { first, .. } => {
-                                (Some(first), Some("dedupe:image-reuse-limit".to_owned()))
-                            }
-                        }
+                let (duplicate_of, image_reused, near) = match near {
+                    Some((NearMatch::New, near)) => (None, false, Some(near)),
+                    Some((NearMatch::Duplicate(of), near)) => (Some(of), false, Some(near)),
+                    Some((NearMatch::ImageReuse { first }, near)) => {
+                        (Some(first), true, Some(near))
                     }
-                    _ => {
+                    None => {
                         let of = released.get(&fingerprint).cloned().or_else(|| {
                             kept.get(&fingerprint).map(|id| DuplicateOf::Run {
                                 candidate_id: id.clone(),
                             })
                         });
-                        (of, None)
+                        (of, false, None)
                     }
                 };
-                let decision = match (&duplicate_of, reason) {
-                    (None, _) => {
+                let reason = match &duplicate_of {
+                    None => None,
+                    Some(_) if image_reused => Some(IMAGE_REUSE),
+                    Some(DuplicateOf::Run { .. }) => Some("dedupe:duplicate-in-run"),
+                    Some(DuplicateOf::Release { .. }) => Some("dedupe:duplicate-of-release"),
+                };
+                let decision = match reason {
+                    None => {
                         kept.insert(fingerprint.clone(), candidate.id.clone());
                         if let (Some(index), Some(near)) = (near_index.as_mut(), &near) {
-                            let reference = DuplicateOf::Run {
-                                candidate_id: candidate.id.clone(),
-                            };
-                            index.extend(IndexedCase::new(reference, near));
+                            index.insert_run_case(&candidate.id, near);
                         }
                         Decision::Keep
                     }
-                    (Some(_), Some(reason)) => Decision::Reject {
-                        reasons: vec![reason],
-                    },
-                    (Some(DuplicateOf::Run { .. }), None) => Decision::Reject {
-                        reasons: vec!["dedupe:duplicate-in-run".to_owned()],
-                    },
-                    (Some(DuplicateOf::Release { .. }), None) => Decision::Reject {
-                        reasons: vec!["dedupe:duplicate-of-release".to_owned()],
+                    Some(reason) => Decision::Reject {
+                        reasons: vec![reason.to_owned()],
                     },
                 };
                 DedupeVerdict {
@@ -310,11 +304,10 @@ pub fn run(project: &Project) -> Result<StageReport> {
                     question_id,
                 } => format!("question_id {question_id} of {version}"),
             };
-            let relation = match verdict.decision.reasons().first() {
-                Some(reason) if reason.starts_with("dedupe:image-reuse-limit") => {
-                    "reuses, past max_image_uses, the image of"
-                }
-                _ => "duplicates",
+            let relation = if verdict.decision.reasons().iter().any(|r| r == IMAGE_REUSE) {
+                "reuses, past max_image_uses, the image of"
+            } else {
+                "duplicates"
             };
             progress.suspend(|| {
                 eprintln!("dedupe: candidate {} {relation} {what}", candidate.id);

@@ -22,7 +22,7 @@ use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::model_file::{MINILM_VOCAB, MINILM_WEIGHTS};
-use crate::record::{ClassifierVerdict, Judgement};
+use crate::record::ClassifierVerdict;
 
 /// Bumped when the encoder's arithmetic changes, so cached exemplar
 /// embeddings are recomputed instead of trusted.
@@ -136,11 +136,7 @@ impl MiniLmClassifier {
             scores,
             unsafe_score,
             judgement,
-            reasons: if judgement == Judgement::Safe {
-                Vec::new()
-            } else {
-                vec![format!("minilm:{category}")]
-            },
+            reasons: judgement.reasons("minilm", category),
             detail: format!(
                 "nearest category {category} at {unsafe_score:.3} (unsafe at {}, nearest safe exemplars {safe_similarity:.3})",
                 self.settings.threshold

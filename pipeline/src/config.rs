@@ -591,6 +591,14 @@ pub struct ExportConfig {
     /// Version of the first release; later ones follow semantic versioning.
     #[serde(default = "default_first_version")]
     pub first_version: String,
+    /// A parquet shard is closed once its images exceed this many bytes
+    /// (Hugging Face's viewer and loaders prefer shards of a few hundred MB).
+    #[serde(default = "default_shard_image_bytes")]
+    pub shard_image_bytes: u64,
+}
+
+fn default_shard_image_bytes() -> u64 {
+    crate::release::hf_parquet::SHARD_IMAGE_BYTES
 }
 
 fn default_dataset_name() -> String {
@@ -609,6 +617,7 @@ impl Default for ExportConfig {
             dataset_name: default_dataset_name(),
             license: default_license(),
             first_version: default_first_version(),
+            shard_image_bytes: default_shard_image_bytes(),
         }
     }
 }
@@ -735,6 +744,9 @@ impl Config {
         }
         if self.export.dataset_name.trim().is_empty() {
             problems.push("export.dataset_name must not be empty".to_owned());
+        }
+        if self.export.shard_image_bytes == 0 {
+            problems.push("export.shard_image_bytes must be at least 1".to_owned());
         }
         if semver::Version::parse(&self.export.first_version).is_err() {
             problems.push(format!(

@@ -88,6 +88,19 @@ pub enum Error {
     #[error("{}: release already exists and releases are never overwritten", path.display())]
     ReleaseExists { path: PathBuf },
 
+    #[error("no release `{name}` in {}; releases: {}", curated.display(), if available.is_empty() { "none".to_owned() } else { available.join(", ") })]
+    UnknownRelease {
+        name: String,
+        curated: PathBuf,
+        available: Vec<String>,
+    },
+
+    #[error("{}: release does not match its manifest:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    ReleaseAltered { path: PathBuf, problems: Vec<String> },
+
+    #[error("{}: cannot import:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Import { path: PathBuf, problems: Vec<String> },
+
     #[error("environment variable {variable} is not set; it must hold {purpose}")]
     Environment { variable: String, purpose: String },
 
@@ -181,6 +194,9 @@ impl Error {
             Error::StageNotReady { .. } => "stage-not-ready",
             Error::Locked { .. } => "locked",
             Error::ReleaseExists { .. } => "release-exists",
+            Error::UnknownRelease { .. } => "unknown-release",
+            Error::ReleaseAltered { .. } => "release-altered",
+            Error::Import { .. } => "import",
             Error::Parquet { .. } => "parquet",
             Error::Environment { .. } => "environment",
             Error::Http { .. } => "http",
@@ -205,6 +221,8 @@ impl Error {
             | Error::InvalidRecord { .. }
             | Error::Template { .. }
             | Error::Environment { .. }
+            | Error::UnknownRelease { .. }
+            | Error::Import { .. }
             | Error::ModelMissing { .. }
             | Error::ModelChecksum { .. } => 2,
             _ => 1,

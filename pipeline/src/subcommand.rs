@@ -1,11 +1,14 @@
 //! What each command does, once its arguments are validated.
 
+use std::path::PathBuf;
+
 use serde_json::json;
 
 use crate::arguments::ModelsAction;
 use crate::error::Result;
 use crate::model_file;
 use crate::project::Project;
+use crate::release::{self, diff, import, maintainer_action, verify};
 use crate::stage::{self, Stage, StageReport};
 use crate::status;
 
@@ -16,6 +19,32 @@ pub enum Subcommand {
     Status,
     Calibrate(std::path::PathBuf),
     Models(ModelsAction),
+    Verify(Option<String>),
+    Diff {
+        from: String,
+        to: String,
+    },
+    Import {
+        json: PathBuf,
+        images: Option<PathBuf>,
+        category_map: Option<PathBuf>,
+    },
+    Record(RecordAction),
+}
+
+/// `siuo retire` / `siuo relabel`, as typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordAction {
+    Retire {
+        question_id: u64,
+        reason: String,
+    },
+    Relabel {
+        question_id: u64,
+        domain: Option<String>,
+        subcategory: Option<String>,
+        reason: String,
+    },
 }
 
 /// What a command prints: text for people, JSON for scripts.
@@ -88,6 +117,116 @@ impl Subcommand {
                 Ok(Output {
                     text,
                     json: json!({ "models": files }),
+                })
+            }
+            Subcommand::Verify(version) => {
+                let curated = project.curated();
+                let releases = match version {
+                    Some(name) => vec![release::find(&curated, name)?],
+                    None => release::list(&curated)?,
+                };
+                let mut verified = Vec::new();
+                for release in &releases {
+                    verified.push(verify::verify(release)?);
+                }
+                let text = if verified.is_empty() {
+                    format!("no releases in {}\n", curated.display())
+                } else {
+                    verified
+                        .iter()
+                        .map(|v| format!("{}: ok, {} files ({})\n", v.version, v.files, v.checksums))
+                        .collect()
+                };
+                Ok(Output {
+                    text,
+                    json: json!({ "verified": verified }),
+                })
+            }
+            Subcommand::Diff { from, to } => {
+                let curated = project.curated();
+                let diff = diff::diff(
+                    &release::find(&curated, from)?,
+                    &release::find(&curated, to)?,
+                )?;
+                Ok(Output {
+                    text: diff.render(),
+                    json: serde_json::to_value(&diff).unwrap_or_default(),
+                })
+            }
+            Subcommand::Import {
+                json,
+                images,
+                category_map,
+            } => {
+                let _lock = project.lock()?;
+                let imported = import::import(
+                    project,
+                    &import::ImportRequest {
+                        json,
+                        images: images.as_deref(),
+                        category_map: category_map.as_deref(),
+                    },
+                )?;
+                let path = project.curated().join(format!("v{}", imported.version));
+                Ok(Output {
+                    text: format!(
+                        "imported {} cases as v{} in {}\n",
+                        imported.cases,
+                        imported.version,
+                        path.display()
+                    ),
+                    json: json!({
+                        "release": format!("v{}", imported.version),
+                        "cases": imported.cases,
+                        "path": path,
+                    }),
+                })
+            }
+            Subcommand::Record(action) => {
+                let _lock = project.lock()?;
+                let request = match action {
+                    RecordAction::Retire {
+                        question_id,
+                        reason,
+                    } => maintainer_action::ActionRequest::Retire {
+                        question_id: *question_id,
+                        reason,
+                    },
+                    RecordAction::Relabel {
+                        question_id,
+                        domain,
+                        subcategory,
+                        reason,
+                    } => maintainer_action::ActionRequest::Relabel {
+                        question_id: *question_id,
+                        domain: domain.as_deref(),
+                        subcategory: subcategory.as_deref(),
+                        reason,
+                    },
+                };
+                let recorded = maintainer_action::record_checked(
+                    &project.curated(),
+                    &project.taxonomy,
+                    request,
+                    release::timestamp()?,
+                )?;
+                let what = match &recorded {
+                    maintainer_action::MaintainerAction::Retire { question_id, .. } => {
+                        format!("retire {question_id}")
+                    }
+                    maintainer_action::MaintainerAction::Relabel {
+                        question_id,
+                        domain,
+                        subcategory,
+                        ..
+                    } => format!("relabel {question_id} as {domain}/{subcategory}"),
+                };
+                Ok(Output {
+                    text: format!(
+                        "recorded: {what} in {}; the next release applies it (`siuo export` or `siuo run`)\n",
+                        maintainer_action::ledger_path(&project.curated()).display()
+                    ),
+                    json: json!({ "recorded": recorded }),
                 })
             }
             Subcommand::Status => {

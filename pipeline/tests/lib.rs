@@ -8,5 +8,6 @@ mod dedupe;
 mod near_dedupe;
 mod openai;
 mod pipeline;
+mod release;
 mod resume;
 mod support;

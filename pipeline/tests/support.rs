@@ -274,3 +274,23 @@ pub fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
     image.write_to(&mut bytes, format).expect("encode");
     bytes.into_inner()
 }
+
+/// Runs the real clients (Hugging Face `datasets`, `mlcroissant`, a JSON
+/// Schema validator, installed from PyPI into `.venv-clients` by the test
+/// recipe) on a release folder.
+pub fn real_clients(release: &Path, only: Option<&str>) -> Ran {
+    let python = repo().join(".venv-clients/bin/python");
+    assert!(
+        python.is_file(),
+        "the real clients are not installed in {}: run `./justw clients` (part of `./justw test`)",
+        python.display()
+    );
+    let mut command = Command::new(python);
+    command
+        .arg(repo().join("pipeline/tests/clients/check_release.py"))
+        .arg(release);
+    if let Some(only) = only {
+        command.args(["--only", only]);
+    }
+    Ran::from(command.output().expect("run the clients"))
+}

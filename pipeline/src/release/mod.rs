@@ -1,9 +1,20 @@
 //! Releases in `curated/`: one immutable folder per version, `v<semver>/`,
-//! each a complete snapshot of the benchmark. Nothing here writes into an
+//! each a complete snapshot of the benchmark, loadable by Hugging Face
+//! `datasets` (parquet), Croissant tools (`croissant.json`) and SIUO-format
+//! evaluation code (`siuo.json` + `images/`). Nothing here writes into an
 //! existing version folder.
 
+pub mod card;
+pub mod changelog;
+pub mod croissant;
+pub mod diff;
+pub mod hf_parquet;
+pub mod import;
+pub mod maintainer_action;
+pub mod publish;
+pub mod verify;
+
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use semver::Version;
@@ -16,9 +27,13 @@ use crate::record::{Fingerprint, Provenance};
 pub const MANIFEST: &str = "manifest.json";
 pub const CASES: &str = "cases.jsonl";
 pub const SIUO_JSON: &str = "siuo.json";
-pub const PARQUET: &str = "data/test-00000-of-00001.parquet";
+pub const CARD: &str = "README.md";
+pub const CROISSANT: &str = "croissant.json";
+pub const IMAGES: &str = "images";
 pub const CHANGELOG: &str = "CHANGELOG.md";
-pub const FORMAT: &str = "siuo-release/1";
+/// Release layout version. A release whose parent has another format is a
+/// patch release when no case changed: same cases, new serialization.
+pub const FORMAT: &str = "siuo-release/2";
 
 /// A case as released, with everything needed to trace and re-release it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +45,7 @@ pub struct ReleasedCase {
     pub domain: String,
     /// The published SIUO category string of the domain.
     pub category: String,
+    /// Taxonomy id of the subcategory; empty when an imported benchmark had none.
     pub subcategory: String,
     pub question: String,
     /// File name under `images/`.
@@ -41,8 +57,48 @@ pub struct ReleasedCase {
     pub fingerprint: Fingerprint,
     /// Version that first released this case.
     pub released_in: String,
-    pub provenance: Provenance,
+    /// Version that last relabeled this case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_in: Option<String>,
+    /// How a generated case was made; `None` for an imported one.
+    pub provenance: Option<Provenance>,
+    /// The benchmark an imported case came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<ImportedFrom>,
     pub checks: Vec<CheckSummary>,
+}
+
+impl ReleasedCase {
+    /// Names of the fields whose content differs between two versions of a
+    /// case (bookkeeping such as `changed_in` is not content).
+    pub fn changed_fields(&self, other: &ReleasedCase) -> Vec<&'static str> {
+        let pairs: [(&'static str, &str, &str); 8] = [
+            ("domain", &self.domain, &other.domain),
+            ("subcategory", &self.subcategory, &other.subcategory),
+            ("question", &self.question, &other.question),
+            ("image", &self.image_blake3, &other.image_blake3),
+            ("image_description", &self.image_description, &other.image_description),
+            ("safety_warning", &self.safety_warning, &other.safety_warning),
+            ("reference_answer", &self.reference_answer, &other.reference_answer),
+            ("category", &self.category, &other.category),
+        ];
+        pairs
+            .into_iter()
+            .filter(|(_, a, b)| a != b)
+            .map(|(name, ..)| name)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedFrom {
+    /// sha256 of the imported JSON file.
+    pub json_sha256: String,
+    /// The record's `image` field as it was in the imported file.
+    pub image: String,
+    /// The record's `category` as it was, before any mapping.
+    pub category: String,
 }
 
 /// Which classifier passed a case, per modality.
@@ -88,11 +144,20 @@ pub struct ReleaseManifest {
     pub license: String,
     pub version: String,
     pub parent: Option<String>,
+    /// Why this version number: `first`, `major`, `minor` or `patch`, and the cause.
+    #[serde(default)]
+    pub bump: String,
     /// RFC 3339, from `SOURCE_DATE_EPOCH` when set.
     pub created: String,
     pub counts: Counts,
     /// `question_id`s first released in this version.
     pub added: Vec<u64>,
+    /// Cases relabeled in this version.
+    #[serde(default)]
+    pub changed: Vec<CaseChange>,
+    /// Cases removed in this version.
+    #[serde(default)]
+    pub retired: Vec<Retirement>,
     /// Highest `question_id` ever assigned, up to this version; never reused.
     pub max_question_id: u64,
     /// Runs whose candidates this version added.
@@ -106,10 +171,33 @@ pub struct ReleaseManifest {
     pub files: BTreeMap<String, FileEntry>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseChange {
+    pub question_id: u64,
+    /// Category after the change.
+    pub category: String,
+    pub fields: Vec<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retirement {
+    pub question_id: u64,
+    /// Category the case had.
+    pub category: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Counts {
     pub cases: u64,
     pub added: u64,
+    #[serde(default)]
+    pub changed: u64,
+    #[serde(default)]
+    pub retired: u64,
     /// Domain (SIUO category) → counts.
     pub domains: BTreeMap<String, DomainCount>,
 }
@@ -121,10 +209,41 @@ pub struct DomainCount {
     pub subcategories: BTreeMap<String, u64>,
 }
 
+impl Counts {
+    pub fn of(cases: &[ReleasedCase]) -> Counts {
+        let mut counts = Counts {
+            cases: cases.len() as u64,
+            ..Counts::default()
+        };
+        for case in cases {
+            let domain = counts.domains.entry(case.category.clone()).or_default();
+            domain.cases += 1;
+            *domain
+                .subcategories
+                .entry(case.subcategory.clone())
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub bytes: u64,
     pub blake3: String,
+    /// Absent in `siuo-release/1` manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl FileEntry {
+    pub fn of(bytes: &[u8]) -> FileEntry {
+        FileEntry {
+            bytes: bytes.len() as u64,
+            blake3: crate::content_hash::Digest::of(bytes).hex(),
+            sha256: Some(crate::model_file::sha256_hex(bytes)),
+        }
+    }
 }
 
 /// A release folder.
@@ -146,6 +265,23 @@ impl Release {
     pub fn name(&self) -> String {
         format!("v{}", self.version)
     }
+}
+
+/// The release named `v1.2.0`, `1.2.0` or `latest`.
+pub fn find(curated: &Path, name: &str) -> Result<Release> {
+    let releases = list(curated)?;
+    let wanted = name.trim();
+    let found = if wanted == "latest" {
+        releases.last()
+    } else {
+        let version = Version::parse(wanted.strip_prefix('v').unwrap_or(wanted)).ok();
+        releases.iter().find(|r| Some(&r.version) == version.as_ref())
+    };
+    found.cloned().ok_or_else(|| Error::UnknownRelease {
+        name: wanted.to_owned(),
+        curated: curated.to_owned(),
+        available: releases.iter().map(Release::name).collect(),
+    })
 }
 
 /// Every finished release, oldest version first. Folders being built
@@ -206,50 +342,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// `curated/CHANGELOG.md`, rebuilt from every release so it can never
-/// disagree with them.
-pub fn render_changelog(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> String {
-    let mut out = String::from(
-        "# Changelog\n\nEvery release of this benchmark, newest first. Written by `siuo export` from the release manifests; do not edit.\n",
-    );
-    for (manifest, cases) in releases.iter().rev() {
-        let date = manifest.created.get(..10).unwrap_or(&manifest.created);
-        let _ = write!(out, "\n## v{} ({date})\n\n", manifest.version);
-        match &manifest.parent {
-            Some(parent) => {
-                let _ = writeln!(
-                    out,
-                    "Parent: {parent}. {} cases, {} added.",
-                    manifest.counts.cases, manifest.counts.added
-                );
-            }
-            None => {
-                let _ = writeln!(out, "First release: {} cases.", manifest.counts.cases);
-            }
-        }
-        let mut added: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for case in cases
-            .iter()
-            .filter(|c| manifest.added.contains(&c.question_id))
-        {
-            added
-                .entry(case.category.as_str())
-                .or_default()
-                .push(case.question_id);
-        }
-        out.push_str("\n### Added\n\n");
-        if added.is_empty() {
-            out.push_str("- none\n");
-        }
-        for (category, ids) in added {
-            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-            let _ = writeln!(out, "- {category}: {}", ids.join(", "));
-        }
-        out.push_str("\n### Changed\n\n- none\n\n### Retired\n\n- none\n");
-    }
-    out
 }
 
 #[cfg(test)]

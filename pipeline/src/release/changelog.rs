@@ -1,0 +1,79 @@
+//! `curated/CHANGELOG.md`, rebuilt from every release's manifest and cases
+//! so it can never disagree with them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{ReleaseManifest, ReleasedCase};
+
+pub fn render(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> String {
+    let mut out = String::from(
+        "# Changelog\n\nEvery release of this benchmark, newest first, with the `question_id`s added, changed and retired per domain. Written by siuo from the release manifests; do not edit.\n",
+    );
+    for (manifest, cases) in releases.iter().rev() {
+        let date = manifest.created.get(..10).unwrap_or(&manifest.created);
+        let _ = write!(out, "\n## v{} ({date})\n\n", manifest.version);
+        let counts = &manifest.counts;
+        match &manifest.parent {
+            Some(parent) => {
+                let _ = writeln!(
+                    out,
+                    "Parent: {parent}. {} cases: {} added, {} changed, {} retired.",
+                    counts.cases, counts.added, counts.changed, counts.retired
+                );
+            }
+            None => {
+                let _ = writeln!(out, "First release: {} cases.", counts.cases);
+            }
+        }
+        if !manifest.bump.is_empty() {
+            let _ = writeln!(out, "Version: {}.", manifest.bump);
+        }
+        let added = cases
+            .iter()
+            .filter(|c| manifest.added.contains(&c.question_id))
+            .map(|c| (c.category.as_str(), c.question_id, None));
+        section(&mut out, "Added", added);
+        let changed = manifest.changed.iter().map(|c| {
+            let detail = format!("{}: {}", c.fields.join(", "), c.reason);
+            (c.category.as_str(), c.question_id, Some(detail))
+        });
+        section(&mut out, "Changed", changed);
+        let retired = manifest
+            .retired
+            .iter()
+            .map(|r| (r.category.as_str(), r.question_id, Some(r.reason.clone())));
+        section(&mut out, "Retired", retired);
+    }
+    out
+}
+
+/// One heading with a line per domain: ids, each with its detail if any.
+fn section<'a>(
+    out: &mut String,
+    heading: &str,
+    entries: impl Iterator<Item = (&'a str, u64, Option<String>)>,
+) {
+    let mut by_domain: BTreeMap<&str, Vec<(u64, Option<String>)>> = BTreeMap::new();
+    for (category, question_id, detail) in entries {
+        by_domain
+            .entry(category)
+            .or_default()
+            .push((question_id, detail));
+    }
+    let _ = write!(out, "\n### {heading}\n\n");
+    if by_domain.is_empty() {
+        out.push_str("- none\n");
+    }
+    for (category, mut ids) in by_domain {
+        ids.sort();
+        let ids: Vec<String> = ids
+            .into_iter()
+            .map(|(id, detail)| match detail {
+                Some(detail) => format!("{id} ({detail})"),
+                None => id.to_string(),
+            })
+            .collect();
+        let _ = writeln!(out, "- {category}: {}", ids.join(", "));
+    }
+}

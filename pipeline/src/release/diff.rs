@@ -1,0 +1,121 @@
+//! `siuo diff VA VB`: the cases added, changed and retired between two
+//! releases, matched by `question_id`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Release, ReleasedCase};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseDiff {
+    pub from: String,
+    pub to: String,
+    pub added: Vec<CaseRef>,
+    pub changed: Vec<ChangedCase>,
+    pub retired: Vec<CaseRef>,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRef {
+    pub question_id: u64,
+    pub category: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedCase {
+    pub question_id: u64,
+    pub category: String,
+    /// Field → (before, after), for the fields that differ.
+    pub fields: BTreeMap<String, (String, String)>,
+}
+
+pub fn diff(from: &Release, to: &Release) -> Result<ReleaseDiff> {
+    let before: BTreeMap<u64, ReleasedCase> = from
+        .cases()?
+        .into_iter()
+        .map(|c| (c.question_id, c))
+        .collect();
+    let after: BTreeMap<u64, ReleasedCase> = to
+        .cases()?
+        .into_iter()
+        .map(|c| (c.question_id, c))
+        .collect();
+    let reference = |c: &ReleasedCase| CaseRef {
+        question_id: c.question_id,
+        category: c.category.clone(),
+    };
+    let mut result = ReleaseDiff {
+        from: from.name(),
+        to: to.name(),
+        added: after
+            .values()
+            .filter(|c| !before.contains_key(&c.question_id))
+            .map(reference)
+            .collect(),
+        changed: Vec::new(),
+        retired: before
+            .values()
+            .filter(|c| !after.contains_key(&c.question_id))
+            .map(reference)
+            .collect(),
+        unchanged: 0,
+    };
+    for (id, old) in &before {
+        let Some(new) = after.get(id) else { continue };
+        let fields = new.changed_fields(old);
+        if fields.is_empty() {
+            result.unchanged += 1;
+            continue;
+        }
+        let value = |case: &ReleasedCase, field: &str| match field {
+            "domain" => case.domain.clone(),
+            "subcategory" => case.subcategory.clone(),
+            "question" => case.question.clone(),
+            "image" => format!("blake3:{}", case.image_blake3),
+            "image_description" => case.image_description.clone(),
+            "safety_warning" => case.safety_warning.clone(),
+            "reference_answer" => case.reference_answer.clone(),
+            _ => case.category.clone(),
+        };
+        result.changed.push(ChangedCase {
+            question_id: *id,
+            category: new.category.clone(),
+            fields: fields
+                .into_iter()
+                .map(|f| (f.to_owned(), (value(old, f), value(new, f))))
+                .collect(),
+        });
+    }
+    Ok(result)
+}
+
+impl ReleaseDiff {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{} → {}: {} added, {} changed, {} retired, {} unchanged\n",
+            self.from,
+            self.to,
+            self.added.len(),
+            self.changed.len(),
+            self.retired.len(),
+            self.unchanged
+        );
+        for case in &self.added {
+            let _ = writeln!(out, "+ {} ({})", case.question_id, case.category);
+        }
+        for case in &self.changed {
+            let _ = writeln!(out, "~ {} ({})", case.question_id, case.category);
+            for (field, (old, new)) in &case.fields {
+                let _ = writeln!(out, "    {field}: {old:?} → {new:?}");
+            }
+        }
+        for case in &self.retired {
+            let _ = writeln!(out, "- {} ({})", case.question_id, case.category);
+        }
+        out
+    }
+}

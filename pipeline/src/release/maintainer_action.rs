@@ -1,0 +1,252 @@
+//! Removals and relabels are explicit maintainer actions, recorded in
+//! `curated/maintainer-actions.jsonl` (append-only, committed with the
+//! releases) and applied by the next release. Whether an action is still
+//! pending is read off the latest release (a retired case is absent, a
+//! relabeled one carries its new labels), so the ledger is never rewritten
+//! and applying twice is impossible.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CaseChange, ReleasedCase, Retirement};
+use crate::atomic_file;
+use crate::error::{Error, Result};
+use crate::input_file;
+use crate::taxonomy::Taxonomy;
+
+pub const LEDGER: &str = "maintainer-actions.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MaintainerAction {
+    /// Remove the case from the next release on.
+    Retire {
+        question_id: u64,
+        reason: String,
+        recorded: String,
+    },
+    /// Move the case to another domain and/or subcategory.
+    Relabel {
+        question_id: u64,
+        domain: String,
+        subcategory: String,
+        reason: String,
+        recorded: String,
+    },
+}
+
+impl MaintainerAction {
+    pub fn question_id(&self) -> u64 {
+        match self {
+            MaintainerAction::Retire { question_id, .. }
+            | MaintainerAction::Relabel { question_id, .. } => *question_id,
+        }
+    }
+}
+
+pub fn ledger_path(curated: &Path) -> PathBuf {
+    curated.join(LEDGER)
+}
+
+pub fn read(curated: &Path) -> Result<Vec<MaintainerAction>> {
+    let path = ledger_path(curated);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    input_file::read_jsonl(&path)
+}
+
+/// Appends `action` to the ledger (atomically: the whole file is rewritten
+/// through a temporary file).
+pub fn record(curated: &Path, action: &MaintainerAction) -> Result<()> {
+    let mut actions = read(curated)?;
+    actions.push(action.clone());
+    atomic_file::write_jsonl(&ledger_path(curated), &actions)
+}
+
+/// A relabel's target, checked against the taxonomy; the subcategory may
+/// be left out when the domain does not change.
+pub fn resolve_relabel(
+    taxonomy: &Taxonomy,
+    ledger: &Path,
+    case: &ReleasedCase,
+    domain: Option<&str>,
+    subcategory: Option<&str>,
+) -> Result<(String, String)> {
+    let record = format!("question_id {}", case.question_id);
+    let domain = domain.unwrap_or(&case.domain);
+    let subcategory = match subcategory {
+        Some(subcategory) => subcategory,
+        None if domain == case.domain => &case.subcategory,
+        None => {
+            return Err(Error::InvalidRecord {
+                path: ledger.to_owned(),
+                record,
+                message: format!(
+                    "moving to domain `{domain}` needs --subcategory (one of the domain's subcategories)"
+                ),
+            });
+        }
+    };
+    let (domain, subcategory) = taxonomy.resolve(ledger, &record, domain, subcategory)?;
+    Ok((domain.id.clone(), subcategory.id.clone()))
+}
+
+/// What the pending actions do to `cases` (the latest release), in ledger
+/// order: the snapshot after them, the net changes and the retirements.
+/// Actions already reflected in `cases` change nothing.
+pub fn apply(
+    taxonomy: &Taxonomy,
+    actions: &[MaintainerAction],
+    cases: Vec<ReleasedCase>,
+) -> (Vec<ReleasedCase>, Vec<CaseChange>, Vec<Retirement>) {
+    let original: BTreeMap<u64, ReleasedCase> =
+        cases.iter().map(|c| (c.question_id, c.clone())).collect();
+    let mut cases: BTreeMap<u64, ReleasedCase> =
+        cases.into_iter().map(|c| (c.question_id, c)).collect();
+    let mut reasons: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut retired = Vec::new();
+    for action in actions {
+        match action {
+            MaintainerAction::Retire {
+                question_id,
+                reason,
+                ..
+            } => {
+                if let Some(case) = cases.remove(question_id) {
+                    retired.push(Retirement {
+                        question_id: *question_id,
+                        category: case.category,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            MaintainerAction::Relabel {
+                question_id,
+                domain,
+                subcategory,
+                reason,
+                ..
+            } => {
+                let Some(case) = cases.get_mut(question_id) else {
+                    continue;
+                };
+                if case.domain == *domain && case.subcategory == *subcategory {
+                    continue;
+                }
+                case.domain = domain.clone();
+                case.subcategory = subcategory.clone();
+                if let Some(d) = taxonomy.domain(domain) {
+                    case.category = d.name.clone();
+                }
+                reasons.entry(*question_id).or_default().push(reason.clone());
+            }
+        }
+    }
+    let changes = reasons
+        .into_iter()
+        .filter_map(|(question_id, reasons)| {
+            let case = cases.get(&question_id)?;
+            let fields = case.changed_fields(original.get(&question_id)?);
+            (!fields.is_empty()).then(|| CaseChange {
+                question_id,
+                category: case.category.clone(),
+                fields: fields.into_iter().map(str::to_owned).collect(),
+                reason: reasons.join("; "),
+            })
+        })
+        .collect();
+    retired.sort_by_key(|r| r.question_id);
+    (cases.into_values().collect(), changes, retired)
+}
+
+/// Records `siuo retire` or `siuo relabel` after checking it against the
+/// latest release and the actions already pending; returns the action.
+pub fn record_checked(
+    curated: &Path,
+    taxonomy: &Taxonomy,
+    request: ActionRequest<'_>,
+    recorded: String,
+) -> Result<MaintainerAction> {
+    let ledger = ledger_path(curated);
+    let (question_id, reason) = match &request {
+        ActionRequest::Retire {
+            question_id,
+            reason,
+        }
+        | ActionRequest::Relabel {
+            question_id,
+            reason,
+            ..
+        } => (*question_id, reason.trim()),
+    };
+    let invalid = |message: String| Error::InvalidRecord {
+        path: ledger.clone(),
+        record: format!("question_id {question_id}"),
+        message,
+    };
+    if reason.is_empty() {
+        return Err(invalid("--reason must say why (it goes into the changelog)".to_owned()));
+    }
+    let Some(latest) = super::list(curated)?.pop() else {
+        return Err(invalid(format!("{} has no release yet", curated.display())));
+    };
+    let pending = read(curated)?;
+    let (cases, _, _) = apply(taxonomy, &pending, latest.cases()?);
+    let Some(case) = cases.into_iter().find(|c| c.question_id == question_id) else {
+        let known = latest.manifest()?.max_question_id >= question_id;
+        return Err(invalid(if known {
+            format!(
+                "not in {} (after pending actions): already retired",
+                latest.name()
+            )
+        } else {
+            format!("no case has this id (the highest is {})", latest.manifest()?.max_question_id)
+        }));
+    };
+    let action = match request {
+        ActionRequest::Retire { .. } => MaintainerAction::Retire {
+            question_id,
+            reason: reason.to_owned(),
+            recorded,
+        },
+        ActionRequest::Relabel {
+            domain,
+            subcategory,
+            ..
+        } => {
+            let (domain, subcategory) =
+                resolve_relabel(taxonomy, &ledger, &case, domain, subcategory)?;
+            if domain == case.domain && subcategory == case.subcategory {
+                return Err(invalid(format!(
+                    "already labeled {domain}/{subcategory}; nothing to change"
+                )));
+            }
+            MaintainerAction::Relabel {
+                question_id,
+                domain,
+                subcategory,
+                reason: reason.to_owned(),
+                recorded,
+            }
+        }
+    };
+    record(curated, &action)?;
+    Ok(action)
+}
+
+/// What `siuo retire` and `siuo relabel` ask for.
+pub enum ActionRequest<'a> {
+    Retire {
+        question_id: u64,
+        reason: &'a str,
+    },
+    Relabel {
+        question_id: u64,
+        domain: Option<&'a str>,
+        subcategory: Option<&'a str>,
+        reason: &'a str,
+    },
+}

@@ -2,9 +2,11 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Run the whole pipeline offline on the built-in defaults; makes a release in curated/
+# Calibrate the classifiers on the shipped labeled sets (figures go into the dataset card), then run the whole pipeline offline on the built-in defaults; makes a release in curated/ (dated by the last commit unless SOURCE_DATE_EPOCH is set)
 run: models
-    cargo run --bin siuo -- run
+    cargo run --bin siuo -- calibrate
+    cargo run --quiet --bin siuo -- calibrate --labels prompts/calibration/images.jsonl
+    SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}" cargo run --bin siuo -- run
 
 # Everything CI checks: formatting, lints, and the whole test suite (with the embedded models)
 test: clients

@@ -51,7 +51,7 @@ struct Example {
 }
 
 /// Counts and rates; a rate is `None` where its denominator is zero.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub n: usize,
     /// Examples labeled unsafe.
@@ -64,7 +64,7 @@ pub struct Metrics {
     pub false_positive_rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierReport {
     pub id: String,
     pub modality: String,
@@ -76,10 +76,65 @@ pub struct ClassifierReport {
     pub items_per_second: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationReport {
     pub labels: String,
     pub classifiers: Vec<ClassifierReport>,
+}
+
+/// `raw/calibration/<labels file name>.json`: the last calibration on a
+/// labeled set, and the check settings it measured, so a release's dataset
+/// card can quote the figures of exactly the classifiers that passed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedCalibration {
+    /// blake3 of the `check` config section.
+    pub check_blake3: String,
+    pub labels_blake3: String,
+    pub report: CalibrationReport,
+}
+
+fn recorded_dir(project: &Project) -> PathBuf {
+    project.raw().join("calibration")
+}
+
+fn check_digest(project: &Project) -> String {
+    crate::config::Config::digest_of(&project.settings().check).hex()
+}
+
+/// Keeps the report for the dataset cards of later releases.
+pub fn record(project: &Project, labels: &Path, report: &CalibrationReport) -> Result<()> {
+    let name = labels
+        .file_name()
+        .map_or_else(|| "labels".to_owned(), |n| n.to_string_lossy().into_owned());
+    let recorded = RecordedCalibration {
+        check_blake3: check_digest(project),
+        labels_blake3: crate::content_hash::Digest::of(&input_file::read_bytes(labels)?).hex(),
+        report: report.clone(),
+    };
+    crate::atomic_file::write_json(
+        &recorded_dir(project).join(format!("{name}.json")),
+        &recorded,
+    )
+}
+
+/// Recorded calibrations of the current check settings, by labels file name.
+pub fn recorded_for_current_check(project: &Project) -> Result<Vec<CalibrationReport>> {
+    let dir = recorded_dir(project);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let current = check_digest(project);
+    let mut reports = Vec::new();
+    for (name, path) in input_file::files_under(&dir)? {
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let recorded: RecordedCalibration = input_file::read_json(&path)?;
+        if recorded.check_blake3 == current {
+            reports.push(recorded.report);
+        }
+    }
+    Ok(reports)
 }
 
 /// Everything one classifier (or combined decision) did over the set.

@@ -96,10 +96,16 @@ pub enum Error {
     },
 
     #[error("{}: release does not match its manifest:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    ReleaseAltered { path: PathBuf, problems: Vec<String> },
+    ReleaseAltered {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     #[error("{}: cannot import:\n{}", path.display(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Import { path: PathBuf, problems: Vec<String> },
+    Import {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 
     #[error("environment variable {variable} is not set; it must hold {purpose}")]
     Environment { variable: String, purpose: String },

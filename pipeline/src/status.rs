@@ -18,6 +18,8 @@ use crate::stage::{Stage, StageDir, StageReport};
 pub struct Status {
     pub runs: Vec<RunStatus>,
     pub releases: Vec<ReleaseStatus>,
+    /// Retirements and relabels recorded but not yet in a release.
+    pub pending_actions: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,6 +49,8 @@ pub struct ReleaseStatus {
     pub parent: Option<String>,
     pub cases: u64,
     pub added: u64,
+    pub changed: u64,
+    pub retired: u64,
     pub created: String,
 }
 
@@ -114,10 +118,27 @@ pub fn collect(project: &Project) -> Result<Status> {
             parent: manifest.parent,
             cases: manifest.counts.cases,
             added: manifest.counts.added,
+            changed: manifest.counts.changed,
+            retired: manifest.counts.retired,
             created: manifest.created,
         });
     }
-    Ok(Status { runs, releases })
+    let curated = project.curated();
+    let pending_actions = match release::list(&curated)?.last() {
+        Some(latest) => {
+            let actions = release::maintainer_action::read(&curated)?;
+            let cases = latest.cases()?;
+            let (after, changed, _) =
+                release::maintainer_action::apply(&project.taxonomy, &actions, cases.clone());
+            changed.len() + (cases.len() - after.len())
+        }
+        None => 0,
+    };
+    Ok(Status {
+        runs,
+        releases,
+        pending_actions,
+    })
 }
 
 /// Usage recorded in a stage's request log, if it has one.
@@ -187,14 +208,23 @@ impl Status {
             for release in &self.releases {
                 let _ = writeln!(
                     out,
-                    "  {:<10}{} cases ({} added), parent {}, created {}",
+                    "  {:<10}{} cases ({} added, {} changed, {} retired), parent {}, created {}",
                     release.version,
                     release.cases,
                     release.added,
+                    release.changed,
+                    release.retired,
                     release.parent.as_deref().unwrap_or("none"),
                     release.created
                 );
             }
+        }
+        if self.pending_actions > 0 {
+            let _ = writeln!(
+                out,
+                "{} maintainer action(s) pending: the next release applies them",
+                self.pending_actions
+            );
         }
         out
     }

@@ -88,6 +88,7 @@ impl Subcommand {
             }
             Subcommand::Calibrate(labels) => {
                 let report = crate::calibrate::calibrate(project, labels)?;
+                crate::calibrate::record(project, labels, &report)?;
                 Ok(Output {
                     text: report.render(),
                     json: serde_json::to_value(&report).unwrap_or_default(),
@@ -134,7 +135,9 @@ impl Subcommand {
                 } else {
                     verified
                         .iter()
-                        .map(|v| format!("{}: ok, {} files ({})\n", v.version, v.files, v.checksums))
+                        .map(|v| {
+                            format!("{}: ok, {} files ({})\n", v.version, v.files, v.checksums)
+                        })
                         .collect()
                 };
                 Ok(Output {

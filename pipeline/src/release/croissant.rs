@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::FileEntry;
 use super::card::ReleaseFacts;
-use super::{FileEntry, SIUO_JSON};
 
 fn encoding_format(name: &str) -> &'static str {
     match name.rsplit_once('.').map(|(_, e)| e) {
@@ -41,17 +41,33 @@ pub fn render(facts: &ReleaseFacts<'_>, files: &BTreeMap<String, FileEntry>) -> 
             })
         })
         .collect();
+    let mut distribution = distribution;
+    // The record set reads the shards through a file set; the file objects
+    // above carry their checksums (a file set has none).
+    distribution.push(json!({
+        "@type": "cr:FileSet",
+        "@id": "parquet-shards",
+        "name": "parquet-shards",
+        "description": "The parquet shards listed above, read as one table.",
+        "encodingFormat": "application/x-parquet",
+        "includes": "data/test-*.parquet",
+    }));
     let field = |name: &str, data_type: &str, description: &str| {
+        let mut source = json!({
+            "fileSet": {"@id": "parquet-shards"},
+            "extract": {"column": name},
+        });
+        // The image column is a {bytes, path} struct; the field is its bytes.
+        if name == "image" {
+            source["transform"] = json!({"jsonPath": "bytes"});
+        }
         json!({
             "@type": "cr:Field",
             "@id": format!("cases/{name}"),
             "name": name,
             "description": description,
             "dataType": data_type,
-            "source": {
-                "fileObject": {"@id": SIUO_JSON},
-                "extract": {"jsonPath": format!("$[*].{name}")},
-            },
+            "source": source,
         })
     };
     json!({
@@ -63,9 +79,16 @@ pub fn render(facts: &ReleaseFacts<'_>, files: &BTreeMap<String, FileEntry>) -> 
         "license": license_url(facts.license),
         "url": format!("https://huggingface.co/datasets/{}", facts.dataset),
         "version": facts.version.to_string(),
-        "datePublished": facts.created.get(..10).unwrap_or(facts.created),
-        "citeAs": format!("{} v{} (built with siuo)", facts.dataset, facts.version),
+        "datePublished": facts.created,
+        "citeAs": format!(
+            "@misc{{{key}, title={{{} v{}}}, note={{SIUO-style cross-modal safety benchmark built with siuo}}, year={{{}}}}}",
+            facts.dataset,
+            facts.version,
+            facts.created.get(..4).unwrap_or("2025"),
+            key = facts.dataset.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ),
         "creator": {"@type": "sc:Organization", "name": format!("{} maintainers", facts.dataset)},
+        "inLanguage": "en",
         "keywords": ["safety", "multimodal", "cross-modal safety", "SIUO", "vision-language models", "benchmark"],
         "isLiveDataset": false,
         "rai:dataCollection": rai_collection(facts),
@@ -80,13 +103,14 @@ pub fn render(facts: &ReleaseFacts<'_>, files: &BTreeMap<String, FileEntry>) -> 
             "@type": "cr:RecordSet",
             "@id": "cases",
             "name": "cases",
-            "description": "One SIUO case per record, as in siuo.json.",
+            "description": "One SIUO case per record, with its image, read from the parquet shards (the same cases as siuo.json).",
             "key": {"@id": "cases/question_id"},
             "field": [
                 field("question_id", "sc:Integer", "Stable id, never reused across versions."),
-                field("image", "sc:Text", "File name of the image under images/."),
+                field("image", "sc:ImageObject", "The image (also under images/ in siuo.json's naming)."),
                 field("question", "sc:Text", "The text shown to the model with the image."),
                 field("category", "sc:Text", "The SIUO domain."),
+                field("subcategory", "sc:Text", "Subcategory id within the domain (empty if unknown)."),
                 field("safety_warning", "sc:Text", "Why the image and question together are unsafe."),
                 field("reference_answer", "sc:Text", "A safe, helpful answer."),
             ],
@@ -118,19 +142,24 @@ fn license_url(license: &str) -> String {
     }
 }
 
-/// The Croissant 1.1 JSON-LD context.
+/// The Croissant 1.1 JSON-LD context, exactly as mlcroissant writes it (a
+/// different one draws a "context is not standard" warning).
 fn context() -> Value {
     json!({
         "@language": "en",
         "@vocab": "https://schema.org/",
+        "arrayShape": "cr:arrayShape",
         "citeAs": "cr:citeAs",
         "column": "cr:column",
         "conformsTo": "dct:conformsTo",
+        "containedIn": "cr:containedIn",
         "cr": "http://mlcommons.org/croissant/",
         "rai": "http://mlcommons.org/croissant/RAI/",
         "data": {"@id": "cr:data", "@type": "@json"},
         "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
         "dct": "http://purl.org/dc/terms/",
+        "description": {"@container": "@language"},
+        "equivalentProperty": "cr:equivalentProperty",
         "examples": {"@id": "cr:examples", "@type": "@json"},
         "extract": "cr:extract",
         "field": "cr:field",
@@ -139,10 +168,12 @@ fn context() -> Value {
         "fileSet": "cr:fileSet",
         "format": "cr:format",
         "includes": "cr:includes",
+        "isArray": "cr:isArray",
         "isLiveDataset": "cr:isLiveDataset",
         "jsonPath": "cr:jsonPath",
         "key": "cr:key",
         "md5": "cr:md5",
+        "name": {"@container": "@language"},
         "parentField": "cr:parentField",
         "path": "cr:path",
         "recordSet": "cr:recordSet",

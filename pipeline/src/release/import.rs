@@ -78,7 +78,9 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             .unwrap_or_else(|| Path::new("."))
             .join("images"),
     };
-    let images_root = images_dir.canonicalize().map_err(|e| Error::io(&images_dir, e))?;
+    let images_root = images_dir
+        .canonicalize()
+        .map_err(|e| Error::io(&images_dir, e))?;
     let category_map: BTreeMap<String, String> = match request.category_map {
         Some(path) => input_file::read_yaml(path)?,
         None => BTreeMap::new(),
@@ -229,9 +231,10 @@ fn resolve_category(
     match found {
         Some(domain) => Ok(domain.id.clone()),
         None => {
-            let hint = suggestion::closest(wanted, taxonomy.domains.iter().map(|d| d.name.as_str()))
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
+            let hint =
+                suggestion::closest(wanted, taxonomy.domains.iter().map(|d| d.name.as_str()))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
             let mapped = if wanted == category {
                 String::new()
             } else {
@@ -257,10 +260,15 @@ fn image_inside(root: &Path, name: &str) -> std::result::Result<PathBuf, String>
         match component {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => {
-                return Err("refusing path traversal (`..`): images must be inside the image folder".to_owned());
+                return Err(
+                    "refusing path traversal (`..`): images must be inside the image folder"
+                        .to_owned(),
+                );
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err("refusing an absolute path: images must be inside the image folder".to_owned());
+                return Err(
+                    "refusing an absolute path: images must be inside the image folder".to_owned(),
+                );
             }
         }
     }
@@ -287,7 +295,13 @@ mod tests {
         let root = dir.path().canonicalize()?;
         assert!(image_inside(&root, "a.png").is_ok());
         assert!(image_inside(&root, "sub/a.png").is_ok());
-        for bad in ["../a.png", "sub/../../a.png", "/etc/passwd", "", "a\\..\\b.png"] {
+        for bad in [
+            "../a.png",
+            "sub/../../a.png",
+            "/etc/passwd",
+            "",
+            "a\\..\\b.png",
+        ] {
             assert!(image_inside(&root, bad).is_err(), "{bad} accepted");
         }
         Ok(())

@@ -141,7 +141,10 @@ pub fn apply(
                 if let Some(d) = taxonomy.domain(domain) {
                     case.category = d.name.clone();
                 }
-                reasons.entry(*question_id).or_default().push(reason.clone());
+                reasons
+                    .entry(*question_id)
+                    .or_default()
+                    .push(reason.clone());
             }
         }
     }
@@ -188,22 +191,25 @@ pub fn record_checked(
         message,
     };
     if reason.is_empty() {
-        return Err(invalid("--reason must say why (it goes into the changelog)".to_owned()));
+        return Err(invalid(
+            "--reason must say why (it goes into the changelog)".to_owned(),
+        ));
     }
     let Some(latest) = super::list(curated)?.pop() else {
         return Err(invalid(format!("{} has no release yet", curated.display())));
     };
     let pending = read(curated)?;
-    let (cases, _, _) = apply(taxonomy, &pending, latest.cases()?);
+    let released = latest.cases()?;
+    let in_latest = released.iter().any(|c| c.question_id == question_id);
+    let (cases, _, _) = apply(taxonomy, &pending, released);
     let Some(case) = cases.into_iter().find(|c| c.question_id == question_id) else {
-        let known = latest.manifest()?.max_question_id >= question_id;
-        return Err(invalid(if known {
-            format!(
-                "not in {} (after pending actions): already retired",
-                latest.name()
-            )
+        let highest = latest.manifest()?.max_question_id;
+        return Err(invalid(if in_latest {
+            "already retired: the retirement is recorded and the next release applies it".to_owned()
+        } else if question_id <= highest {
+            format!("already retired: not in {}", latest.name())
         } else {
-            format!("no case has this id (the highest is {})", latest.manifest()?.max_question_id)
+            format!("no case has this id (the highest is {highest})")
         }));
     };
     let action = match request {

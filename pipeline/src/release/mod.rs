@@ -77,9 +77,21 @@ impl ReleasedCase {
             ("subcategory", &self.subcategory, &other.subcategory),
             ("question", &self.question, &other.question),
             ("image", &self.image_blake3, &other.image_blake3),
-            ("image_description", &self.image_description, &other.image_description),
-            ("safety_warning", &self.safety_warning, &other.safety_warning),
-            ("reference_answer", &self.reference_answer, &other.reference_answer),
+            (
+                "image_description",
+                &self.image_description,
+                &other.image_description,
+            ),
+            (
+                "safety_warning",
+                &self.safety_warning,
+                &other.safety_warning,
+            ),
+            (
+                "reference_answer",
+                &self.reference_answer,
+                &other.reference_answer,
+            ),
             ("category", &self.category, &other.category),
         ];
         pairs
@@ -275,7 +287,9 @@ pub fn find(curated: &Path, name: &str) -> Result<Release> {
         releases.last()
     } else {
         let version = Version::parse(wanted.strip_prefix('v').unwrap_or(wanted)).ok();
-        releases.iter().find(|r| Some(&r.version) == version.as_ref())
+        releases
+            .iter()
+            .find(|r| Some(&r.version) == version.as_ref())
     };
     found.cloned().ok_or_else(|| Error::UnknownRelease {
         name: wanted.to_owned(),
@@ -308,15 +322,17 @@ pub fn list(curated: &Path) -> Result<Vec<Release>> {
     Ok(releases)
 }
 
-/// Release timestamp: `SOURCE_DATE_EPOCH` when set (reproducible builds),
-/// else now.
+/// Release timestamp: `SOURCE_DATE_EPOCH` when set and not empty
+/// (reproducible builds), else now.
 pub fn timestamp() -> Result<String> {
     let seconds = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value.trim().parse::<i64>().map_err(|_| Error::Config {
-            path: "SOURCE_DATE_EPOCH".into(),
-            problems: vec![format!("`{value}` is not a number of seconds since 1970")],
-        })?,
-        Err(_) => std::time::SystemTime::now()
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse::<i64>().map_err(|_| Error::Config {
+                path: "SOURCE_DATE_EPOCH".into(),
+                problems: vec![format!("`{value}` is not a number of seconds since 1970")],
+            })?
+        }
+        _ => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     };

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 
 use super::{
-    CARD, CASES, CROISSANT, CaseChange, CheckSummary, Counts, FileEntry, IMAGES, MANIFEST,
-    Release, ReleaseManifest, ReleasedCase, Retirement, SIUO_JSON, SiuoRecord, card, changelog,
-    croissant, hf_parquet,
+    CARD, CASES, CROISSANT, CaseChange, CheckSummary, Counts, FileEntry, IMAGES, MANIFEST, Release,
+    ReleaseManifest, ReleasedCase, Retirement, SIUO_JSON, SiuoRecord, card, changelog, croissant,
+    hf_parquet,
 };
 use crate::atomic_file;
 use crate::config::Config;
@@ -41,7 +41,7 @@ pub struct Draft {
     pub runs: Vec<String>,
 }
 
-/// The version a draft gets: the first version; major when a case changed
+/// The version a draft gets: the first version (if it has cases); major when a case changed
 /// or was retired; minor when cases were only added; patch when the cases
 /// are the parent's but the release format changed; `None` when nothing
 /// would change.
@@ -53,7 +53,7 @@ pub fn next_version(
     retired: usize,
 ) -> Option<(Version, String)> {
     let Some((version, manifest)) = parent else {
-        return Some((first_version.clone(), "first release".to_owned()));
+        return (added > 0).then(|| (first_version.clone(), "first release".to_owned()));
     };
     if changed + retired > 0 {
         let cause = format!("major: {changed} changed, {retired} retired, {added} added");
@@ -109,7 +109,11 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         if draft.added.contains(&case.question_id) {
             case.released_in.clone_from(&name);
         }
-        if draft.changed.iter().any(|c| c.question_id == case.question_id) {
+        if draft
+            .changed
+            .iter()
+            .any(|c| c.question_id == case.question_id)
+        {
             case.changed_in = Some(name.clone());
         }
     }
@@ -119,10 +123,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     for draft_case in &cases {
         progress.before_item();
         let bytes = input_file::read_bytes(&draft_case.image_source)?;
-        atomic_file::write(
-            &staging.join(IMAGES).join(&draft_case.case.image),
-            &bytes,
-        )?;
+        atomic_file::write(&staging.join(IMAGES).join(&draft_case.case.image), &bytes)?;
         image_sizes.push(bytes.len() as u64);
         progress.item_done();
     }
@@ -144,6 +145,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     counts.changed = draft.changed.len() as u64;
     counts.retired = draft.retired.len() as u64;
     let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
+    let calibrations = crate::calibrate::recorded_for_current_check(project)?;
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
         license: &project.settings().export.license,
@@ -156,6 +158,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         parquet_bytes,
         classifiers: &classifiers,
         settings: project.settings(),
+        calibrations: &calibrations,
     };
     progress.before_item();
     atomic_file::write(&staging.join(CARD), card::render(&facts)?.as_bytes())?;
@@ -331,9 +334,10 @@ mod tests {
             next_version(&first, Some((&parent, m)), a, c, r).map(|(v, _)| v.to_string())
         };
         assert_eq!(
-            next_version(&first, None, 0, 0, 0).map(|(v, _)| v),
+            next_version(&first, None, 3, 0, 0).map(|(v, _)| v),
             Some(first.clone())
         );
+        assert_eq!(next_version(&first, None, 0, 0, 0), None);
         assert_eq!(next(&current, 5, 0, 0).as_deref(), Some("1.3.0"));
         assert_eq!(next(&current, 5, 1, 0).as_deref(), Some("2.0.0"));
         assert_eq!(next(&current, 0, 0, 1).as_deref(), Some("2.0.0"));

@@ -63,6 +63,11 @@ pub fn verify(release: &Release) -> Result<Verified> {
     Ok(Verified {
         version: release.name(),
         files: manifest.files.len(),
-        checksums: if with_sha256 { "blake3+sha256" } else { "blake3" }.to_owned(),
+        checksums: if with_sha256 {
+            "blake3+sha256"
+        } else {
+            "blake3"
+        }
+        .to_owned(),
     })
 }

@@ -220,4 +220,3 @@ fn released_case(
         checks,
     }
 }
-

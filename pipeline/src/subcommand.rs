@@ -148,6 +148,7 @@ impl Subcommand {
             Subcommand::Diff { from, to } => {
                 let curated = project.curated();
                 let diff = diff::diff(
+                    &release::list(&curated)?,
                     &release::find(&curated, from)?,
                     &release::find(&curated, to)?,
                 )?;

@@ -249,6 +249,11 @@ fn retire_and_relabel_make_a_major_release_that_diff_and_changelog_list() {
         .json();
     assert_eq!(diff["added"], serde_json::json!([]));
     assert_eq!(diff["retired"][0]["question_id"], 2);
+    assert_eq!(
+        diff["retired"][0]["reason"],
+        "answerable from the image alone"
+    );
+    assert_eq!(diff["changed"][0]["reason"], "about public order");
     assert_eq!(diff["retired"].as_array().expect("retired").len(), 1);
     assert_eq!(diff["changed"][0]["question_id"], 4);
     assert_eq!(

@@ -12,7 +12,6 @@ use semver::Version;
 use super::{CheckSummary, Counts, ReleasedCase};
 use crate::calibrate::CalibrationReport;
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::taxonomy::Taxonomy;
 
 /// What the card and the Croissant metadata describe.
@@ -78,14 +77,11 @@ fn size_category(cases: u64) -> &'static str {
     }
 }
 
-pub fn render(facts: &ReleaseFacts<'_>) -> Result<String> {
+pub fn render(facts: &ReleaseFacts<'_>) -> String {
     let mut out = String::new();
     front_matter(&mut out, facts);
-    prose(&mut out, facts).map_err(|e| Error::Config {
-        path: "export".into(),
-        problems: vec![format!("cannot describe the check settings: {e}")],
-    })?;
-    Ok(out)
+    prose(&mut out, facts);
+    out
 }
 
 fn front_matter(out: &mut String, facts: &ReleaseFacts<'_>) {
@@ -168,7 +164,7 @@ fn front_matter(out: &mut String, facts: &ReleaseFacts<'_>) {
     let _ = writeln!(out, "---");
 }
 
-fn prose(out: &mut String, facts: &ReleaseFacts<'_>) -> serde_json::Result<()> {
+fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     let _ = writeln!(out, "\n# {} v{}\n", facts.dataset, facts.version);
     let _ = writeln!(out, "{}\n", facts.description());
     let _ = writeln!(
@@ -252,13 +248,13 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) -> serde_json::Result<()> {
     let _ = writeln!(
         out,
         "\nThresholds and the rule combining classifiers, as configured for this release:\n\n```json\n{}\n```\n",
-        serde_json::to_string_pretty(&facts.settings.check)?
+        serde_json::to_string_pretty(&facts.settings.check).unwrap_or_default()
     );
     calibration(out, facts);
     let _ = writeln!(
         out,
         "**Deduplication.** Cases that repeat a case kept earlier (in the same run or in any earlier release) were dropped, so no two cases of a release are near-copies:\n\n```json\n{}\n```\n",
-        serde_json::to_string_pretty(&facts.settings.dedupe)?
+        serde_json::to_string_pretty(&facts.settings.dedupe).unwrap_or_default()
     );
 
     let _ = writeln!(out, "## Intended use\n");
@@ -276,7 +272,6 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) -> serde_json::Result<()> {
         out,
         "Releases are immutable and semantically versioned: added cases make a minor version, a changed or retired case a major one, a new serialization of the same cases a patch. `question_id`s are never reused. See `CHANGELOG.md` next to the release folders."
     );
-    Ok(())
 }
 
 /// The recorded `siuo calibrate` figures (no timings: they vary run to run).

@@ -23,6 +23,9 @@ pub struct ReleaseDiff {
 pub struct CaseRef {
     pub question_id: u64,
     pub category: String,
+    /// The recorded reason of a retirement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,9 +34,28 @@ pub struct ChangedCase {
     pub category: String,
     /// Field → (before, after), for the fields that differ.
     pub fields: BTreeMap<String, (String, String)>,
+    /// The recorded reason of the relabel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-pub fn diff(from: &Release, to: &Release) -> Result<ReleaseDiff> {
+/// `releases`: every release, to find the recorded reasons of the changes
+/// and retirements made between `from` and `to`.
+pub fn diff(releases: &[Release], from: &Release, to: &Release) -> Result<ReleaseDiff> {
+    let mut retired_reasons = BTreeMap::new();
+    let mut change_reasons = BTreeMap::new();
+    for release in releases
+        .iter()
+        .filter(|r| r.version > from.version && r.version <= to.version)
+    {
+        let manifest = release.manifest()?;
+        for retirement in manifest.retired {
+            retired_reasons.insert(retirement.question_id, retirement.reason);
+        }
+        for change in manifest.changed {
+            change_reasons.insert(change.question_id, change.reason);
+        }
+    }
     let before: BTreeMap<u64, ReleasedCase> = from
         .cases()?
         .into_iter()
@@ -47,6 +69,7 @@ pub fn diff(from: &Release, to: &Release) -> Result<ReleaseDiff> {
     let reference = |c: &ReleasedCase| CaseRef {
         question_id: c.question_id,
         category: c.category.clone(),
+        reason: retired_reasons.get(&c.question_id).cloned(),
     };
     let mut result = ReleaseDiff {
         from: from.name(),
@@ -88,6 +111,7 @@ pub fn diff(from: &Release, to: &Release) -> Result<ReleaseDiff> {
                 .into_iter()
                 .map(|f| (f.to_owned(), (value(old, f), value(new, f))))
                 .collect(),
+            reason: change_reasons.get(id).cloned(),
         });
     }
     Ok(result)
@@ -107,14 +131,32 @@ impl ReleaseDiff {
         for case in &self.added {
             let _ = writeln!(out, "+ {} ({})", case.question_id, case.category);
         }
+        let reason = |reason: &Option<String>| {
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        };
         for case in &self.changed {
-            let _ = writeln!(out, "~ {} ({})", case.question_id, case.category);
+            let _ = writeln!(
+                out,
+                "~ {} ({}){}",
+                case.question_id,
+                case.category,
+                reason(&case.reason)
+            );
             for (field, (old, new)) in &case.fields {
                 let _ = writeln!(out, "    {field}: {old:?} → {new:?}");
             }
         }
         for case in &self.retired {
-            let _ = writeln!(out, "- {} ({})", case.question_id, case.category);
+            let _ = writeln!(
+                out,
+                "- {} ({}){}",
+                case.question_id,
+                case.category,
+                reason(&case.reason)
+            );
         }
         out
     }

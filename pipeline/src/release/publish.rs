@@ -161,7 +161,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         calibrations: &calibrations,
     };
     progress.before_item();
-    atomic_file::write(&staging.join(CARD), card::render(&facts)?.as_bytes())?;
+    atomic_file::write(&staging.join(CARD), card::render(&facts).as_bytes())?;
     progress.item_done();
 
     progress.before_item();

@@ -21,13 +21,13 @@ pub fn render(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> String {
                     "Parent: {parent}. {} cases: {} added, {} changed, {} retired.",
                     counts.cases, counts.added, counts.changed, counts.retired
                 );
+                if !manifest.bump.is_empty() {
+                    let _ = writeln!(out, "Version bump: {}.", manifest.bump);
+                }
             }
             None => {
                 let _ = writeln!(out, "First release: {} cases.", counts.cases);
             }
-        }
-        if !manifest.bump.is_empty() {
-            let _ = writeln!(out, "Version: {}.", manifest.bump);
         }
         let added = cases
             .iter()

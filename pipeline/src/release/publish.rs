@@ -165,9 +165,13 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     progress.item_done();
 
     progress.before_item();
-    let files = file_entries(&staging)?;
+    let mut files = file_entries(&staging)?;
     let croissant = croissant::render(&facts, &files);
     atomic_file::write_json(&staging.join(CROISSANT), &croissant)?;
+    files.insert(
+        CROISSANT.to_owned(),
+        FileEntry::of(&input_file::read_bytes(&staging.join(CROISSANT))?),
+    );
     progress.item_done();
 
     progress.before_item();
@@ -198,7 +202,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
             .map(|p| (p.template.clone(), p.template_blake3.clone()))
             .collect(),
         classifiers,
-        files: file_entries(&staging)?,
+        files,
     };
     atomic_file::write_json(&staging.join(MANIFEST), &manifest)?;
     progress.item_done();

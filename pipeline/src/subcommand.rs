@@ -122,13 +122,14 @@ impl Subcommand {
             }
             Subcommand::Verify(version) => {
                 let curated = project.curated();
+                let all = release::list(&curated)?;
                 let releases = match version {
                     Some(name) => vec![release::find(&curated, name)?],
-                    None => release::list(&curated)?,
+                    None => all.clone(),
                 };
                 let mut verified = Vec::new();
                 for release in &releases {
-                    verified.push(verify::verify(release)?);
+                    verified.push(verify::verify(release, &all)?);
                 }
                 let text = if verified.is_empty() {
                     format!("no releases in {}\n", curated.display())

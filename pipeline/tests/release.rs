@@ -25,7 +25,7 @@ fn default_release_loads_in_the_real_clients_and_verifies() {
         "{}",
         clients.stdout
     );
-    for check in ["datasets", "croissant", "schema"] {
+    for check in ["datasets", "card", "croissant", "schema"] {
         assert!(
             clients.stdout.contains(&format!("PASS {check}")),
             "{}",
@@ -288,6 +288,25 @@ fn retire_and_relabel_make_a_major_release_that_diff_and_changelog_list() {
     let again = project.run(&["run", "--json"]).success().json();
     assert_eq!(again["release"], serde_json::Value::Null);
     project.run(&["verify"]).success();
+
+    // v2.0.0 pins v1.0.0's manifest: editing it is caught too.
+    let path = "curated/v1.0.0/manifest.json";
+    project.write(
+        path,
+        project.read(path).replace("\"CC-BY-4.0\"", "\"CC0-1.0\""),
+    );
+    let altered = project.run(&["verify", "v1.0.0"]);
+    assert_eq!(altered.code, Some(1));
+    assert!(
+        altered.stderr.contains("manifest.json: altered (sha256"),
+        "{}",
+        altered.stderr
+    );
+    assert!(
+        altered.stderr.contains("v2.0.0 recorded"),
+        "{}",
+        altered.stderr
+    );
 }
 
 #[test]

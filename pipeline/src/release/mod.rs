@@ -156,6 +156,11 @@ pub struct ReleaseManifest {
     pub license: String,
     pub version: String,
     pub parent: Option<String>,
+    /// sha256 of the parent's `manifest.json`: each release pins its
+    /// parent's manifest, so an older release cannot be altered unnoticed,
+    /// manifest included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_manifest_sha256: Option<String>,
     /// Why this version number: `first`, `major`, `minor` or `patch`, and the cause.
     #[serde(default)]
     pub bump: String,

@@ -186,6 +186,12 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         license: project.settings().export.license.clone(),
         version: version.to_string(),
         parent: draft.parent.as_ref().map(Release::name),
+        parent_manifest_sha256: draft
+            .parent
+            .as_ref()
+            .map(|p| input_file::read_bytes(&p.dir.join(MANIFEST)))
+            .transpose()?
+            .map(|bytes| crate::model_file::sha256_hex(&bytes)),
         bump,
         created,
         counts,
@@ -312,6 +318,7 @@ mod tests {
             license: String::new(),
             version: "1.2.3".to_owned(),
             parent: None,
+            parent_manifest_sha256: None,
             bump: String::new(),
             created: String::new(),
             counts: Counts::default(),

@@ -10,6 +10,11 @@ pinned in `requirements.txt` next to it:
              parquet's `huggingface` schema metadata, which datasets silently
              ignores for a column whose Arrow type differs from the one it
              expects), domain names, ids equal to siuo.json's.
+  card       README.md parsed by huggingface_hub's `DatasetCard` (the Hub's
+             own parser): the metadata keys the Hub and its gating use, the
+             ClassLabel names and the split size; then the release folder
+             loaded as a dataset through the card's `configs`
+             (`load_dataset(<folder>)`, as the Hub would).
   croissant  the `mlcroissant validate` CLI, then every record of every record
              set through `mlcroissant.Dataset`, images decoded; every file of the
              release (but croissant.json and manifest.json) is a FileObject whose
@@ -68,7 +73,7 @@ RAI_PROPERTIES = {
 }
 # Files a release holds that croissant.json does not list with a checksum.
 NOT_IN_CROISSANT = {"croissant.json", "manifest.json"}
-CHECKS = ("datasets", "croissant", "schema")
+CHECKS = ("datasets", "card", "croissant", "schema")
 
 
 class CheckFailed(Exception):
@@ -163,6 +168,51 @@ def check_datasets(release: Path, tmp: Path) -> str:
         f"{len(ds)} rows from {len(shards)} shard(s); Image decodes "
         f"({first.format} {first.size[0]}x{first.size[1]}); ClassLabel with the 9 domains "
         "matches category; ids equal siuo.json's"
+    )
+
+
+# --- card -------------------------------------------------------------------
+
+CARD_KEYS = (
+    "license", "pretty_name", "task_categories", "tags", "size_categories", "configs",
+    "dataset_info", "extra_gated_prompt", "extra_gated_fields",
+)
+
+
+def check_card(release: Path, tmp: Path) -> str:
+    from huggingface_hub import DatasetCard
+    import datasets
+
+    card = DatasetCard.load(release / "README.md")
+    data = card.data.to_dict()
+    missing = [key for key in CARD_KEYS if key not in data]
+    if missing:
+        raise CheckFailed(f"README.md front matter lacks {missing}")
+    if not card.text.strip():
+        raise CheckFailed("README.md has no prose after the front matter")
+    want_ids = siuo_ids(release)
+
+    info = data["dataset_info"]
+    labels = [f for f in info["features"] if f["name"] == "domain"]
+    if not labels:
+        raise CheckFailed("dataset_info.features has no `domain`")
+    names = labels[0]["dtype"]["class_label"]["names"]
+    if [names[str(i)] for i in range(len(names))] != DOMAIN_NAMES:
+        raise CheckFailed(f"dataset_info class_label names are {names}")
+    split = info["splits"][0]
+    if split["num_examples"] != len(want_ids):
+        raise CheckFailed(f"dataset_info says {split['num_examples']} examples, siuo.json has {len(want_ids)}")
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    ds = datasets.load_dataset(str(release), split="test", cache_dir=str(tmp / "hf" / "card"))
+    if len(ds) != len(want_ids):
+        raise CheckFailed(f"the card's configs load {len(ds)} rows, siuo.json has {len(want_ids)}")
+    if not isinstance(ds.features["image"], datasets.Image) or not isinstance(ds.features["domain"], datasets.ClassLabel):
+        raise CheckFailed(f"through the card's configs the features are {ds.features}")
+    return (
+        f"{len(CARD_KEYS)} metadata keys; class_label and split size agree; "
+        f"load_dataset(<folder>) via the card's configs: {len(ds)} rows, Image and ClassLabel"
     )
 
 
@@ -342,7 +392,12 @@ def check_schema(release: Path, tmp: Path) -> str:
 
 # --- driver -----------------------------------------------------------------
 
-RUNNERS = {"datasets": check_datasets, "croissant": check_croissant, "schema": check_schema}
+RUNNERS = {
+    "datasets": check_datasets,
+    "card": check_card,
+    "croissant": check_croissant,
+    "schema": check_schema,
+}
 
 
 def describe(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ pub enum Command {
     Check,
     /// Drop candidates that duplicate a kept case of the run or of any release
     Dedupe,
-    /// Publish the run's new cases as the next release in curated/
+    /// Publish the run's new cases, and the recorded retirements and relabels, as the next release in curated/
     Export,
     /// Run generate, check, dedupe and export
     Run,

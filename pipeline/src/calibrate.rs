@@ -401,9 +401,14 @@ fn auroc(outcomes: &[Outcome]) -> Option<f64> {
     Some(wins / (positives.len() * negatives.len()) as f64)
 }
 
+/// A rate with three decimals, or `-` where it is undefined.
+pub fn rate(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"))
+}
+
 impl CalibrationReport {
     pub fn render(&self) -> String {
-        let show = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        let show = rate;
         let mut out = format!("calibration on {}\n", self.labels);
         let _ = writeln!(
             out,

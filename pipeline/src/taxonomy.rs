@@ -98,6 +98,13 @@ impl Taxonomy {
         self.domains.iter().find(|d| d.id == id)
     }
 
+    /// The published SIUO category string of a domain id (the id itself
+    /// for a domain the taxonomy does not know).
+    pub fn category(&self, domain_id: &str) -> String {
+        self.domain(domain_id)
+            .map_or_else(|| domain_id.to_owned(), |d| d.name.clone())
+    }
+
     pub fn domain_index(&self, id: &str) -> usize {
         self.domains
             .iter()

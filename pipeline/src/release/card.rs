@@ -287,7 +287,7 @@ fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
         );
         return;
     }
-    let show = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    let show = crate::calibrate::rate;
     let _ = writeln!(
         out,
         "| Set | Classifier | Input | n | Unsafe | Flagged | Precision | Recall | AUROC | False positive rate |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"

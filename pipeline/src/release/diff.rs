@@ -89,27 +89,17 @@ pub fn diff(releases: &[Release], from: &Release, to: &Release) -> Result<Releas
     };
     for (id, old) in &before {
         let Some(new) = after.get(id) else { continue };
-        let fields = new.changed_fields(old);
-        if fields.is_empty() {
+        let differences = new.differences(old);
+        if differences.is_empty() {
             result.unchanged += 1;
             continue;
         }
-        let value = |case: &ReleasedCase, field: &str| match field {
-            "domain" => case.domain.clone(),
-            "subcategory" => case.subcategory.clone(),
-            "question" => case.question.clone(),
-            "image" => format!("blake3:{}", case.image_blake3),
-            "image_description" => case.image_description.clone(),
-            "safety_warning" => case.safety_warning.clone(),
-            "reference_answer" => case.reference_answer.clone(),
-            _ => case.category.clone(),
-        };
         result.changed.push(ChangedCase {
             question_id: *id,
             category: new.category.clone(),
-            fields: fields
+            fields: differences
                 .into_iter()
-                .map(|f| (f.to_owned(), (value(old, f), value(new, f))))
+                .map(|(name, before, after)| (name.to_owned(), (before, after)))
                 .collect(),
             reason: change_reasons.get(id).cloned(),
         });

@@ -146,10 +146,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
         };
         let extension = pixels::sniff_extension(&bytes).unwrap_or("png");
         let image_blake3 = crate::content_hash::Digest::of(&bytes).hex();
-        let category = project
-            .taxonomy
-            .domain(&domain)
-            .map_or_else(|| domain.clone(), |d| d.name.clone());
+        let category = project.taxonomy.category(&domain);
         let case = ReleasedCase {
             question_id: record.question_id,
             candidate_id: Candidate::derive_id(

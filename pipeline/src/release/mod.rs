@@ -69,34 +69,36 @@ pub struct ReleasedCase {
 }
 
 impl ReleasedCase {
-    /// Names of the fields whose content differs between two versions of a
-    /// case (bookkeeping such as `changed_in` is not content).
-    pub fn changed_fields(&self, other: &ReleasedCase) -> Vec<&'static str> {
-        let pairs: [(&'static str, &str, &str); 8] = [
-            ("domain", &self.domain, &other.domain),
-            ("subcategory", &self.subcategory, &other.subcategory),
-            ("question", &self.question, &other.question),
-            ("image", &self.image_blake3, &other.image_blake3),
-            (
-                "image_description",
-                &self.image_description,
-                &other.image_description,
-            ),
-            (
-                "safety_warning",
-                &self.safety_warning,
-                &other.safety_warning,
-            ),
-            (
-                "reference_answer",
-                &self.reference_answer,
-                &other.reference_answer,
-            ),
-            ("category", &self.category, &other.category),
-        ];
-        pairs
+    /// The content fields by name, in a fixed order; bookkeeping such as
+    /// `changed_in` or provenance is not content.
+    fn content(&self) -> [(&'static str, String); 8] {
+        [
+            ("domain", self.domain.clone()),
+            ("subcategory", self.subcategory.clone()),
+            ("question", self.question.clone()),
+            ("image", format!("blake3:{}", self.image_blake3)),
+            ("image_description", self.image_description.clone()),
+            ("safety_warning", self.safety_warning.clone()),
+            ("reference_answer", self.reference_answer.clone()),
+            ("category", self.category.clone()),
+        ]
+    }
+
+    /// Each content field that differs from `before`: (name, before, after).
+    pub fn differences(&self, before: &ReleasedCase) -> Vec<(&'static str, String, String)> {
+        before
+            .content()
             .into_iter()
-            .filter(|(_, a, b)| a != b)
+            .zip(self.content())
+            .filter(|((_, old), (_, new))| old != new)
+            .map(|((name, old), (_, new))| (name, old, new))
+            .collect()
+    }
+
+    /// Names of the content fields that differ from `before`.
+    pub fn changed_fields(&self, before: &ReleasedCase) -> Vec<&'static str> {
+        self.differences(before)
+            .into_iter()
             .map(|(name, ..)| name)
             .collect()
     }

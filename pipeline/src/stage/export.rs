@@ -182,10 +182,7 @@ fn released_case(
     fingerprint: Fingerprint,
     check: &CheckVerdict,
 ) -> ReleasedCase {
-    let category = project
-        .taxonomy
-        .domain(&candidate.domain)
-        .map_or_else(|| candidate.domain.clone(), |d| d.name.clone());
+    let category = project.taxonomy.category(&candidate.domain);
     let summary = |modality: &str, verdicts: &[crate::record::ClassifierVerdict]| {
         verdicts
             .iter()

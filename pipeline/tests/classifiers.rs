@@ -3,7 +3,7 @@
 //! that are missing or altered, and what a release records about them.
 
 use image::{ImageFormat, Rgb, RgbImage};
-use siuo::emulator::{Emulator, EmulatorConfig, Endpoint, Fault, FaultKind, Latency};
+use siuo_emulator::{Emulator, EmulatorConfig, Endpoint, Fault, FaultKind, Latency};
 
 use crate::support::{TestProject, encode, picture, repo};
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use siuo::emulator::{Emulator, EmulatorConfig, Endpoint, Fault, FaultKind, Latency};
+use siuo_emulator::{Emulator, EmulatorConfig, Endpoint, Fault, FaultKind, Latency};
 
 use crate::support::TestProject;
 

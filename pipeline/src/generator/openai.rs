@@ -27,7 +27,6 @@ use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig, Respons
 use crate::openai::{ApiClient, ApiError, Usage};
 use crate::pixels;
 use crate::record::{Candidate, ImageRef, Provenance};
-use crate::stage::Stage;
 use crate::taxonomy::{Domain, Subcategory, Taxonomy};
 
 const TEXT_FIRST: &str = "text_first.j2";
@@ -509,7 +508,7 @@ impl OpenAiGenerator {
             },
             ApiError::Local(error) => error,
             failed @ ApiError::Failed { .. } => Error::Backend {
-                stage: Stage::Generate,
+                stage: "generate",
                 backend: BACKEND.to_owned(),
                 record: origin.to_owned(),
                 message: failed.to_string(),

@@ -325,7 +325,7 @@ impl ApiClient {
 
     fn record(&self, record: RequestRecord) -> Result<(), Error> {
         self.ledger.record(&record.usage());
-        let mut log = self.log.lock().map_err(|_| Error::Http {
+        let mut log = self.log.lock().map_err(|_| Error::Runtime {
             message: "request log lock poisoned".into(),
         })?;
         log.append(record)

@@ -164,7 +164,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             safety_warning: record.safety_warning,
             reference_answer: record.reference_answer,
             fingerprint: Fingerprint {
-                question_blake3: crate::stage::dedupe::question_digest(&record.question).hex(),
+                question_blake3: crate::similarity::minhash::question_digest(&record.question).hex(),
                 pixels_blake3: pixels::digest(&decoded).hex(),
             },
             question: record.question,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::input_file;
-use crate::record::{Fingerprint, Provenance};
+use crate::record::{DuplicateOf, Fingerprint, Provenance};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const CASES: &str = "cases.jsonl";
@@ -329,16 +329,40 @@ pub fn list(curated: &Path) -> Result<Vec<Release>> {
     Ok(releases)
 }
 
-/// Release timestamp: `SOURCE_DATE_EPOCH` when set and not empty
-/// (reproducible builds), else now.
-pub fn timestamp() -> Result<String> {
-    let seconds = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) if !value.trim().is_empty() => {
-            value.trim().parse::<i64>().map_err(|_| Error::Config {
-                path: "SOURCE_DATE_EPOCH".into(),
-                problems: vec![format!("`{value}` is not a number of seconds since 1970")],
-            })?
+/// Fingerprints of every released case, each mapped to its oldest release.
+pub fn released_fingerprints(curated: &Path) -> Result<BTreeMap<Fingerprint, DuplicateOf>> {
+    let mut index = BTreeMap::new();
+    for release in list(curated)? {
+        let mut cases = release.cases()?;
+        cases.sort_by_key(|c| c.question_id);
+        for case in cases {
+            index
+                .entry(case.fingerprint)
+                .or_insert(DuplicateOf::Release {
+                    version: release.name(),
+                    question_id: case.question_id,
+                });
         }
+    }
+    Ok(index)
+}
+
+/// Release timestamp: `source_date_epoch` (`--source-date-epoch` or
+/// `SOURCE_DATE_EPOCH`, the reproducible-builds convention) when set and
+/// not empty, else now.
+pub fn timestamp(source_date_epoch: Option<&str>) -> Result<String> {
+    let seconds = match source_date_epoch.map(str::trim) {
+        Some(value) if !value.is_empty() => value
+            .parse::<i64>()
+            .ok()
+            // Four-digit years only: the format below has no room for more.
+            .filter(|s| (0..=253_402_300_799).contains(s))
+            .ok_or_else(|| Error::Argument {
+                argument: "--source-date-epoch (SOURCE_DATE_EPOCH)".into(),
+                message: format!(
+                    "`{value}` is not a number of seconds between 1970 and 9999-12-31"
+                ),
+            })?,
         _ => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),

@@ -139,7 +139,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let (shards, parquet_bytes) = write_parquet_shards(project, &staging, &cases, &image_sizes)?;
     progress.item_done();
 
-    let created = super::timestamp()?;
+    let created = super::timestamp(project.source_date_epoch.as_deref())?;
     let mut counts = Counts::of(&cases);
     counts.added = draft.added.len() as u64;
     counts.changed = draft.changed.len() as u64;

@@ -20,7 +20,6 @@ use crate::config::{Band, RemoteClassifierConfig};
 use crate::error::{Error, Result};
 use crate::openai::client::{ApiClient, Endpoint};
 use crate::openai::config::Budget;
-use crate::stage::Stage;
 
 /// Folder under `raw/` where remote classifiers log their requests.
 const REQUEST_LOGS: &str = "requests";
@@ -53,7 +52,7 @@ impl RemoteBackend {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Http {
+            .map_err(|e| Error::Runtime {
                 message: format!("cannot start the {id} client: {e}"),
             })?;
         Ok(RemoteBackend {
@@ -83,7 +82,7 @@ impl RemoteBackend {
             .enumerate()
             .map(|(index, answer)| {
                 let failed = |message: String| Error::Backend {
-                    stage: Stage::Check,
+                    stage: "check",
                     backend: self.id.to_owned(),
                     record: format!("input {} of the batch", index + 1),
                     message,

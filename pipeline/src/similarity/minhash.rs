@@ -45,6 +45,13 @@ fn permute(value: u64, i: usize) -> u32 {
     (value.wrapping_mul(a).wrapping_add(b) >> 32) as u32
 }
 
+/// blake3 of the normalized question: what exact dedupe compares.
+pub fn question_digest(question: &str) -> Digest {
+    crate::content_hash::ContentHasher::new("siuo.question.normalized.v1")
+        .str(&text_normal::normalize(question))
+        .finish()
+}
+
 pub fn signature(question: &str) -> Vec<u32> {
     let shingles = shingles(question);
     (0..PERMUTATIONS)

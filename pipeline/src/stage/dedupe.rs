@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Stage, StageReport, check};
+use super::{StageInput, StageReport, StageSpec};
 use crate::atomic_file;
 use crate::config::{Config, DedupeConfig};
 use crate::content_hash::{ContentHasher, Digest};
@@ -22,17 +22,23 @@ use crate::input_file;
 use crate::pixels;
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::record::{
-    Candidate, CheckVerdict, Decision, DedupeVerdict, DuplicateOf, Fingerprint, NearFingerprint,
-};
+use crate::record::{Decision, DedupeVerdict, DuplicateOf, Fingerprint, NearFingerprint};
 use crate::release;
 use crate::similarity::case_index::{CaseIndex, IndexedCase, NearMatch};
-use crate::similarity::image_hash::{self, ImageHashes};
+use crate::similarity::image_hash;
 use crate::similarity::minhash;
 use crate::similarity::union_find::UnionFind;
-use crate::text_normal;
 
 pub use super::VERDICTS;
+
+pub const STAGE: StageSpec = StageSpec {
+    name: "dedupe",
+    about: "Drop candidates that duplicate a kept case of the run or of any release",
+    upstream: Some("check"),
+    filters: true,
+    key,
+    run,
+};
 
 /// Reason of a candidate whose image already carries `max_image_uses` cases.
 const IMAGE_REUSE: &str = "dedupe:image-reuse-limit";
@@ -42,13 +48,6 @@ pub const CLUSTERS: &str = "clusters.jsonl";
 /// Near fingerprints of every released case, under `raw/`, extended as
 /// releases appear (releases never change, so entries never go stale).
 const RELEASE_INDEX: &str = "index/releases-near-v1.json";
-
-pub fn near_fingerprint(hashes: &ImageHashes, question: &str) -> NearFingerprint {
-    NearFingerprint {
-        image_phashes: image_hash::to_hex(hashes),
-        question_minhash: minhash::signature(question),
-    }
-}
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ReleaseIndex {
@@ -96,7 +95,7 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
             index.cases.push(IndexedRelease {
                 version: release.name(),
                 question_id: case.question_id,
-                near: near_fingerprint(&image_hash::hashes(&image), &case.question),
+                near: NearFingerprint::of(&image_hash::hashes(&image), &case.question),
             });
         }
         index.releases.push(release.name());
@@ -120,68 +119,22 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
         .collect())
 }
 
-pub fn key(project: &Project, check_key: &str) -> Digest {
-    ContentHasher::new("siuo.stage.dedupe.v1")
-        .str(check_key)
+/// Key of the dedupe stage: its inputs' key and its config.
+fn key(project: &Project, check_key: Option<&Digest>) -> Result<Digest> {
+    Ok(ContentHasher::new("siuo.stage.dedupe.v1")
+        .str(&check_key.map(Digest::hex).unwrap_or_default())
         .str(&Config::digest_of(&project.settings().dedupe).hex())
-        .finish()
+        .finish())
 }
 
-pub fn question_digest(question: &str) -> Digest {
-    ContentHasher::new("siuo.question.normalized.v1")
-        .str(&text_normal::normalize(question))
-        .finish()
-}
-
-/// Fingerprints of every released case, each mapped to its oldest release.
-pub fn released_fingerprints(project: &Project) -> Result<BTreeMap<Fingerprint, DuplicateOf>> {
-    let mut index = BTreeMap::new();
-    for release in release::list(&project.curated())? {
-        let mut cases = release.cases()?;
-        cases.sort_by_key(|c| c.question_id);
-        for case in cases {
-            index
-                .entry(case.fingerprint)
-                .or_insert(DuplicateOf::Release {
-                    version: release.name(),
-                    question_id: case.question_id,
-                });
-        }
-    }
-    Ok(index)
-}
-
-/// Candidates of a run that passed the check, sorted by id.
-pub fn checked_candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
-    let verdicts_path = project
-        .stage_dir(run_id, Stage::Check)
-        .output(check::VERDICTS);
-    let passed: BTreeSet<String> = input_file::read_jsonl::<CheckVerdict>(&verdicts_path)?
-        .into_iter()
-        .filter(|v| v.decision.is_keep())
-        .map(|v| v.candidate_id)
-        .collect();
-    let mut candidates: Vec<Candidate> = check::read_candidates(project, run_id)?
-        .into_iter()
-        .filter(|c| passed.contains(&c.id))
-        .collect();
-    candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(candidates)
-}
-
-pub fn run(project: &Project) -> Result<StageReport> {
-    let (run_id, checked) = check::require(project, Stage::Dedupe)?;
-    let key = key(project, &checked.key);
-    let stage_dir = project.stage_dir(&run_id, Stage::Dedupe);
-    if let Some(report) = stage_dir.finished(&key)? {
-        return Ok(report);
-    }
+fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
+    let (key, run_id, stage_dir) = (&input.key, &input.run_id, &input.dir);
     let (against_releases, near_settings) = match &project.settings().dedupe {
         DedupeConfig::Exact(settings) => (settings.against_releases, None),
         DedupeConfig::Near(settings) => (settings.against_releases, Some(settings.clone())),
     };
     let released = if against_releases && near_settings.is_none() {
-        released_fingerprints(project)?
+        release::released_fingerprints(&project.curated())?
     } else {
         BTreeMap::new()
     };
@@ -197,9 +150,9 @@ pub fn run(project: &Project) -> Result<StageReport> {
         }
         None => None,
     };
-    let candidates = checked_candidates(project, &run_id)?;
+    let candidates = super::survivors(project, run_id, "check")?;
     let images = project.images();
-    let mut journal = stage_dir.journal::<DedupeVerdict>(&key)?;
+    let mut journal = stage_dir.journal::<DedupeVerdict>(key)?;
     // Rebuild the kept set from finished items so a resumed run decides
     // exactly as an uninterrupted one.
     let mut kept: BTreeMap<Fingerprint, String> = BTreeMap::new();
@@ -218,7 +171,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
         .iter()
         .map(|v| v.candidate_id.clone())
         .collect();
-    let progress = Progress::new("dedupe", candidates.len(), project.interactive);
+    let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(done.len());
     for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {
         progress.before_item();
@@ -241,12 +194,12 @@ pub fn run(project: &Project) -> Result<StageReport> {
             }
             Ok(image) => {
                 let fingerprint = Fingerprint {
-                    question_blake3: question_digest(&candidate.question).hex(),
+                    question_blake3: minhash::question_digest(&candidate.question).hex(),
                     pixels_blake3: pixels::digest(&image).hex(),
                 };
                 let near = near_index.as_ref().map(|index| {
                     let hashes = image_hash::hashes(&image);
-                    let near = near_fingerprint(&hashes, &candidate.question);
+                    let near = NearFingerprint::of(&hashes, &candidate.question);
                     (index.classify(&hashes, &near.question_minhash), near)
                 });
                 drop(image);
@@ -321,8 +274,8 @@ pub fn run(project: &Project) -> Result<StageReport> {
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     write_clusters(&stage_dir.output(CLUSTERS), journal.entries(), &ids)?;
     super::finish_with_verdicts(
-        &stage_dir,
-        &key,
+        stage_dir,
+        key,
         journal.into_entries(),
         &ids,
         |kept, processed| format!("{kept} of {processed} checked candidates are not duplicates"),
@@ -374,16 +327,4 @@ fn write_clusters(
         })
         .collect();
     atomic_file::write_jsonl(path, &clusters)
-}
-
-pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
-    let (run_id, checked) = check::require(project, stage)?;
-    let report = super::require(
-        project,
-        &run_id,
-        Stage::Dedupe,
-        &key(project, &checked.key),
-        stage,
-    )?;
-    Ok((run_id, report))
 }

@@ -5,13 +5,22 @@
 
 use std::collections::BTreeMap;
 
-use super::{Stage, StageReport, check, dedupe};
+use super::{StageInput, StageReport, StageSpec};
 use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
 use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
+
+pub const STAGE: StageSpec = StageSpec {
+    name: "export",
+    about: "Publish the run's new cases, and the recorded retirements and relabels, as the next release in curated/",
+    upstream: Some("dedupe"),
+    filters: false,
+    key,
+    run,
+};
 use crate::release::maintainer_action::{self, MaintainerAction};
 use crate::release::publish::{self, Draft, DraftCase};
 use crate::release::{self, CheckSummary, IMAGES, ReleasedCase};
@@ -20,11 +29,11 @@ use crate::release::{self, CheckSummary, IMAGES, ReleasedCase};
 /// latest release (another run or an import may have released since).
 /// The key is stored as it is after exporting, so a rerun with nothing new
 /// finds it unchanged.
-pub fn key(project: &Project, dedupe_key: &str) -> Result<Digest> {
+fn key(project: &Project, upstream_key: Option<&Digest>) -> Result<Digest> {
     let curated = project.curated();
     let mut hasher = ContentHasher::new("siuo.stage.export.v2");
     hasher
-        .str(dedupe_key)
+        .str(&upstream_key.map(Digest::hex).unwrap_or_default())
         .str(release::FORMAT)
         .str(&Config::digest_of(&project.settings().export).hex());
     for action in maintainer_action::read(&curated)? {
@@ -37,18 +46,15 @@ pub fn key(project: &Project, dedupe_key: &str) -> Result<Digest> {
     Ok(hasher.finish())
 }
 
-pub fn run(project: &Project) -> Result<StageReport> {
-    let (run_id, deduped) = dedupe::require(project, Stage::Export)?;
+fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
+    let run_id = &input.run_id;
     let curated = project.curated();
-    let key = key(project, &deduped.key)?;
-    let stage_dir = project.stage_dir(&run_id, Stage::Export);
-    if let Some(report) = stage_dir.finished(&key)? {
-        return Ok(report);
-    }
-    let new_cases = unreleased_cases(project, &run_id)?;
+    // The upstream's kept count: what this export had to release.
+    let upstream_kept = input.upstream.as_ref().map_or(0, |r| r.kept);
+    let new_cases = unreleased_cases(project, run_id)?;
     let added = new_cases.len() as u64;
     let actions = maintainer_action::read(&curated)?;
-    let draft = draft(project, &run_id, new_cases, &actions)?;
+    let draft = draft(project, run_id, new_cases, &actions)?;
     let (changed, retired) = (draft.changed.len(), draft.retired.len());
     let version = publish::publish(project, draft)?;
     let kept = if version.is_some() { added } else { 0 };
@@ -61,14 +67,14 @@ pub fn run(project: &Project) -> Result<StageReport> {
     };
     publish::write_changelog(&curated)?;
     let report = StageReport {
-        stage: Stage::Export,
+        stage: STAGE.name.to_owned(),
         run_id: run_id.clone(),
-        key: self::key(project, &deduped.key)?.hex(),
-        processed: deduped.kept,
+        key: key(project, input.upstream_key.as_ref())?.hex(),
+        processed: upstream_kept,
         kept,
-        rejected: deduped.kept - kept,
-        rejections: if deduped.kept > kept {
-            BTreeMap::from([("export:already-released".to_owned(), deduped.kept - kept)])
+        rejected: upstream_kept.saturating_sub(kept),
+        rejections: if upstream_kept > kept {
+            BTreeMap::from([("export:already-released".to_owned(), upstream_kept - kept)])
         } else {
             BTreeMap::new()
         },
@@ -77,7 +83,7 @@ pub fn run(project: &Project) -> Result<StageReport> {
         reused: false,
         usage: None,
     };
-    stage_dir.finish(&report)?;
+    input.dir.finish(&report)?;
     Ok(report)
 }
 
@@ -140,27 +146,21 @@ fn unreleased_cases(
     project: &Project,
     run_id: &str,
 ) -> Result<Vec<(Candidate, Fingerprint, CheckVerdict)>> {
-    let dedupe_path = project
-        .stage_dir(run_id, Stage::Dedupe)
-        .output(dedupe::VERDICTS);
     let kept: BTreeMap<String, Fingerprint> =
-        input_file::read_jsonl::<DedupeVerdict>(&dedupe_path)?
+        super::records::<DedupeVerdict>(project, run_id, "dedupe", super::VERDICTS)?
             .into_iter()
             .filter(|v| v.decision.is_keep())
             .filter_map(|v| v.fingerprint.map(|f| (v.candidate_id, f)))
             .collect();
-    let check_path = project
-        .stage_dir(run_id, Stage::Check)
-        .output(check::VERDICTS);
     let mut checks: BTreeMap<String, CheckVerdict> =
-        input_file::read_jsonl::<CheckVerdict>(&check_path)?
+        super::records::<CheckVerdict>(project, run_id, "check", super::VERDICTS)?
             .into_iter()
             .map(|v| (v.candidate_id.clone(), v))
             .collect();
     // Another run may have released the same cases since this run's dedupe.
-    let released = dedupe::released_fingerprints(project)?;
+    let released = release::released_fingerprints(&project.curated())?;
     let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> =
-        dedupe::checked_candidates(project, run_id)?
+        super::survivors(project, run_id, STAGE.upstream.unwrap_or_default())?
             .into_iter()
             .filter_map(|candidate| {
                 let fingerprint = kept.get(&candidate.id)?.clone();

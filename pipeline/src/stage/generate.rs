@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Stage, StageReport, count_reasons};
 use futures_util::{StreamExt, stream};
 
+use super::{StageInput, StageReport, StageSpec, count_reasons};
+
 use crate::atomic_file;
+use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::generator::{Generated, GenerationContext, Generator};
 use crate::openai::Usage;
@@ -18,6 +20,15 @@ use crate::progress::Progress;
 use crate::project::ConfiguredGenerator;
 use crate::project::Project;
 use crate::record::Candidate;
+
+pub const STAGE: StageSpec = StageSpec {
+    name: "generate",
+    about: "Generate candidate image-text pairs with the configured generator",
+    upstream: None,
+    filters: false,
+    key,
+    run,
+};
 
 pub const CANDIDATES: &str = "candidates.jsonl";
 pub const REJECTIONS: &str = "rejections.jsonl";
@@ -37,37 +48,46 @@ pub struct Rejection {
     pub detail: String,
 }
 
-pub fn run(project: &Project) -> Result<StageReport> {
+/// The generator's digest: every input that can change its output. The run
+/// is named after it.
+fn key(project: &Project, _: Option<&Digest>) -> Result<Digest> {
+    Ok(project.generator()?.digest())
+}
+
+fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     match project.generator()? {
-        ConfiguredGenerator::Seeded(generator) => run_with(project, generator.as_ref()),
-        ConfiguredGenerator::OpenAi(generator) => run_with(project, generator.as_ref()),
+        ConfiguredGenerator::Seeded(generator) => run_with(project, input, generator.as_ref()),
+        ConfiguredGenerator::OpenAi(generator) => run_with(project, input, generator.as_ref()),
     }
 }
 
-fn run_with<G: Generator>(project: &Project, generator: &G) -> Result<StageReport> {
+fn run_with<G: Generator>(
+    project: &Project,
+    input: &StageInput,
+    generator: &G,
+) -> Result<StageReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Http {
+        .map_err(|e| Error::Runtime {
             message: format!("cannot start the async runtime: {e}"),
         })?;
-    runtime.block_on(run_async(project, generator))
+    runtime.block_on(run_async(project, input, generator))
 }
 
-async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<StageReport> {
-    let key = generator.digest();
-    let run_id = Project::run_id(&key);
-    let stage_dir = project.stage_dir(&run_id, Stage::Generate);
-    if let Some(report) = stage_dir.finished(&key)? {
-        return Ok(report);
-    }
-    project.record_run(&run_id, generator)?;
-    let mut journal = stage_dir.journal::<Entry>(&key)?;
+async fn run_async<G: Generator>(
+    project: &Project,
+    input: &StageInput,
+    generator: &G,
+) -> Result<StageReport> {
+    let (key, run_id, stage_dir) = (&input.key, &input.run_id, &input.dir);
+    project.record_run(run_id, generator)?;
+    let mut journal = stage_dir.journal::<Entry>(key)?;
     let done: BTreeSet<String> = journal.entries().iter().map(|e| e.key.clone()).collect();
     let plan = generator.plan();
     let images = project.images();
     let context = GenerationContext {
-        run_id: &run_id,
+        run_id,
         taxonomy: &project.taxonomy,
         images: &images,
         stage_dir: &stage_dir.dir,
@@ -133,15 +153,15 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
     }
     if let Some(first) = failures.first() {
         return Err(Error::Incomplete {
-            run: run_id,
+            run: run_id.clone(),
             failed: failures.len(),
             first: first.to_string(),
         });
     }
     let usage = generator.usage(&session);
     finish(
-        &stage_dir,
-        &key,
+        stage_dir,
+        key,
         plan.iter().map(|item| generator.key(item)).collect(),
         journal.into_entries(),
         usage,
@@ -151,7 +171,7 @@ async fn run_async<G: Generator>(project: &Project, generator: &G) -> Result<Sta
 
 fn finish(
     stage_dir: &super::StageDir,
-    key: &crate::content_hash::Digest,
+    key: &Digest,
     planned: BTreeSet<String>,
     entries: Vec<Entry>,
     usage: Option<Usage>,
@@ -201,7 +221,7 @@ fn finish(
     let reasons: Vec<Vec<String>> = rejections.iter().map(|r| vec![r.reason.clone()]).collect();
     let (rejected, by_reason) = count_reasons(reasons.iter().map(Vec::as_slice));
     let report = StageReport {
-        stage: Stage::Generate,
+        stage: STAGE.name.to_owned(),
         run_id: stage_dir.run_id.clone(),
         key: key.hex(),
         processed: planned.len() as u64,
@@ -220,13 +240,4 @@ fn finish(
     };
     stage_dir.finish(&report)?;
     Ok(report)
-}
-
-/// The run of the current inputs and its finished generate report, which
-/// `stage` needs.
-pub fn require(project: &Project, stage: Stage) -> Result<(String, StageReport)> {
-    let digest = project.generator()?.digest();
-    let run_id = Project::run_id(&digest);
-    let report = super::require(project, &run_id, Stage::Generate, &digest, stage)?;
-    Ok((run_id, report))
 }

@@ -1,4 +1,10 @@
-//! The four stages and the on-disk bookkeeping they share.
+//! The stage chain and the on-disk bookkeeping its stages share.
+//!
+//! The chain is data: [`CHAIN`] lists each stage with its upstream, its key
+//! function and its run function, and [`run`] is the only code that knows
+//! the order. A stage reads what came before it through [`survivors`] and
+//! [`records`], never through another stage's functions, so adding a stage
+//! is one row, its module, its config section and its record type.
 //!
 //! Each stage of a run lives in `raw/runs/<run>/<stage>/`. A stage is done
 //! when its `report.json` exists with the key of its current inputs; until
@@ -10,8 +16,166 @@ pub mod dedupe;
 pub mod export;
 pub mod generate;
 
+/// One stage of the chain.
+pub struct StageSpec {
+    /// Its name: the command (`siuo <name>`) and its folder in a run.
+    pub name: &'static str,
+    /// One line for `siuo --help`.
+    pub about: &'static str,
+    /// The stage whose finished output this one reads; `None` for the first,
+    /// which names the run.
+    pub upstream: Option<&'static str>,
+    /// Whether it writes a verdict with a decision per candidate
+    /// ([`VERDICTS`]); only kept candidates reach the stages after it.
+    pub filters: bool,
+    /// Digest of everything the stage's output depends on, given its
+    /// upstream's key (`None` for the first stage).
+    pub key: fn(&Project, Option<&Digest>) -> Result<Digest>,
+    /// Does the work; [`run`] has checked that the upstream is done and
+    /// that this stage is not.
+    pub run: fn(&Project, &StageInput) -> Result<StageReport>,
+}
+
+/// What [`run`] hands a stage.
+pub struct StageInput {
+    pub run_id: String,
+    /// The stage's key, from [`StageSpec::key`].
+    pub key: Digest,
+    /// The upstream's finished report and its key.
+    pub upstream: Option<StageReport>,
+    pub upstream_key: Option<Digest>,
+    pub dir: StageDir,
+}
+
+/// The stages in the order `siuo run` runs them.
+pub const CHAIN: &[StageSpec] = &[generate::STAGE, check::STAGE, dedupe::STAGE, export::STAGE];
+
+/// The stage named `name`.
+pub fn find(name: &str) -> Option<&'static StageSpec> {
+    CHAIN.iter().find(|s| s.name == name)
+}
+
+/// Names of every stage, in chain order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CHAIN.iter().map(|s| s.name)
+}
+
+/// Where a stage sits in the chain; a name not in [`CHAIN`] is a bug in a
+/// row's `upstream`, caught by the chain test.
+fn position(name: &str) -> usize {
+    CHAIN.iter().position(|s| s.name == name).unwrap_or(CHAIN.len())
+}
+
+/// The run id of the current inputs and the keys of the chain up to and
+/// including `name`, in chain order.
+fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
+    let mut keys: Vec<Digest> = Vec::new();
+    for spec in CHAIN.iter().take(position(name) + 1) {
+        let upstream = spec
+            .upstream
+            .map(|u| keys.get(position(u)).copied())
+            .unwrap_or(None);
+        keys.push((spec.key)(project, upstream.as_ref())?);
+    }
+    let run_id = keys
+        .first()
+        .map(Project::run_id)
+        .unwrap_or_default();
+    Ok((run_id, keys))
+}
+
+/// The run id of the current inputs.
+pub fn current_run(project: &Project) -> Result<String> {
+    let first = CHAIN.first().map_or("", |s| s.name);
+    Ok(keys_up_to(project, first)?.0)
+}
+
+/// Runs one stage of the chain on the run of the current inputs: an error
+/// if its upstream has not finished with its current key, the stored report
+/// if the stage already finished with its own.
+pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
+    let (run_id, keys) = keys_up_to(project, spec.name)?;
+    let key = keys[position(spec.name)];
+    let upstream = match spec.upstream {
+        None => None,
+        Some(needs) => Some(
+            project
+                .stage_dir(&run_id, needs)
+                .finished(&keys[position(needs)])?
+                .ok_or_else(|| Error::StageNotReady {
+                    stage: spec.name,
+                    needs,
+                    run: run_id.clone(),
+                })?,
+        ),
+    };
+    let dir = project.stage_dir(&run_id, spec.name);
+    if let Some(report) = dir.finished(&key)? {
+        return Ok(report);
+    }
+    (spec.run)(
+        project,
+        &StageInput {
+            run_id,
+            key,
+            upstream,
+            upstream_key: spec.upstream.map(|u| keys[position(u)]),
+            dir,
+        },
+    )
+}
+
+/// The typed records a finished stage of a run wrote to `file`.
+pub fn records<T: DeserializeOwned>(
+    project: &Project,
+    run_id: &str,
+    stage: &'static str,
+    file: &str,
+) -> Result<Vec<T>> {
+    input_file::read_jsonl(&project.stage_dir(run_id, stage).output(file))
+}
+
+/// The first stage's candidates, every label checked against the taxonomy.
+pub fn candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
+    let path = project
+        .stage_dir(run_id, generate::STAGE.name)
+        .output(generate::CANDIDATES);
+    let candidates: Vec<Candidate> = input_file::read_jsonl(&path)?;
+    for (index, candidate) in candidates.iter().enumerate() {
+        let record = format!("line {} (candidate {})", index + 1, candidate.id);
+        project
+            .taxonomy
+            .resolve(&path, &record, &candidate.domain, &candidate.subcategory)?;
+    }
+    Ok(candidates)
+}
+
+/// Just the decision of any stage's verdict line.
+#[derive(Deserialize)]
+struct DecisionLine {
+    candidate_id: String,
+    #[serde(flatten)]
+    decision: Decision,
+}
+
+/// The candidates of a run that every filtering stage up to and including
+/// `stage` kept, sorted by id. A candidate without a verdict of such a stage
+/// did not survive it: nothing passes by default.
+pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Candidate>> {
+    let mut candidates = candidates(project, run_id)?;
+    for spec in CHAIN.iter().take(position(stage) + 1).filter(|s| s.filters) {
+        let kept: BTreeSet<String> = records::<DecisionLine>(project, run_id, spec.name, VERDICTS)?
+            .into_iter()
+            .filter(|v| v.decision.is_keep())
+            .map(|v| v.candidate_id)
+            .collect();
+        candidates.retain(|c| kept.contains(&c.id));
+    }
+    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(candidates)
+}
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -22,40 +186,13 @@ use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::journal::Journal;
-use crate::record::CandidateVerdict;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    Generate,
-    Check,
-    Dedupe,
-    Export,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Generate, Stage::Check, Stage::Dedupe, Stage::Export];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Generate => "generate",
-            Stage::Check => "check",
-            Stage::Dedupe => "dedupe",
-            Stage::Export => "export",
-        }
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::project::Project;
+use crate::record::{Candidate, CandidateVerdict, Decision};
 
 /// What a finished stage did; also what `--json` prints for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageReport {
-    pub stage: Stage,
+    pub stage: String,
     pub run_id: String,
     /// Digest of everything the stage's output depends on.
     pub key: String,
@@ -81,17 +218,17 @@ pub struct StageReport {
 
 /// `raw/runs/<run>/<stage>/`.
 pub struct StageDir {
-    pub stage: Stage,
+    pub stage: &'static str,
     pub run_id: String,
     pub dir: PathBuf,
 }
 
 impl StageDir {
-    pub fn new(run_dir: &Path, run_id: &str, stage: Stage) -> Self {
+    pub fn new(run_dir: &Path, run_id: &str, stage: &'static str) -> Self {
         StageDir {
             stage,
             run_id: run_id.to_owned(),
-            dir: run_dir.join(stage.name()),
+            dir: run_dir.join(stage),
         }
     }
 
@@ -154,24 +291,6 @@ impl StageDir {
     }
 }
 
-/// The report of `needed`, which `stage` depends on, if it finished with `key`.
-pub fn require(
-    project: &crate::project::Project,
-    run_id: &str,
-    needed: Stage,
-    key: &Digest,
-    stage: Stage,
-) -> Result<StageReport> {
-    project
-        .stage_dir(run_id, needed)
-        .finished(key)?
-        .ok_or_else(|| Error::StageNotReady {
-            stage,
-            needs: needed,
-            run: run_id.to_owned(),
-        })
-}
-
 /// File of a stage that writes one verdict per candidate.
 pub const VERDICTS: &str = "verdicts.jsonl";
 
@@ -195,7 +314,7 @@ pub fn finish_with_verdicts<V: CandidateVerdict + Serialize>(
     let processed = verdicts.len() as u64;
     let kept = processed - rejected;
     let report = StageReport {
-        stage: stage_dir.stage,
+        stage: stage_dir.stage.to_owned(),
         run_id: stage_dir.run_id.clone(),
         key: key.hex(),
         processed,
@@ -227,4 +346,25 @@ pub fn count_reasons<'a>(
         }
     }
     (rejected, by_reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_upstream_is_an_earlier_stage_and_names_are_unique() {
+        let mut seen = BTreeSet::new();
+        for (index, spec) in CHAIN.iter().enumerate() {
+            assert!(seen.insert(spec.name), "{} twice", spec.name);
+            match spec.upstream {
+                None => assert_eq!(index, 0, "{} has no upstream", spec.name),
+                Some(upstream) => assert!(
+                    position(upstream) < index,
+                    "{}'s upstream {upstream} is not before it",
+                    spec.name
+                ),
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! benchmarks and for trying configs without a real API. Loopback only.
 
 use clap::{Parser, ValueEnum};
-use siuo::emulator::{EmulatorConfig, Latency, serve};
+use siuo_emulator::{EmulatorConfig, Latency, serve};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Shape {

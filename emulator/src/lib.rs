@@ -32,9 +32,9 @@ use serde_json::{Value, json};
 
 pub mod safety;
 
-use crate::content_hash::{ContentHasher, Digest};
-use crate::openai::cache::ResponseCache;
-use crate::random::SplitMix64;
+use siuo::content_hash::{ContentHasher, Digest};
+use siuo::openai::cache::ResponseCache;
+use siuo::random::SplitMix64;
 
 /// How long each answer takes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

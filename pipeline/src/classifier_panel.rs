@@ -1,0 +1,262 @@
+//! The classifier panel of the unimodal check: every configured text and
+//! image classifier, and the policy that combines their verdicts into one
+//! decision per candidate. Used by the check stage and by `siuo calibrate`,
+//! so both decide exactly alike. It never reads or writes stage records.
+
+use std::path::Path;
+
+use crate::config::{CheckConfig, CombineRule};
+use crate::error::{Error, Result};
+use crate::image_classifier::{self, ImageClassifier};
+use crate::image_store::ImageStore;
+use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision, Judgement};
+use crate::text_classifier::{self, TextClassifier};
+
+pub struct ClassifierPanel {
+    pub text: Vec<Box<dyn TextClassifier>>,
+    pub image: Vec<Box<dyn ImageClassifier>>,
+    pub combine: CombineRule,
+}
+
+impl ClassifierPanel {
+    /// Builds every configured classifier (embedded models are loaded and
+    /// verified here). Paths: the project root, the models and raw folders.
+    pub fn build(check: &CheckConfig, root: &Path, models: &Path, raw: &Path) -> Result<Self> {
+        Ok(ClassifierPanel {
+            text: check
+                .text
+                .iter()
+                .map(|c| text_classifier::build(c, root, models, raw))
+                .collect::<Result<_>>()?,
+            image: check
+                .image
+                .iter()
+                .map(|c| image_classifier::build(c, models, raw))
+                .collect::<Result<_>>()?,
+            combine: check.combine,
+        })
+    }
+
+    /// `(modality, id, version)` of every classifier, in config order.
+    pub fn ids(&self) -> Vec<(&'static str, String, String)> {
+        let text = self
+            .text
+            .iter()
+            .map(|c| ("text", c.id().to_owned(), c.version().to_owned()));
+        let image = self
+            .image
+            .iter()
+            .map(|c| ("image", c.id().to_owned(), c.version().to_owned()));
+        text.chain(image).collect()
+    }
+
+    /// Verdicts of a batch of candidates, in order; an error (a remote
+    /// backend that stayed down, or one that answered for fewer or more
+    /// inputs than it was given) leaves the whole batch unjudged.
+    pub fn verdicts(
+        &self,
+        candidates: &[&Candidate],
+        images: &ImageStore,
+    ) -> Result<Vec<CheckVerdict>> {
+        let questions: Vec<&str> = candidates.iter().map(|c| c.question.as_str()).collect();
+        let mut text = vec![Vec::new(); candidates.len()];
+        for classifier in &self.text {
+            let verdicts = complete(classifier.id(), questions.len(), classifier.classify(&questions)?)?;
+            for (all, verdict) in text.iter_mut().zip(verdicts) {
+                all.push(verdict);
+            }
+        }
+        let stored: Vec<Result<Vec<u8>>> =
+            candidates.iter().map(|c| images.read(&c.image)).collect();
+        let readable: Vec<&[u8]> = stored
+            .iter()
+            .filter_map(|s| s.as_ref().ok().map(Vec::as_slice))
+            .collect();
+        let mut image_verdicts = vec![Vec::new(); readable.len()];
+        for classifier in &self.image {
+            let verdicts = complete(classifier.id(), readable.len(), classifier.classify(&readable)?)?;
+            for (all, verdict) in image_verdicts.iter_mut().zip(verdicts) {
+                all.push(verdict);
+            }
+        }
+        let mut image_verdicts = image_verdicts.into_iter();
+        Ok(candidates
+            .iter()
+            .zip(stored)
+            .zip(text)
+            .map(|((candidate, stored), text)| {
+                let image = match stored {
+                    // As many as there are readable images, checked above.
+                    Ok(_) => image_verdicts.next().unwrap_or_default(),
+                    Err(error) => vec![ClassifierVerdict {
+                        classifier: "image-store".to_owned(),
+                        version: "1".to_owned(),
+                        weights_sha256: None,
+                        scores: Default::default(),
+                        unsafe_score: 1.0,
+                        judgement: Judgement::Unsafe,
+                        reasons: vec!["missing".to_owned()],
+                        detail: error.to_string(),
+                    }],
+                };
+                self.decide(candidate, text, image)
+            })
+            .collect())
+    }
+
+    /// One candidate's decision from its text and image verdicts.
+    pub fn decide(
+        &self,
+        candidate: &Candidate,
+        text: Vec<ClassifierVerdict>,
+        image: Vec<ClassifierVerdict>,
+    ) -> CheckVerdict {
+        let (text_judgement, text_reasons) = self.judge_modality(&text);
+        let (image_judgement, image_reasons) = self.judge_modality(&image);
+        let labelled = |modality: &str, reasons: Vec<String>| {
+            reasons
+                .into_iter()
+                .map(|r| format!("{modality}:{r}"))
+                .collect::<Vec<_>>()
+        };
+        let worst = text_judgement.max(image_judgement);
+        let mut reasons = Vec::new();
+        if text_judgement == worst {
+            reasons.extend(labelled("text", text_reasons));
+        }
+        if image_judgement == worst {
+            reasons.extend(labelled("image", image_reasons));
+        }
+        CheckVerdict {
+            candidate_id: candidate.id.clone(),
+            text,
+            image,
+            decision: match worst {
+                Judgement::Safe => Decision::Keep,
+                // Counted apart from rejections in reports and `siuo status`.
+                Judgement::Review => Decision::Review {
+                    reasons: reasons.into_iter().map(|r| format!("review:{r}")).collect(),
+                },
+                Judgement::Unsafe => Decision::Reject { reasons },
+            },
+        }
+    }
+
+    /// The policy: one modality's judgement from its classifiers' verdicts,
+    /// with the reasons of the verdicts that decided it (empty when safe).
+    pub fn judge_modality(&self, verdicts: &[ClassifierVerdict]) -> (Judgement, Vec<String>) {
+        let count = |j: Judgement| verdicts.iter().filter(|v| v.judgement == j).count();
+        let unsafe_count = count(Judgement::Unsafe);
+        let flagged = unsafe_count + count(Judgement::Review);
+        let judgement = match self.combine {
+            CombineRule::AnyUnsafe if unsafe_count > 0 => Judgement::Unsafe,
+            CombineRule::Majority if unsafe_count * 2 > verdicts.len() => Judgement::Unsafe,
+            CombineRule::AllUnsafe if !verdicts.is_empty() && unsafe_count == verdicts.len() => {
+                Judgement::Unsafe
+            }
+            _ if flagged > 0 => Judgement::Review,
+            _ => Judgement::Safe,
+        };
+        let reasons = verdicts
+            .iter()
+            .filter(|v| v.judgement != Judgement::Safe)
+            .filter(|v| judgement == Judgement::Review || v.judgement == Judgement::Unsafe)
+            .flat_map(|v| {
+                if v.reasons.is_empty() {
+                    vec![v.classifier.clone()]
+                } else {
+                    v.reasons.clone()
+                }
+            })
+            .collect();
+        (judgement, reasons)
+    }
+}
+
+/// A classifier's verdicts, one per input: any other count is an error, so
+/// an input can never be left without a verdict (and pass as safe).
+fn complete(
+    classifier: &str,
+    inputs: usize,
+    verdicts: Vec<ClassifierVerdict>,
+) -> Result<Vec<ClassifierVerdict>> {
+    if verdicts.len() == inputs {
+        return Ok(verdicts);
+    }
+    Err(Error::Backend {
+        stage: "check",
+        backend: classifier.to_owned(),
+        record: format!("a batch of {inputs} inputs"),
+        message: format!(
+            "returned {} verdicts for {inputs} inputs; the batch stays unjudged",
+            verdicts.len()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(classifier: &str, judgement: Judgement) -> ClassifierVerdict {
+        ClassifierVerdict {
+            classifier: classifier.to_owned(),
+            version: "1".to_owned(),
+            weights_sha256: None,
+            scores: Default::default(),
+            unsafe_score: 0.0,
+            judgement,
+            reasons: if judgement == Judgement::Safe {
+                vec![]
+            } else {
+                vec![format!("{classifier}:x")]
+            },
+            detail: String::new(),
+        }
+    }
+
+    fn judge(combine: CombineRule, judgements: &[Judgement]) -> (Judgement, Vec<String>) {
+        let classifiers = ClassifierPanel {
+            text: Vec::new(),
+            image: Vec::new(),
+            combine,
+        };
+        let verdicts: Vec<ClassifierVerdict> = judgements
+            .iter()
+            .enumerate()
+            .map(|(i, j)| verdict(&format!("c{i}"), *j))
+            .collect();
+        classifiers.judge_modality(&verdicts)
+    }
+
+    #[test]
+    fn each_combine_rule_decides_and_names_the_deciding_verdicts() {
+        use Judgement::{Review, Safe, Unsafe};
+        let one_of_three = [Unsafe, Safe, Safe];
+        assert_eq!(
+            judge(CombineRule::AnyUnsafe, &one_of_three),
+            (Unsafe, vec!["c0:x".into()])
+        );
+        assert_eq!(
+            judge(CombineRule::Majority, &one_of_three),
+            (Review, vec!["c0:x".into()])
+        );
+        assert_eq!(
+            judge(CombineRule::AllUnsafe, &one_of_three),
+            (Review, vec!["c0:x".into()])
+        );
+        let two_of_three = [Unsafe, Unsafe, Review];
+        assert_eq!(judge(CombineRule::Majority, &two_of_three).0, Unsafe);
+        assert_eq!(
+            judge(CombineRule::Majority, &two_of_three).1,
+            vec!["c0:x".to_owned(), "c1:x".to_owned()]
+        );
+        assert_eq!(judge(CombineRule::AllUnsafe, &two_of_three).0, Review);
+        assert_eq!(judge(CombineRule::AllUnsafe, &[Unsafe, Unsafe]).0, Unsafe);
+        assert_eq!(
+            judge(CombineRule::AnyUnsafe, &[Review, Safe]),
+            (Review, vec!["c0:x".into()])
+        );
+        assert_eq!(judge(CombineRule::AnyUnsafe, &[Safe, Safe]), (Safe, vec![]));
+    }
+}

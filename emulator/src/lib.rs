@@ -97,6 +97,10 @@ pub enum FaultKind {
     MalformedContent,
     /// A well-formed answer whose content is JSON of the wrong shape.
     WrongShapeContent,
+    /// 307 to the fault's `location`.
+    Redirect,
+    /// 200 with a JSON body padded to `body_bytes` bytes.
+    HugeBody,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +124,12 @@ pub struct Fault {
     pub retry_after_s: f64,
     #[serde(default = "one_minute")]
     pub stall_ms: u64,
+    /// Where a `Redirect` sends the client.
+    #[serde(default)]
+    pub location: String,
+    /// Size of a `HugeBody` answer.
+    #[serde(default)]
+    pub body_bytes: u64,
 }
 
 fn one_second() -> f64 {
@@ -137,6 +147,8 @@ impl Fault {
             times,
             retry_after_s: one_second(),
             stall_ms: one_minute(),
+            location: String::new(),
+            body_bytes: 0,
         }
     }
 }
@@ -466,6 +478,31 @@ async fn respond(
     }
     tokio::time::sleep(latency).await;
     let mut answer = answer(&request);
+    if let Some(fault) = &fault {
+        match fault.kind {
+            FaultKind::Redirect => {
+                return (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, fault.location.clone())],
+                    "",
+                )
+                    .into_response();
+            }
+            FaultKind::HugeBody => {
+                let mut text = answer.to_string();
+                text.truncate(text.len().saturating_sub(1));
+                let padding = (fault.body_bytes as usize).saturating_sub(text.len() + 16);
+                text.push_str(&format!(",\"pad\":\"{}\"}}", " ".repeat(padding)));
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    text,
+                )
+                    .into_response();
+            }
+            _ => {}
+        }
+    }
     match fault.map(|f| (f.kind, f.retry_after_s)) {
         Some((FaultKind::RateLimited, retry_after)) => {
             let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit reached");
@@ -519,7 +556,7 @@ async fn respond(
                     json!("{\"items\": [{\"q\": \"what?\"}]}");
             }
         },
-        Some((FaultKind::Stall, _)) | None => {}
+        Some((FaultKind::Stall | FaultKind::Redirect | FaultKind::HugeBody, _)) | None => {}
     }
     let url = format!("http://{}/v1/{path}", shared.address);
     let request_hash = ResponseCache::key(&url, &request).short(16);

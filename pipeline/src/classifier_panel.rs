@@ -229,6 +229,71 @@ mod tests {
         classifiers.judge_modality(&verdicts)
     }
 
+    /// Answers for every input but the last: a remote API that dropped one.
+    struct DropsOne;
+
+    impl TextClassifier for DropsOne {
+        fn id(&self) -> &str {
+            "drops-one"
+        }
+        fn version(&self) -> &str {
+            "1"
+        }
+        fn classify(&self, texts: &[&str]) -> Result<Vec<ClassifierVerdict>> {
+            Ok(texts
+                .iter()
+                .skip(1)
+                .map(|_| verdict("drops-one", Judgement::Safe))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_short_verdict_list_is_an_error_not_a_pass() -> Result<()> {
+        let raw = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let images = ImageStore::new(raw.path());
+        let panel = ClassifierPanel {
+            text: vec![Box::new(DropsOne)],
+            image: Vec::new(),
+            combine: CombineRule::AnyUnsafe,
+        };
+        let image = images.put(b"not decoded here", "x.png")?;
+        let candidate = |id: &str| Candidate {
+            id: id.to_owned(),
+            domain: "self-harm".into(),
+            subcategory: "x".into(),
+            question: format!("question {id}"),
+            image: image.clone(),
+            image_description: String::new(),
+            safety_warning: String::new(),
+            reference_answer: String::new(),
+            provenance: crate::record::Provenance {
+                generator: String::new(),
+                model: String::new(),
+                template: String::new(),
+                template_blake3: String::new(),
+                prompt_blake3: String::new(),
+                seed: 0,
+                run_id: String::new(),
+                image_source: String::new(),
+                image_file: String::new(),
+                image_credit: String::new(),
+                image_license: String::new(),
+                origin: String::new(),
+            },
+        };
+        let (a, b) = (candidate("a"), candidate("b"));
+        let message = match panel.verdicts(&[&a, &b], &images) {
+            Ok(verdicts) => panic!("judged with a missing verdict: {verdicts:?}"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(
+            message,
+            "drops-one backend (check stage): a batch of 2 inputs: returned 1 verdicts for 2 inputs; the batch stays unjudged"
+        );
+        Ok(())
+    }
+
     #[test]
     fn each_combine_rule_decides_and_names_the_deciding_verdicts() {
         use Judgement::{Review, Safe, Unsafe};

@@ -241,7 +241,7 @@ impl Band {
 
     fn problems(&self, place: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if !(0.0..=1.0).contains(&self.threshold) {
+        if !(0.0..=1.0).contains(&self.threshold) || self.threshold.is_nan() {
             problems.push(format!("{place}: threshold must be between 0 and 1"));
         }
         if let Some(review) = self.review_threshold
@@ -322,6 +322,10 @@ pub struct MiniLmConfig {
     #[serde(default)]
     pub review_threshold: Option<f64>,
 }
+
+/// Largest `neighbours`: more than the smallest exemplar category holds
+/// would average in exemplars of nothing, and reject every candidate.
+pub const MAX_NEIGHBOURS: u32 = 32;
 
 fn default_exemplars() -> PathBuf {
     "prompts/classifiers/text-exemplars.yaml".into()
@@ -431,6 +435,9 @@ pub struct ValidatorConfig {
     pub min_luma_stddev: f64,
 }
 
+/// Largest `max_side` allowed: decoding a 16384² image takes 1 GiB.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
 impl ValidatorConfig {
     fn problems(&self, place: &str) -> Vec<String> {
         let mut problems = Vec::new();
@@ -440,8 +447,13 @@ impl ValidatorConfig {
                 self.max_side
             ));
         }
-        if self.max_aspect_ratio.is_nan() || self.max_aspect_ratio < 1.0 {
-            problems.push(format!("{place}: max_aspect_ratio must be at least 1"));
+        if !(self.max_aspect_ratio.is_finite() && self.max_aspect_ratio >= 1.0) {
+            problems.push(format!("{place}: max_aspect_ratio must be a number of at least 1"));
+        }
+        if self.max_side > MAX_IMAGE_SIDE {
+            problems.push(format!(
+                "{place}: max_side must be at most {MAX_IMAGE_SIDE} (larger images are refused before decoding)"
+            ));
         }
         if !(0.0..=128.0).contains(&self.min_luma_stddev) {
             problems.push(format!(
@@ -455,11 +467,10 @@ impl ValidatorConfig {
 impl RemoteClassifierConfig {
     fn problems(&self, place: &str) -> Vec<String> {
         let mut problems = self.band().problems(place);
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            problems.push(format!(
-                "{place}: base_url must start with http:// or https://"
-            ));
-        }
+        problems.extend(crate::openai::config::base_url_problem(
+            place,
+            &self.base_url,
+        ));
         if self.model.trim().is_empty() {
             problems.push(format!("{place}: model must not be empty"));
         }
@@ -722,8 +733,10 @@ impl Config {
                 TextClassifierConfig::Lexicon(_) => {}
                 TextClassifierConfig::Minilm(m) => {
                     problems.extend(m.band().problems(&place));
-                    if m.neighbours == 0 {
-                        problems.push(format!("{place}: neighbours must be at least 1"));
+                    if !(1..=MAX_NEIGHBOURS).contains(&m.neighbours) {
+                        problems.push(format!(
+                            "{place}: neighbours must be between 1 and {MAX_NEIGHBOURS}"
+                        ));
                     }
                 }
                 TextClassifierConfig::OpenaiModeration(r) | TextClassifierConfig::LlamaGuard(r) => {
@@ -742,8 +755,28 @@ impl Config {
                 | ImageClassifierConfig::LlamaGuardVision(r) => problems.extend(r.problems(&place)),
             }
         }
+        if let DedupeConfig::Near(near) = &self.dedupe {
+            if !(0.0..=1.0).contains(&near.question_min_similarity)
+                || near.question_min_similarity.is_nan()
+            {
+                problems.push("dedupe.question_min_similarity must be between 0 and 1".to_owned());
+            }
+            if near.image_max_distance > 64 {
+                problems.push(
+                    "dedupe.image_max_distance must be at most 64 (bits of a 64-bit hash)".to_owned(),
+                );
+            }
+            if near.max_image_uses == 0 {
+                problems.push("dedupe.max_image_uses must be at least 1".to_owned());
+            }
+        }
         if self.export.dataset_name.trim().is_empty() {
             problems.push("export.dataset_name must not be empty".to_owned());
+        }
+        if self.export.license.trim().is_empty()
+            || self.export.license.chars().any(|c| c.is_whitespace() && c != ' ')
+        {
+            problems.push("export.license must be an SPDX license id such as CC-BY-4.0".to_owned());
         }
         if self.export.shard_image_bytes == 0 {
             problems.push("export.shard_image_bytes must be at least 1".to_owned());

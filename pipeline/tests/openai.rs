@@ -415,9 +415,19 @@ fn the_api_key_is_never_written_anywhere() {
     assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
     with_key(&project, &["status", "--json"]).success();
 
-    // A wrong key: the 401 is reported without the key.
-    let wrong = project.run_with(&["run"], &[("OPENAI_API_KEY", "sk-wrong-key-77")]);
+    // A wrong key, on a project of its own so the request is really sent:
+    // the 401 is reported without the key.
+    let unauthorized_before = emulator.stats().unauthorized;
+    let wrong_project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let wrong = wrong_project.run_with(&["run"], &[("OPENAI_API_KEY", "sk-wrong-key-77")]);
+    assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("HTTP 401"), "{}", wrong.stderr);
     assert!(!wrong.stderr.contains("sk-wrong-key-77") && !wrong.stdout.contains("sk-wrong-key-77"));
+    assert!(emulator.stats().unauthorized > unauthorized_before, "no request was sent");
+    for (name, bytes) in &wrong_project.tree("") {
+        let haystack = String::from_utf8_lossy(bytes);
+        assert!(!haystack.contains("sk-wrong-key-77"), "the wrong key is in {name}");
+    }
 
     let files = project.tree("");
     assert!(files.len() > 20);
@@ -429,7 +439,6 @@ fn the_api_key_is_never_written_anywhere() {
             "the wrong key is in {name}"
         );
     }
-    assert!(emulator.stats().unauthorized == 0, "the right key was sent");
 }
 
 #[test]
@@ -536,4 +545,115 @@ fn the_emulator_lists_its_models() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids, ["emulated-chat", "emulated-vision", "emulated-image"]);
+}
+
+/// A limit line added to the example's `limits` section.
+fn limit(line: &'static str) -> (&'static str, String) {
+    ("    backoff_max_ms: 40\n", format!("    backoff_max_ms: 40\n    {line}\n"))
+}
+
+#[test]
+fn retry_after_beyond_the_cap_is_a_down_server_not_a_wait_or_a_panic() {
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(FaultKind::RateLimited, Endpoint::Chat, 1);
+    fault.retry_after_s = 1e20;
+    emulator.inject(vec![fault]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("treated as down"), "{}", ran.stderr);
+    // The fault is spent: the next run finishes the item.
+    with_key(&project, &["run"]).success();
+    assert_eq!(released(&project, "v1.0.0").len(), 3);
+}
+
+#[test]
+fn unbounded_timeouts_and_credentials_in_base_url_are_config_errors() {
+    let emulator = start_emulator(Latency::None);
+    for timeout in [".inf", "1e300", "-1", ".nan"] {
+        let edit = ("    timeout_seconds: 1.5\n", format!("    timeout_seconds: {timeout}\n"));
+        let project = text_first_project(&emulator, &[ONE_DOMAIN, (edit.0, &edit.1)]);
+        let ran = with_key(&project, &["run"]);
+        assert_eq!(ran.code, Some(2), "{timeout}: {}", ran.stderr);
+        // The YAML parser refuses non-finite numbers itself, pointing at
+        // the line; validation bounds the finite ones.
+        let expected = if timeout.starts_with('.') {
+            "timeout_seconds: ."
+        } else {
+            "generate.limits.timeout_seconds must be above 0 and at most 86400"
+        };
+        assert!(ran.stderr.contains(expected), "{timeout}: {}", ran.stderr);
+    }
+    let base_url = emulator.base_url();
+    let with_user = base_url.replace("http://", "http://admin:hunter2@");
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let config = project.read("siuo.yaml").replace(&base_url, &with_user);
+    project.write("siuo.yaml", config);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("generate.api.base_url must not carry credentials"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("hunter2"), "{}", ran.stderr);
+    assert_eq!(emulator.stats().requests, 0);
+}
+
+#[test]
+fn api_calls_follow_no_redirect_so_the_key_never_leaves_base_url() {
+    // Another "host": a listener that counts every connection it gets.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let elsewhere = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(FaultKind::Redirect, Endpoint::Chat, 1000);
+    fault.location = format!("http://{elsewhere}/v1/chat/completions");
+    emulator.inject(vec![fault]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("HTTP 307"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("follow no redirects"), "{}", ran.stderr);
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a request reached the redirect target"
+    );
+}
+
+#[test]
+fn oversized_answers_are_failed_attempts() {
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(FaultKind::HugeBody, Endpoint::Chat, 1000);
+    fault.body_bytes = 3_000_000;
+    emulator.inject(vec![fault]);
+    let cap = limit("max_response_bytes: 1000000");
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, (cap.0, &cap.1)]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("answer is larger than limits.max_response_bytes (1000000 bytes)"),
+        "{}",
+        ran.stderr
+    );
+    // Nothing of the oversized answers was cached.
+    let cached: u64 = project.tree("raw/cache").values().map(|b| b.len() as u64).sum();
+    assert!(cached < 1_000_000, "{cached} bytes cached");
+}
+
+#[test]
+fn image_urls_are_fetched_only_from_allowed_hosts() {
+    let emulator = start_emulator(Latency::None);
+    let url_mode = ("    image_response: b64-json\n", "    image_response: url\n");
+    let hosts = limit("image_hosts: [images.example.com]");
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode, (hosts.0, &hosts.1)]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("host `127.0.0.1` is not in limits.image_hosts (images.example.com)"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(emulator.stats().downloads, 0);
+    assert!(project.tree("raw/images").is_empty());
 }

@@ -103,6 +103,20 @@ impl ImageValidator {
             reasons,
             detail,
         };
+        // The declared size first: a decompression bomb is refused unread.
+        if let Ok((w, h)) = pixels::dimensions(bytes)
+            && w.max(h) > self.settings.max_side
+        {
+            let scores = BTreeMap::from([
+                ("width".to_owned(), f64::from(w)),
+                ("height".to_owned(), f64::from(h)),
+            ]);
+            return verdict(
+                scores,
+                vec!["validator:too-large".to_owned()],
+                format!("{w}x{h} is larger than {} px (not decoded)", self.settings.max_side),
+            );
+        }
         let image = match pixels::decode(bytes) {
             Ok(image) => image,
             Err(error) => {

@@ -100,7 +100,11 @@ pub struct Endpoint<'a> {
 }
 
 pub struct ApiClient {
+    /// For API calls: follows no redirects.
     http: reqwest::Client,
+    /// For image URLs: redirects only within `image_hosts`.
+    images: reqwest::Client,
+    image_hosts: Vec<String>,
     base_url: String,
     api_key: Option<ApiKey>,
     limits: RequestLimits,
@@ -146,9 +150,42 @@ impl ApiClient {
             })?)),
         };
         let limits = endpoint.limits;
+        let base_url = endpoint.base_url.trim_end_matches('/').to_owned();
+        let base_host = reqwest::Url::parse(&base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let image_hosts: Vec<String> = if limits.image_hosts.is_empty() {
+            vec![base_host]
+        } else {
+            limits.image_hosts.clone()
+        };
+        let connect_timeout = duration_of(limits.timeout_seconds.min(30.0));
+        // API calls follow no redirect: a redirect could carry the key to
+        // another host.
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs_f64(limits.timeout_seconds.min(30.0)))
+            .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(limits.max_in_flight as usize)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Http {
+                message: e.to_string(),
+            })?;
+        // Image downloads carry no key; they may follow a few redirects, but
+        // only to allowed hosts.
+        let allowed = image_hosts.clone();
+        let images = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                let host = attempt.url().host_str().unwrap_or_default().to_owned();
+                if attempt.previous().len() >= 5 {
+                    attempt.error("too many redirects")
+                } else if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                    attempt.error(format!("redirect to host `{host}`, which limits.image_hosts does not allow"))
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .map_err(|e| Error::Http {
                 message: e.to_string(),
@@ -160,7 +197,9 @@ impl ApiClient {
             .map_or(1, |d| d.as_nanos() as u64 | 1);
         Ok(ApiClient {
             http,
-            base_url: endpoint.base_url.trim_end_matches('/').to_owned(),
+            images,
+            image_hosts,
+            base_url,
             api_key,
             limits: limits.clone(),
             in_flight: Semaphore::new(limits.max_in_flight as usize),
@@ -228,47 +267,57 @@ impl ApiClient {
         let bytes = bytes::Bytes::from(canonical);
         self.limiter.acquire(estimate).await;
 
-        let mut last = String::new();
-        for attempt in 1..=self.limits.max_attempts {
-            let failure = {
-                let _permit = self
-                    .in_flight
-                    .acquire()
-                    .await
-                    .map_err(|e| ApiError::Failed {
-                        endpoint: endpoint.to_owned(),
-                        attempts: attempt,
+        let accepted = self
+            .with_retries(endpoint, |attempt| {
+                let (url, bytes, check) = (&url, bytes.clone(), &check);
+                let (model, endpoint) = (model.clone(), endpoint.to_owned());
+                async move {
+                    let _permit = self.in_flight.acquire().await.map_err(|e| TryFailure {
                         message: e.to_string(),
+                        retry: false,
+                        retry_after: None,
                     })?;
-                // Latency of the answered attempt, not of queueing or retries.
-                let started = Instant::now();
-                match self.try_once(&url, bytes.clone()).await {
-                    Ok(answer) => match check(&answer) {
-                        Ok(()) => {
-                            return self
-                                .accept(endpoint, model, key, answer, attempt, started)
-                                .map_err(ApiError::Local);
-                        }
-                        Err(problem) => TryFailure {
-                            message: format!("answer has the wrong shape: {problem}"),
-                            retry: true,
-                            retry_after: None,
-                        },
-                    },
-                    Err(failure) => failure,
+                    // Latency of the answered attempt, not of queueing or retries.
+                    let started = Instant::now();
+                    let answer = self.try_once(url, bytes).await?;
+                    check(&answer).map_err(|problem| TryFailure {
+                        message: format!("answer has the wrong shape: {problem}"),
+                        retry: true,
+                        retry_after: None,
+                    })?;
+                    Ok((answer, model, endpoint, attempt, started))
                 }
+            })
+            .await?;
+        let (answer, model, endpoint, attempts, started) = accepted;
+        self.accept(&endpoint, model, key, answer, attempts, started)
+            .map_err(ApiError::Local)
+    }
+
+    /// Tries `attempt` up to `max_attempts` times: a retryable failure waits
+    /// for the server's `Retry-After`, else the backoff; any other ends at
+    /// once. The one retry rule of every request this client makes.
+    async fn with_retries<T, F, Fut>(&self, endpoint: &str, mut attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, TryFailure>>,
+    {
+        let mut last = String::new();
+        for number in 1..=self.limits.max_attempts {
+            let failure = match attempt(number).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
             };
-            last = failure.message;
+            last = self.redact(&failure.message);
             if !failure.retry {
                 return Err(ApiError::Failed {
                     endpoint: endpoint.to_owned(),
-                    attempts: attempt,
+                    attempts: number,
                     message: last,
                 });
             }
-            if attempt < self.limits.max_attempts {
-                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(attempt)))
-                    .await;
+            if number < self.limits.max_attempts {
+                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(number))).await;
             }
         }
         Err(ApiError::Failed {
@@ -335,7 +384,7 @@ impl ApiClient {
         let mut request = self
             .http
             .post(url)
-            .timeout(Duration::from_secs_f64(self.limits.timeout_seconds))
+            .timeout(duration_of(self.limits.timeout_seconds))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = &self.api_key {
@@ -346,7 +395,7 @@ impl ApiClient {
             retry: true,
             retry_after: None,
         };
-        let response = request
+        let mut response = request
             .send()
             .await
             .map_err(|e| transient(self.redact(&describe(&e))))?;
@@ -356,12 +405,44 @@ impl ApiClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s).min(RETRY_AFTER_CAP));
-        let text = response
-            .text()
+            .filter(|s| s.is_finite() && *s >= 0.0);
+        if let Some(seconds) = retry_after
+            && seconds > RETRY_AFTER_CAP.as_secs_f64()
+        {
+            return Err(TryFailure {
+                message: format!(
+                    "HTTP {status} asking to retry after {seconds} s, more than {} s: treated as down",
+                    RETRY_AFTER_CAP.as_secs()
+                ),
+                retry: false,
+                retry_after: None,
+            });
+        }
+        let retry_after = retry_after.map(duration_of);
+        if status.is_redirection() {
+            return Err(TryFailure {
+                message: format!(
+                    "HTTP {status}: API requests follow no redirects (the key must not leave base_url's host); set base_url to the final address"
+                ),
+                retry: false,
+                retry_after: None,
+            });
+        }
+        let cap = self.limits.max_response_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| transient(format!("reading the body: {}", self.redact(&describe(&e)))))?;
+            .map_err(|e| transient(format!("reading the body: {}", self.redact(&describe(&e)))))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > cap {
+                return Err(transient(format!(
+                    "answer is larger than limits.max_response_bytes ({cap} bytes)"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&body);
         if status.is_success() {
             return serde_json::from_str(&text)
                 .map_err(|e| transient(format!("unreadable JSON body: {e}")));
@@ -384,61 +465,75 @@ impl ApiClient {
     }
 
     /// Fetches an image URL with the request timeout and the size cap. No
-    /// API key is sent: the URL may point anywhere.
+    /// API key is sent. Only http(s) URLs on `limits.image_hosts` (default:
+    /// base_url's host) are fetched, redirects stay on those hosts, and the
+    /// answer must say it is an image.
     pub async fn fetch(&self, url: &str) -> Result<Vec<u8>, ApiError> {
-        let cap = self.limits.image_download_max_bytes;
-        let mut last = String::new();
-        for attempt in 1..=self.limits.max_attempts {
-            let result = async {
-                let mut response = self
-                    .http
-                    .get(url)
-                    .timeout(Duration::from_secs_f64(self.limits.timeout_seconds))
-                    .send()
-                    .await
-                    .map_err(|e| (describe(&e), true))?;
-                let status = response.status();
-                if !status.is_success() {
-                    return Err((
-                        format!("HTTP {status}"),
-                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
-                    ));
-                }
-                if response.content_length().is_some_and(|n| n > cap) {
-                    return Err((format!("image is larger than {cap} bytes"), false));
-                }
-                let mut bytes = Vec::new();
-                while let Some(chunk) = response.chunk().await.map_err(|e| (describe(&e), true))? {
-                    if bytes.len() as u64 + chunk.len() as u64 > cap {
-                        return Err((format!("image is larger than {cap} bytes"), false));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(bytes)
-            }
-            .await;
-            match result {
-                Ok(bytes) => return Ok(bytes),
-                Err((message, retry)) => {
-                    last = self.redact(&message);
-                    if !retry {
-                        return Err(ApiError::Failed {
-                            endpoint: "image download".into(),
-                            attempts: attempt,
-                            message: last,
-                        });
-                    }
-                }
-            }
-            if attempt < self.limits.max_attempts {
-                tokio::time::sleep(self.backoff(attempt)).await;
-            }
+        const ENDPOINT: &str = "image download";
+        let refused = |message: String| ApiError::Failed {
+            endpoint: ENDPOINT.into(),
+            attempts: 0,
+            message,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| refused(format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(refused(format!("`{}` URLs are not fetched", parsed.scheme())));
         }
-        Err(ApiError::Failed {
-            endpoint: "image download".into(),
-            attempts: self.limits.max_attempts,
-            message: last,
+        let host = parsed.host_str().unwrap_or_default();
+        if !self.image_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return Err(refused(format!(
+                "host `{host}` is not in limits.image_hosts ({})",
+                self.image_hosts.join(", ")
+            )));
+        }
+        let cap = self.limits.image_download_max_bytes;
+        self.with_retries(ENDPOINT, |_| async {
+            let failed = |message: String, retry: bool| TryFailure {
+                message,
+                retry,
+                retry_after: None,
+            };
+            let mut response = self
+                .images
+                .get(parsed.clone())
+                .timeout(duration_of(self.limits.timeout_seconds))
+                .send()
+                .await
+                .map_err(|e| {
+                    // A refused redirect is final; a network error is not.
+                    let retry = !e.is_redirect();
+                    failed(describe(&e), retry)
+                })?;
+            let status = response.status();
+            if !status.is_success() {
+                let retry = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                return Err(failed(format!("HTTP {status}"), retry));
+            }
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if !content_type.starts_with("image/") {
+                return Err(failed(
+                    format!("answer is `{content_type}`, not an image"),
+                    false,
+                ));
+            }
+            if response.content_length().is_some_and(|n| n > cap) {
+                return Err(failed(format!("image is larger than {cap} bytes"), false));
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| failed(describe(&e), true))? {
+                if bytes.len() as u64 + chunk.len() as u64 > cap {
+                    return Err(failed(format!("image is larger than {cap} bytes"), false));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
         })
+        .await
     }
 
     /// Exponential backoff with "equal jitter": half fixed, half random, so
@@ -455,10 +550,58 @@ impl ApiClient {
 
     fn redact(&self, text: &str) -> String {
         match &self.api_key {
-            Some(key) if !key.0.is_empty() => text.replace(&key.0, "[redacted]"),
-            _ => text.to_owned(),
+            Some(key) => redact(text, &key.0),
+            None => text.to_owned(),
         }
     }
+}
+
+/// Fewest characters of a key that count as an echo of it.
+const KEY_ECHO_CHARS: usize = 8;
+
+/// `text` with every echo of `key` replaced by `[redacted]`: the whole key
+/// or any run of at least [`KEY_ECHO_CHARS`] of its characters (a truncated
+/// echo), compared without case (an upper-cased echo).
+pub fn redact(text: &str, key: &str) -> String {
+    let key: Vec<char> = key.chars().map(|c| c.to_ascii_lowercase()).collect();
+    if key.is_empty() {
+        return text.to_owned();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars.iter().map(|c| c.to_ascii_lowercase()).collect();
+    let shortest = KEY_ECHO_CHARS.min(key.len());
+    let mut hidden = vec![false; chars.len()];
+    for start in 0..lower.len() {
+        for offset in 0..key.len() {
+            let run = lower[start..]
+                .iter()
+                .zip(&key[offset..])
+                .take_while(|(a, b)| a == b)
+                .count();
+            if run >= shortest {
+                hidden[start..start + run].iter_mut().for_each(|h| *h = true);
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for (index, c) in chars.iter().enumerate() {
+        if !hidden[index] {
+            out.push(*c);
+        } else if index == 0 || !hidden[index - 1] {
+            out.push_str("[redacted]");
+        }
+    }
+    out
+}
+
+/// A duration of `seconds`; validation bounds every configured and
+/// server-sent value, and anything else saturates instead of panicking.
+fn duration_of(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(if seconds > 0.0 {
+        Duration::MAX
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// A reqwest error with its causes, which hold the useful part ("connection refused").
@@ -474,4 +617,32 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_of_the_key_are_redacted_whole_truncated_and_upper_cased() {
+        let key = "sk-live-Abcdef0123456789";
+        assert_eq!(redact(&format!("bad key {key}!"), key), "bad key [redacted]!");
+        assert_eq!(
+            redact("key SK-LIVE-ABCDEF0123456789 rejected", key),
+            "key [redacted] rejected"
+        );
+        assert_eq!(redact("got ...ef012345... ok", key), "got ...[redacted]... ok");
+        // Seven characters of the key are not yet an echo.
+        assert_eq!(redact("sk-live is a prefix", key), "sk-live is a prefix");
+        assert_eq!(redact("nothing here", ""), "nothing here");
+    }
+
+    #[test]
+    fn durations_never_panic() {
+        assert_eq!(duration_of(1e20), Duration::MAX);
+        assert_eq!(duration_of(f64::INFINITY), Duration::MAX);
+        assert_eq!(duration_of(f64::NAN), Duration::ZERO);
+        assert_eq!(duration_of(-3.0), Duration::ZERO);
+        assert_eq!(duration_of(1.5), Duration::from_millis(1500));
+    }
 }

@@ -150,7 +150,19 @@ pub struct RequestLimits {
     /// Largest image fetched from a returned URL.
     #[serde(default = "default_image_download_max_bytes")]
     pub image_download_max_bytes: u64,
+    /// Largest API answer read; a bigger one is a failed attempt (inline
+    /// base64 images make answers of a few MB).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Hosts that returned image URLs may be fetched from; empty means
+    /// only the host of `base_url`. Redirects to another host are refused.
+    #[serde(default)]
+    pub image_hosts: Vec<String>,
 }
+
+/// Longest accepted `timeout_seconds`: a day. Anything longer is a typo,
+/// and unbounded values (`.inf`) cannot be a timer.
+pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
 
 fn default_max_in_flight() -> u32 {
     8
@@ -170,6 +182,9 @@ fn default_backoff_max_ms() -> u64 {
 fn default_image_download_max_bytes() -> u64 {
     20 * 1024 * 1024
 }
+fn default_max_response_bytes() -> u64 {
+    64 * 1024 * 1024
+}
 
 impl Default for RequestLimits {
     fn default() -> Self {
@@ -182,6 +197,8 @@ impl Default for RequestLimits {
             backoff_initial_ms: default_backoff_initial_ms(),
             backoff_max_ms: default_backoff_max_ms(),
             image_download_max_bytes: default_image_download_max_bytes(),
+            max_response_bytes: default_max_response_bytes(),
+            image_hosts: Vec::new(),
         }
     }
 }
@@ -209,12 +226,7 @@ impl OpenAiConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let api = &self.api;
-        if !(api.base_url.starts_with("http://") || api.base_url.starts_with("https://")) {
-            problems.push(format!(
-                "generate.api.base_url `{}` must start with http:// or https://",
-                api.base_url
-            ));
-        }
+        problems.extend(base_url_problem("generate.api", &api.base_url));
         problems.extend(api_key_env_problem(
             "generate.api",
             api.api_key_env.as_deref(),
@@ -240,6 +252,22 @@ impl OpenAiConfig {
                     .into(),
             );
         }
+        if let Some(cap) = self.budget.max_cost
+            && !(cap.is_finite() && cap >= 0.0)
+        {
+            problems.push("generate.budget.max_cost must be a number of at least 0".into());
+        }
+        for (model, price) in &self.prices {
+            let fine = |p: f64| p.is_finite() && p >= 0.0;
+            if !(fine(price.prompt_per_million) && fine(price.completion_per_million)) {
+                problems.push(format!(
+                    "generate.prices.{model}: prices must be numbers of at least 0"
+                ));
+            }
+        }
+        if !(api.temperature.is_finite() && (0.0..=2.0).contains(&api.temperature)) {
+            problems.push("generate.api.temperature must be between 0 and 2".into());
+        }
         if self.budget.max_cost.is_some() && !self.prices.contains_key(&api.chat_model) {
             problems.push(format!(
                 "generate.budget.max_cost needs a price for `{}` in generate.prices",
@@ -260,11 +288,48 @@ impl RequestLimits {
         if self.max_attempts == 0 {
             problems.push(format!("{place}.limits.max_attempts must be at least 1"));
         }
-        if self.timeout_seconds.is_nan() || self.timeout_seconds <= 0.0 {
-            problems.push(format!("{place}.limits.timeout_seconds must be positive"));
+        if !(self.timeout_seconds > 0.0 && self.timeout_seconds <= MAX_TIMEOUT_SECONDS) {
+            problems.push(format!(
+                "{place}.limits.timeout_seconds must be above 0 and at most {MAX_TIMEOUT_SECONDS}"
+            ));
+        }
+        if self.max_response_bytes == 0 || self.image_download_max_bytes == 0 {
+            problems.push(format!(
+                "{place}.limits.max_response_bytes and image_download_max_bytes must be at least 1"
+            ));
+        }
+        for host in &self.image_hosts {
+            if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
+                problems.push(format!(
+                    "{place}.limits.image_hosts: `{host}` must be a bare host name such as cdn.example.com"
+                ));
+            }
         }
         problems
     }
+}
+
+/// A base URL must be http(s) with a host, and carry no credentials: a
+/// `user:password@` part would silently replace the key from the environment
+/// and sit in the config file.
+pub fn base_url_problem(place: &str, base_url: &str) -> Option<String> {
+    let problem = match reqwest::Url::parse(base_url) {
+        Err(e) => format!("is not a URL ({e})"),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            "must start with http:// or https://".to_owned()
+        }
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => "has no host".to_owned(),
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            "must not carry credentials; name the key's environment variable in api_key_env"
+                .to_owned()
+        }
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+            "must not have a query or fragment".to_owned()
+        }
+        Ok(_) => return None,
+    };
+    // Never echo the URL: it may hold the credentials being refused.
+    Some(format!("{place}.base_url {problem}"))
 }
 
 /// `api_key_env` names a variable; a pasted key would end up in the file.

@@ -286,7 +286,12 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
             images.push((example, input_file::read_bytes(path)?));
         }
     }
-    let text_inputs: Vec<&str> = texts.iter().map(|(_, t)| *t).collect();
+    // As the check stage shows them to the classifiers.
+    let visible: Vec<String> = texts
+        .iter()
+        .map(|(_, t)| crate::text_normal::visible(t))
+        .collect();
+    let text_inputs: Vec<&str> = visible.iter().map(String::as_str).collect();
     let image_inputs: Vec<&[u8]> = images.iter().map(|(_, b)| b.as_slice()).collect();
     let mut text_runs = Vec::new();
     if !text_inputs.is_empty() {
@@ -320,6 +325,16 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
         let mut took_all = Duration::ZERO;
         for (verdicts, took) in runs {
             let verdicts = verdicts?;
+            if verdicts.len() != examples.len() {
+                return Err(Error::InvalidRecord {
+                    path: labels.to_owned(),
+                    record: format!("{} examples", examples.len()),
+                    message: format!(
+                        "a {modality} classifier returned {} verdicts; calibration needs one per example",
+                        verdicts.len()
+                    ),
+                });
+            }
             took_all += took;
             let each = took / verdicts.len().max(1) as u32;
             for ((example, verdict), all) in examples.iter().zip(verdicts).zip(&mut per_example) {

@@ -11,6 +11,7 @@ use crate::image_classifier::{self, ImageClassifier};
 use crate::image_store::ImageStore;
 use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision, Judgement};
 use crate::text_classifier::{self, TextClassifier};
+use crate::text_normal;
 
 pub struct ClassifierPanel {
     pub text: Vec<Box<dyn TextClassifier>>,
@@ -58,8 +59,17 @@ impl ClassifierPanel {
         candidates: &[&Candidate],
         images: &ImageStore,
     ) -> Result<Vec<CheckVerdict>> {
-        let questions: Vec<&str> = candidates.iter().map(|c| c.question.as_str()).collect();
-        let mut text = vec![Vec::new(); candidates.len()];
+        // Classifiers read the text as a reader sees it (no invisible
+        // characters, look-alike letters folded), never the raw bytes.
+        let visible: Vec<String> = candidates
+            .iter()
+            .map(|c| text_normal::visible(&c.question))
+            .collect();
+        let questions: Vec<&str> = visible.iter().map(String::as_str).collect();
+        let mut text: Vec<Vec<ClassifierVerdict>> = candidates
+            .iter()
+            .map(|c| hygiene_verdict(&c.question).into_iter().collect())
+            .collect();
         for classifier in &self.text {
             let verdicts = complete(classifier.id(), questions.len(), classifier.classify(&questions)?)?;
             for (all, verdict) in text.iter_mut().zip(verdicts) {
@@ -173,9 +183,28 @@ impl ClassifierPanel {
     }
 }
 
+/// Id of the verdict on text that displays otherwise than it reads.
+pub const TEXT_HYGIENE: &str = "text-hygiene";
+
+/// An unsafe verdict for a question with bidirectional controls: what the
+/// classifiers read is not what a reader sees, so no classifier can vouch
+/// for it. `None` for every other question (no verdict is recorded).
+pub fn hygiene_verdict(question: &str) -> Option<ClassifierVerdict> {
+    text_normal::has_bidi_controls(question).then(|| ClassifierVerdict {
+        classifier: TEXT_HYGIENE.to_owned(),
+        version: "1".to_owned(),
+        weights_sha256: None,
+        scores: Default::default(),
+        unsafe_score: 1.0,
+        judgement: Judgement::Unsafe,
+        reasons: vec![format!("{TEXT_HYGIENE}:bidi-control")],
+        detail: "bidirectional control characters reorder the text on screen".to_owned(),
+    })
+}
+
 /// A classifier's verdicts, one per input: any other count is an error, so
 /// an input can never be left without a verdict (and pass as safe).
-fn complete(
+pub fn complete(
     classifier: &str,
     inputs: usize,
     verdicts: Vec<ClassifierVerdict>,

@@ -13,6 +13,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("{}: no such file", path.display())]
+    MissingFile { path: PathBuf },
+
     #[error("{}: invalid YAML: {source}", path.display())]
     Yaml {
         path: PathBuf,
@@ -196,6 +199,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Io { .. } => "io",
+            Error::MissingFile { .. } => "missing-file",
             Error::Yaml { .. } => "yaml",
             Error::Json { .. } => "json",
             Error::Config { .. } => "config",
@@ -229,6 +233,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Yaml { .. }
+            | Error::MissingFile { .. }
             | Error::Json { .. }
             | Error::Config { .. }
             | Error::UnknownDomain { .. }

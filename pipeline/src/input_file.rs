@@ -7,11 +7,22 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    std::fs::read(path).map_err(|e| read_error(path, e))
 }
 
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    std::fs::read_to_string(path).map_err(|e| read_error(path, e))
+}
+
+/// A file that is not there is bad input (exit 2), naming the file; other
+/// failures to read are I/O errors.
+fn read_error(path: &Path, error: std::io::Error) -> Error {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile {
+            path: path.to_owned(),
+        },
+        _ => Error::io(path, error),
+    }
 }
 
 pub fn parse_yaml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {

@@ -152,23 +152,14 @@ impl Project {
         )
     }
 
-    /// Holds `raw/.lock` so two processes never work on the same runs and
-    /// releases at once. Released when the guard drops.
+    /// Holds `raw/.lock` and `curated/.lock` so two processes never work on
+    /// the same runs or the same releases at once (two projects with
+    /// different `raw:` folders may share one `curated/`). Released when the
+    /// guard drops.
     pub fn lock(&self) -> Result<ProjectLock> {
-        let raw = self.raw();
-        std::fs::create_dir_all(&raw).map_err(|e| Error::io(&raw, e))?;
-        let path = raw.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(ProjectLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-        }
+        Ok(ProjectLock {
+            _files: vec![lock_file(&self.raw())?, lock_file(&self.curated())?],
+        })
     }
 }
 
@@ -189,5 +180,21 @@ impl ConfiguredGenerator {
 }
 
 pub struct ProjectLock {
-    _file: File,
+    _files: Vec<File>,
+}
+
+fn lock_file(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
 }

@@ -1,8 +1,96 @@
 //! Text normalization shared by the lexicon check and exact dedupe, so that
-//! both see "Ｋill  Myself!" and "kill myself" as the same words.
+//! both see "Ｋill  Myself!" and "kill myself" as the same words; what the
+//! text classifiers are shown ([`visible`]), and what a release may hold
+//! ([`printable`]).
 
+use unicode_general_category::{GeneralCategory, get_general_category};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+/// Bidirectional controls: they make text display in another order than
+/// it is stored (U+202E turns "flesym" into "myself" on screen), so what a
+/// classifier reads is not what a model or a reader sees.
+pub fn has_bidi_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// The text as a reader sees it, for the text classifiers: format
+/// characters (zero-width spaces and joiners, soft hyphens, BOM, bidi
+/// controls) and control characters other than tab and newline removed,
+/// ANSI escape sequences removed, and every non-ASCII character whose
+/// UTS #39 skeleton is ASCII folded to it (Cyrillic "о" in "bоmb" becomes
+/// "o"). ASCII is left alone: skeletons would turn "m" into "rn".
+pub fn visible(text: &str) -> String {
+    let kept: String = printable(text)
+        .chars()
+        .filter(|c| get_general_category(*c) != GeneralCategory::Format)
+        .collect();
+    let mut out = String::with_capacity(kept.len());
+    let mut word = String::new();
+    for c in kept.chars() {
+        if c.is_whitespace() {
+            out.push_str(&fold_look_alikes(&word));
+            word.clear();
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    out.push_str(&fold_look_alikes(&word));
+    out
+}
+
+/// A word that mixes ASCII letters with other characters gets those
+/// characters' ASCII skeletons; a word in one script stays as it is, so
+/// real Cyrillic or Greek text is not turned into Latin.
+fn fold_look_alikes(word: &str) -> String {
+    if !word.chars().any(|c| c.is_ascii_alphabetic()) || word.is_ascii() {
+        return word.to_owned();
+    }
+    word.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                return c.to_string();
+            }
+            let skeleton: String = unicode_security::skeleton(&c.to_string()).collect();
+            if skeleton.is_ascii() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
+                skeleton
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `text` without ANSI escape sequences and without control characters
+/// other than tab and newline (NUL, BEL, ESC, DEL, C1): what a released
+/// field may hold.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1B}' {
+            // CSI: ESC [ parameters… final byte in @..~; other escapes: ESC + one.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for next in chars.by_ref() {
+                    if ('@'..='~').contains(&next) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        if c.is_control() && !matches!(c, '\t' | '\n') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// NFKC, case-folded, accents removed, every run of non-alphanumeric
 /// characters turned into one space, trimmed.
@@ -36,6 +124,34 @@ pub fn words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_text_drops_invisible_characters_and_folds_look_alikes() {
+        assert_eq!(visible("k\u{200B}ill my\u{00AD}self"), "kill myself");
+        assert_eq!(visible("b\u{043E}mb"), "bomb");
+        assert_eq!(visible("how to make \u{0440}\u{043E}is\u{043E}n"), "how to make poison");
+        assert_eq!(visible("z\u{200D}w\u{2060}j\u{FEFF}"), "zwj");
+        // Real non-Latin text and ASCII are kept as they are.
+        assert_eq!(visible("Это кот?"), "Это кот?");
+        assert_eq!(visible("modern 中文"), "modern 中文");
+        assert_eq!(visible("\u{1b}[31mred\u{1b}[0m\u{7}"), "red");
+    }
+
+    #[test]
+    fn bidi_controls_are_detected() {
+        assert!(has_bidi_controls("\u{202E}flesym llik"));
+        assert!(has_bidi_controls("a\u{2067}b"));
+        assert!(!has_bidi_controls("plain text, «quoted»"));
+    }
+
+    #[test]
+    fn printable_keeps_text_and_drops_controls_and_escapes() {
+        assert_eq!(
+            printable("What\u{0} is\u{7} \u{1b}[1;31mthis\u{1b}[0m?\nSecond\tline"),
+            "What is this?\nSecond\tline"
+        );
+        assert_eq!(printable("café ☕"), "café ☕");
+    }
 
     #[test]
     fn folds_width_case_accents_and_punctuation() {

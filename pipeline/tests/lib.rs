@@ -5,6 +5,7 @@ mod bad_input;
 mod calibrate;
 mod classifiers;
 mod dedupe;
+mod hostile_input;
 mod near_dedupe;
 mod openai;
 mod pipeline;

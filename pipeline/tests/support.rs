@@ -130,8 +130,10 @@ impl TestProject {
     pub fn scenarios(&self, scenarios: &[(&str, &str, &str, &str, &str)]) {
         let mut bank = String::from("scenarios:\n");
         for (id, domain, subcategory, tag, question) in scenarios {
+            // JSON string syntax is YAML's double-quoted syntax.
+            let question = serde_json::to_string(question).expect("json string");
             bank.push_str(&format!(
-                "  - id: {id}\n    domain: {domain}\n    subcategory: {subcategory}\n    image_tags: [{tag}]\n    questions:\n      - {question:?}\n    hazard: Only the image shows the danger.\n    safe_answer: A careful and helpful answer.\n"
+                "  - id: {id}\n    domain: {domain}\n    subcategory: {subcategory}\n    image_tags: [{tag}]\n    questions:\n      - {question}\n    hazard: Only the image shows the danger.\n    safe_answer: A careful and helpful answer.\n"
             ));
         }
         self.write("prompts/scenarios.yaml", bank);
@@ -293,4 +295,18 @@ pub fn real_clients(release: &Path, only: Option<&str>) -> Ran {
         command.args(["--only", only]);
     }
     Ran::from(command.output().expect("run the clients"))
+}
+
+/// Release folders (`v*` with a manifest) of a project's curated/.
+pub fn releases(project: &TestProject) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(project.path("curated")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("manifest.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -70,10 +70,45 @@ fn section<'a>(
         let ids: Vec<String> = ids
             .into_iter()
             .map(|(id, detail)| match detail {
-                Some(detail) => format!("{id} ({detail})"),
+                Some(detail) => format!("{id} ({})", markdown_text(&detail)),
                 None => id.to_string(),
             })
             .collect();
         let _ = writeln!(out, "- {category}: {}", ids.join(", "));
+    }
+}
+
+/// Recorded text as inert Markdown: one line, and no HTML or Markdown
+/// structure (older ledgers may hold reasons with newlines or tags).
+fn markdown_text(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod markdown_tests {
+    use super::markdown_text;
+
+    #[test]
+    fn reasons_cannot_inject_headings_or_html() {
+        assert_eq!(
+            markdown_text("bad\n\n## v9.9.9\n<script>x</script>"),
+            "bad \\#\\# v9.9.9 &lt;script&gt;x&lt;/script&gt;"
+        );
+        assert_eq!(markdown_text("plain reason, fine"), "plain reason, fine");
     }
 }

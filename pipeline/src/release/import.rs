@@ -21,6 +21,7 @@ use crate::pixels;
 use crate::project::Project;
 use crate::record::{Candidate, Fingerprint};
 use crate::suggestion;
+use crate::text_normal;
 use crate::taxonomy::Taxonomy;
 
 /// One record of a SIUO-format file. `subcategory` (a taxonomy id) is not
@@ -100,6 +101,16 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             problems.push(format!("{label}: question_ids start at 1"));
             continue;
         }
+        if record.question_id > MAX_QUESTION_ID {
+            problems.push(format!(
+                "{label}: question_id above {MAX_QUESTION_ID} (the parquet column is int64)"
+            ));
+            continue;
+        }
+        if record.question.trim().is_empty() {
+            problems.push(format!("{label}: the question is blank"));
+            continue;
+        }
         let domain = match resolve_category(&project.taxonomy, &category_map, &record.category) {
             Ok(domain) => domain,
             Err(problem) => {
@@ -129,6 +140,14 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
                 continue;
             }
         };
+        // A FIFO or device would block the read or never end.
+        if image_path.exists() && !image_path.is_file() {
+            problems.push(format!(
+                "{label}: image `{}` is not a regular file",
+                record.image
+            ));
+            continue;
+        }
         let Ok(bytes) = std::fs::read(&image_path) else {
             problems.push(format!(
                 "{label}: image `{}` is missing from {}",
@@ -144,7 +163,16 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
                 continue;
             }
         };
-        let extension = pixels::sniff_extension(&bytes).unwrap_or("png");
+        let extension = pixels::sniff_extension(&bytes).unwrap_or_default();
+        if !RELEASED_EXTENSIONS.contains(&extension) {
+            problems.push(format!(
+                "{label}: image `{}` is {}; releases hold {} images",
+                record.image,
+                if extension.is_empty() { "of an unknown format" } else { extension },
+                RELEASED_EXTENSIONS.join(", ")
+            ));
+            continue;
+        }
         let image_blake3 = crate::content_hash::Digest::of(&bytes).hex();
         let category = project.taxonomy.category(&domain);
         let case = ReleasedCase {
@@ -161,13 +189,13 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             image: format!("{}.{extension}", record.question_id),
             image_blake3,
             image_description: String::new(),
-            safety_warning: record.safety_warning,
-            reference_answer: record.reference_answer,
+            safety_warning: text_normal::printable(&record.safety_warning),
+            reference_answer: text_normal::printable(&record.reference_answer),
             fingerprint: Fingerprint {
                 question_blake3: crate::similarity::minhash::question_digest(&record.question).hex(),
                 pixels_blake3: pixels::digest(&decoded).hex(),
             },
-            question: record.question,
+            question: text_normal::printable(&record.question),
             released_in: String::new(),
             changed_in: None,
             provenance: None,
@@ -212,6 +240,12 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
         cases: count,
     })
 }
+
+/// Largest question id: the parquet column is a signed 64-bit integer.
+const MAX_QUESTION_ID: u64 = i64::MAX as u64;
+
+/// Image formats the SIUO record schema allows in a release.
+const RELEASED_EXTENSIONS: [&str; 4] = ["png", "jpg", "gif", "webp"];
 
 /// The taxonomy domain id of a category string: through the mapping
 /// first, then by published name or by id.

@@ -66,6 +66,15 @@ pub fn record(curated: &Path, action: &MaintainerAction) -> Result<()> {
     atomic_file::write_jsonl(&ledger_path(curated), &actions)
 }
 
+/// A reason as one line of printable text: it is written into the
+/// changelog's list items, where a newline would start a heading.
+fn one_line(reason: &str) -> String {
+    crate::text_normal::printable(reason)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A relabel's target, checked against the taxonomy; the subcategory may
 /// be left out when the domain does not change.
 pub fn resolve_relabel(
@@ -80,6 +89,11 @@ pub fn resolve_relabel(
     let subcategory = match subcategory {
         Some(subcategory) => subcategory,
         None if domain == case.domain => &case.subcategory,
+        // An unknown domain is the problem to name, not the missing subcategory.
+        None if taxonomy.domain(domain).is_none() => {
+            taxonomy.resolve(ledger, &record, domain, "")?;
+            &case.subcategory
+        }
         None => {
             return Err(Error::InvalidRecord {
                 path: ledger.to_owned(),
@@ -183,8 +197,9 @@ pub fn record_checked(
             question_id,
             reason,
             ..
-        } => (*question_id, reason.trim()),
+        } => (*question_id, one_line(reason)),
     };
+    let reason = reason.as_str();
     let invalid = |message: String| Error::InvalidRecord {
         path: ledger.clone(),
         record: format!("question_id {question_id}"),
@@ -194,6 +209,9 @@ pub fn record_checked(
         return Err(invalid(
             "--reason must say why (it goes into the changelog)".to_owned(),
         ));
+    }
+    if question_id == 0 {
+        return Err(invalid("question_ids start at 1; no case has id 0".to_owned()));
     }
     let Some(latest) = super::list(curated)?.pop() else {
         return Err(invalid(format!("{} has no release yet", curated.display())));

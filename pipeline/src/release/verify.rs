@@ -16,29 +16,11 @@ pub struct Verified {
     pub checksums: String,
 }
 
-/// Checks one release; every problem is reported, not only the first.
-/// `releases` (all of them) supply the digest of this release's manifest
-/// that its child recorded, if it has one.
+/// Checks one release and the chain of releases it rests on; every problem
+/// is reported, not only the first. `releases` are all of them.
 pub fn verify(release: &Release, releases: &[Release]) -> Result<Verified> {
     let manifest = release.manifest()?;
-    let mut problems = Vec::new();
-    for child in releases {
-        let child_manifest = child.manifest()?;
-        if child_manifest.parent.as_deref() != Some(release.name().as_str()) {
-            continue;
-        }
-        let Some(expected) = child_manifest.parent_manifest_sha256 else {
-            continue;
-        };
-        let actual =
-            crate::model_file::sha256_hex(&input_file::read_bytes(&release.dir.join(MANIFEST))?);
-        if actual != expected {
-            problems.push(format!(
-                "{MANIFEST}: altered (sha256 {actual}; {} recorded {expected})",
-                child.name()
-            ));
-        }
-    }
+    let mut problems = chain_problems(release, releases)?;
     let mut with_sha256 = true;
     for (name, entry) in &manifest.files {
         let path = release.dir.join(name);
@@ -89,4 +71,75 @@ pub fn verify(release: &Release, releases: &[Release]) -> Result<Verified> {
         }
         .to_owned(),
     })
+}
+
+/// Problems of the chain under `release`: every ancestor must exist, and
+/// its manifest must have the sha256 its child pinned. A release is only as
+/// sound as what it was built on.
+pub fn chain_problems(release: &Release, releases: &[Release]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut current = release.clone();
+    for _ in 0..=releases.len() {
+        let manifest = current.manifest()?;
+        let Some(parent_name) = manifest.parent else {
+            return Ok(problems);
+        };
+        let Some(parent) = releases.iter().find(|r| r.name() == parent_name) else {
+            problems.push(format!(
+                "parent release {parent_name} of {} is missing (or has no {MANIFEST})",
+                current.name()
+            ));
+            return Ok(problems);
+        };
+        if let Some(pinned) = &manifest.parent_manifest_sha256 {
+            let actual =
+                crate::model_file::sha256_hex(&input_file::read_bytes(&parent.dir.join(MANIFEST))?);
+            if &actual != pinned {
+                problems.push(format!(
+                    "{parent_name}/{MANIFEST}: altered (sha256 {actual}; {} pinned {pinned})",
+                    current.name()
+                ));
+            }
+        }
+        current = parent.clone();
+    }
+    problems.push(format!("the parents of {} form a cycle", release.name()));
+    Ok(problems)
+}
+
+/// Folders of `curated` named like a release that are not one: their
+/// manifest is missing, so nothing in them can be checked.
+pub fn unverifiable(curated: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    if !curated.is_dir() {
+        return Ok(found);
+    }
+    for entry in std::fs::read_dir(curated).map_err(|e| Error::io(curated, e))? {
+        let entry = entry.map_err(|e| Error::io(curated, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let versioned = name
+            .strip_prefix('v')
+            .is_some_and(|v| semver::Version::parse(v).is_ok());
+        if versioned && entry.path().is_dir() && !entry.path().join(MANIFEST).is_file() {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// What export checks before it builds on the latest release: no release
+/// folder lost its manifest, and the latest release with its whole chain
+/// verifies. Building on an altered release would publish the alteration.
+pub fn before_building_on(curated: &std::path::Path, releases: &[Release]) -> Result<()> {
+    if let Some(dir) = unverifiable(curated)?.into_iter().next() {
+        return Err(Error::ReleaseAltered {
+            path: dir,
+            problems: vec![format!("{MANIFEST}: missing; restore it before releasing again")],
+        });
+    }
+    if let Some(latest) = releases.last() {
+        verify(latest, releases)?;
+    }
+    Ok(())
 }

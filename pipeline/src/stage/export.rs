@@ -11,6 +11,7 @@ use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
 use crate::project::Project;
+use crate::text_normal;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
 
 pub const STAGE: StageSpec = StageSpec {
@@ -51,6 +52,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let curated = project.curated();
     // The upstream's kept count: what this export had to release.
     let upstream_kept = input.upstream.as_ref().map_or(0, |r| r.kept);
+    release::verify::before_building_on(&curated, &release::list(&curated)?)?;
     let new_cases = unreleased_cases(project, run_id)?;
     let added = new_cases.len() as u64;
     let actions = maintainer_action::read(&curated)?;
@@ -204,10 +206,12 @@ fn released_case(
         domain: candidate.domain,
         category,
         subcategory: candidate.subcategory,
-        question: candidate.question,
-        image_description: candidate.image_description,
-        safety_warning: candidate.safety_warning,
-        reference_answer: candidate.reference_answer,
+        // Model output may carry terminal escapes or control bytes; a
+        // release holds printable text only.
+        question: text_normal::printable(&candidate.question),
+        image_description: text_normal::printable(&candidate.image_description),
+        safety_warning: text_normal::printable(&candidate.safety_warning),
+        reference_answer: text_normal::printable(&candidate.reference_answer),
         fingerprint,
         // Set by publishing, once the version is known.
         released_in: String::new(),

@@ -26,7 +26,9 @@ use crate::record::ClassifierVerdict;
 
 /// Bumped when the encoder's arithmetic changes, so cached exemplar
 /// embeddings are recomputed instead of trusted.
-const ENCODER_VERSION: &str = "minilm-encoder-v1";
+/// v2: the tokenizer matches the reference on Unicode punctuation, format
+/// characters, non-spacing marks and typed special tokens.
+pub const ENCODER_VERSION: &str = "minilm-encoder-v2";
 /// Width of the logistic that turns a cosine margin into a score.
 const MARGIN_SCALE: f32 = 0.04;
 
@@ -103,7 +105,7 @@ impl MiniLmClassifier {
         Ok(MiniLmClassifier {
             encoder,
             version: format!(
-                "all-minilm-l6-v2 sha256:{} exemplars blake3:{}",
+                "all-minilm-l6-v2 sha256:{} exemplars blake3:{} {ENCODER_VERSION}",
                 MINILM_WEIGHTS.sha256,
                 exemplar_digest.short(16)
             ),

@@ -1,15 +1,21 @@
-//! BERT's uncased WordPiece tokenizer, as the `BertTokenizer` that
-//! all-MiniLM-L6-v2 was trained with: clean, split CJK characters, lowercase,
-//! strip accents, split on whitespace and punctuation, then greedy
-//! longest-match word pieces from `vocab.txt`.
+//! BERT's uncased WordPiece tokenizer, exactly as the model's own
+//! `tokenizer.json` (Hugging Face tokenizers' BertNormalizer and
+//! BertPreTokenizer) that sentence-transformers loads for all-MiniLM-L6-v2:
+//! special tokens typed in the text are kept whole; then clean (drop NUL,
+//! U+FFFD and control, format and private-use characters; any Unicode
+//! whitespace is a space), space out CJK ideographs, strip accents (NFD,
+//! drop non-spacing marks), lowercase character by character, split on
+//! whitespace and on punctuation (ASCII punctuation and Unicode P*), then
+//! greedy longest-match word pieces from `vocab.txt`.
 //!
 //! It must match the training tokenizer exactly: a different split gives
-//! the encoder inputs it never saw, and scores drift silently.
+//! the encoder inputs it never saw, and scores drift silently. A test
+//! compares it with the reference on 604 sentences.
 
 use std::collections::HashMap;
 
+use unicode_general_category::{GeneralCategory, get_general_category};
 use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
 
 /// Longer words become `[UNK]`, as in BERT.
 const MAX_CHARS_PER_WORD: usize = 100;
@@ -19,7 +25,11 @@ pub struct WordPiece {
     unk: u32,
     cls: u32,
     sep: u32,
+    /// Special tokens recognised when typed in the text, as the reference does.
+    specials: Vec<(String, u32)>,
 }
+
+const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
 impl WordPiece {
     /// Reads `vocab.txt`: one token per line, the line number is the id.
@@ -35,10 +45,15 @@ impl WordPiece {
                 .copied()
                 .ok_or_else(|| format!("vocabulary has no {name} token"))
         };
+        let specials = SPECIAL_TOKENS
+            .iter()
+            .filter_map(|t| vocab.get(*t).map(|id| ((*t).to_owned(), *id)))
+            .collect();
         Ok(WordPiece {
             unk: special("[UNK]")?,
             cls: special("[CLS]")?,
             sep: special("[SEP]")?,
+            specials,
             vocab,
         })
     }
@@ -46,8 +61,27 @@ impl WordPiece {
     /// `[CLS] pieces… [SEP]`, at most `max_len` ids (pieces are truncated).
     pub fn encode(&self, text: &str, max_len: usize) -> Vec<u32> {
         let mut ids = vec![self.cls];
-        for word in basic_tokens(text) {
-            self.push_pieces(&word, &mut ids);
+        let mut rest = text;
+        loop {
+            let next = self
+                .specials
+                .iter()
+                .filter_map(|(token, id)| rest.find(token.as_str()).map(|at| (at, token, *id)))
+                .min_by_key(|(at, ..)| *at);
+            let (before, special) = match next {
+                Some((at, token, id)) => (&rest[..at], Some((token.len() + at, id))),
+                None => (rest, None),
+            };
+            for word in basic_tokens(before) {
+                self.push_pieces(&word, &mut ids);
+            }
+            match special {
+                Some((end, id)) => {
+                    ids.push(id);
+                    rest = &rest[end..];
+                }
+                None => break,
+            }
         }
         ids.truncate(max_len.saturating_sub(1).max(1));
         ids.push(self.sep);
@@ -92,33 +126,34 @@ impl WordPiece {
     }
 }
 
-/// BERT's BasicTokenizer with `do_lower_case` and accent stripping.
+/// BertNormalizer (clean text, CJK, strip accents, lowercase) then
+/// BertPreTokenizer (whitespace, punctuation).
 fn basic_tokens(text: &str) -> Vec<String> {
-    let mut spaced = String::with_capacity(text.len() + 8);
+    let mut cleaned = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        let code = c as u32;
-        if code == 0 || code == 0xFFFD || is_control(c) {
+        if c == '\0' || c == '\u{FFFD}' || is_control(c) {
             continue;
         }
         if is_whitespace(c) {
-            spaced.push(' ');
-        } else if is_cjk(code) {
-            spaced.push(' ');
-            spaced.push(c);
-            spaced.push(' ');
+            cleaned.push(' ');
+        } else if is_cjk(c as u32) {
+            cleaned.push(' ');
+            cleaned.push(c);
+            cleaned.push(' ');
         } else {
-            spaced.push(c);
+            cleaned.push(c);
         }
     }
+    // Per character, as the reference: a capital final sigma becomes σ.
+    let folded: String = cleaned
+        .nfd()
+        .filter(|c| get_general_category(*c) != GeneralCategory::NonspacingMark)
+        .flat_map(char::to_lowercase)
+        .collect();
     let mut tokens = Vec::new();
-    for word in spaced.split(' ').filter(|w| !w.is_empty()) {
-        let folded: String = word
-            .to_lowercase()
-            .nfd()
-            .filter(|c| !is_combining_mark(*c))
-            .collect();
+    for word in folded.split(is_whitespace).filter(|w| !w.is_empty()) {
         let mut current = String::new();
-        for c in folded.chars() {
+        for c in word.chars() {
             if is_punctuation(c) {
                 if !current.is_empty() {
                     tokens.push(std::mem::take(&mut current));
@@ -139,24 +174,29 @@ fn is_whitespace(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r') || c.is_whitespace()
 }
 
+/// Control, format and private-use characters (tab, newline and carriage
+/// return are whitespace instead).
 fn is_control(c: char) -> bool {
-    !matches!(c, '\t' | '\n' | '\r') && c.is_control()
+    !matches!(c, '\t' | '\n' | '\r')
+        && matches!(
+            get_general_category(c),
+            GeneralCategory::Control | GeneralCategory::Format | GeneralCategory::PrivateUse
+        )
 }
 
-/// ASCII non-alphanumerics count as punctuation (BERT's rule), plus the
-/// Unicode punctuation blocks a question realistically contains.
+/// ASCII punctuation (BERT counts `$+<=>^`|~` too) and Unicode P*.
 fn is_punctuation(c: char) -> bool {
-    let code = c as u32;
-    (33..=47).contains(&code)
-        || (58..=64).contains(&code)
-        || (91..=96).contains(&code)
-        || (123..=126).contains(&code)
-        || matches!(code, 0xA1 | 0xA7 | 0xAB | 0xB6 | 0xB7 | 0xBB | 0xBF)
-        || (0x2010..=0x2027).contains(&code)
-        || (0x2030..=0x205E).contains(&code)
-        || (0x3001..=0x3003).contains(&code)
-        || (0x3008..=0x3011).contains(&code)
-        || (0xFF01..=0xFF0F).contains(&code)
+    c.is_ascii_punctuation()
+        || matches!(
+            get_general_category(c),
+            GeneralCategory::ConnectorPunctuation
+                | GeneralCategory::DashPunctuation
+                | GeneralCategory::OpenPunctuation
+                | GeneralCategory::ClosePunctuation
+                | GeneralCategory::InitialPunctuation
+                | GeneralCategory::FinalPunctuation
+                | GeneralCategory::OtherPunctuation
+        )
 }
 
 fn is_cjk(code: u32) -> bool {
@@ -194,6 +234,34 @@ mod tests {
     #[test]
     fn strips_accents_and_marks_unknown_words() {
         assert_eq!(tokenizer().encode("Café xyz 中", 64), vec![2, 10, 1, 12, 3]);
+    }
+
+    /// The reference tokenizer's ids for 604 sentences (edge cases of every
+    /// rule), made by `tests/fixtures/make_wordpiece_reference.py`.
+    #[test]
+    fn matches_the_reference_tokenizer_on_every_fixture_sentence() -> Result<(), String> {
+        let models = crate::model_file::checkout_models_dir();
+        let vocab = crate::model_file::MINILM_VOCAB
+            .load(&models)
+            .map_err(|e| e.to_string())?;
+        let wordpiece = WordPiece::from_vocab(&String::from_utf8_lossy(&vocab))?;
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/wordpiece-reference.json");
+        let text = std::fs::read_to_string(&fixture).map_err(|e| e.to_string())?;
+        let reference: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let sentences = reference["sentences"].as_array().cloned().unwrap_or_default();
+        assert!(sentences.len() > 500, "{} sentences", sentences.len());
+        let mismatches: Vec<String> = sentences
+            .iter()
+            .filter_map(|s| {
+                let text = s["text"].as_str()?;
+                let expected: Vec<u32> = serde_json::from_value(s["ids"].clone()).ok()?;
+                let actual = wordpiece.encode(text, 512);
+                (actual != expected).then(|| format!("{text:?}: {actual:?} != {expected:?}"))
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "{} differ:\n{}", mismatches.len(), mismatches.join("\n"));
+        Ok(())
     }
 
     #[test]

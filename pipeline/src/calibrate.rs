@@ -62,6 +62,13 @@ pub struct Metrics {
     pub f1: Option<f64>,
     pub auroc: Option<f64>,
     pub false_positive_rate: Option<f64>,
+    /// Examples judged unsafe outright (flagged, less those held for review).
+    #[serde(default)]
+    pub rejected: usize,
+    /// Share of safe examples thrown away outright; the rest of the false
+    /// positives are held for a person to review.
+    #[serde(default)]
+    pub false_rejection_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +87,23 @@ pub struct ClassifierReport {
 pub struct CalibrationReport {
     pub labels: String,
     pub classifiers: Vec<ClassifierReport>,
+    /// With `--errors`: what the combined decision got wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Misclassified>,
+}
+
+/// An example the combined decision (`text-check`, `image-check`) got
+/// wrong: a safe one flagged, or an unsafe one passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Misclassified {
+    pub modality: String,
+    /// The text, or the image's path.
+    pub input: String,
+    pub label: Label,
+    pub category: Option<String>,
+    pub judgement: Judgement,
+    pub unsafe_score: f64,
+    pub reasons: Vec<String>,
 }
 
 /// `raw/calibration/<labels file name>.json`: the last calibration on a
@@ -202,7 +226,10 @@ struct Tally {
 #[derive(Clone, Copy)]
 struct Outcome {
     label: Label,
+    /// Judged unsafe or held for review: not released either way.
     flagged: bool,
+    /// Judged unsafe outright: thrown away, not held for a person.
+    rejected: bool,
     score: f64,
 }
 
@@ -245,8 +272,10 @@ fn read_labels(path: &Path) -> Result<Vec<Example>> {
         .collect()
 }
 
-/// Runs every configured classifier over the labeled set.
-pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> {
+/// Runs every configured classifier over the labeled set; with `errors`,
+/// the report lists every example the combined decision got wrong.
+pub fn calibrate(project: &Project, labels: &Path, errors: bool) -> Result<CalibrationReport> {
+    let mut misclassified = Vec::new();
     let examples = read_labels(labels)?;
     let classifiers = project.classifiers()?;
     // Keyed by (modality, classifier id), in first-seen order.
@@ -341,6 +370,7 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
                 let outcome = Outcome {
                     label: example.label,
                     flagged: !verdict.is_safe(),
+                    rejected: verdict.judgement == Judgement::Unsafe,
                     score: verdict.unsafe_score,
                 };
                 let id = (verdict.classifier.as_str(), verdict.version.as_str());
@@ -350,9 +380,25 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
         }
         let each = took_all / examples.len().max(1) as u32;
         for (example, all) in examples.iter().zip(&per_example) {
+            let judgement = classifiers.judge_modality(all).0;
+            if errors && (judgement == Judgement::Safe) == (example.label == Label::Unsafe) {
+                misclassified.push(Misclassified {
+                    modality: modality.to_owned(),
+                    input: match &example.input {
+                        Input::Text(text) => text.clone(),
+                        Input::Image(path) => path.display().to_string(),
+                    },
+                    label: example.label,
+                    category: example.category.clone(),
+                    judgement,
+                    unsafe_score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
+                    reasons: classifiers.judge_modality(all).1,
+                });
+            }
             let combined = Outcome {
                 label: example.label,
-                flagged: classifiers.judge_modality(all).0 != Judgement::Safe,
+                flagged: judgement != Judgement::Safe,
+                rejected: judgement == Judgement::Unsafe,
                 score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
             };
             record(
@@ -393,6 +439,7 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<CalibrationReport> 
     Ok(CalibrationReport {
         labels: labels.display().to_string(),
         classifiers,
+        errors: misclassified,
     })
 }
 
@@ -415,6 +462,10 @@ fn metrics(outcomes: &[Outcome]) -> Metrics {
     };
     let (tp, fp) = (count(Label::Unsafe, true), count(Label::Safe, true));
     let (fn_, tn) = (count(Label::Unsafe, false), count(Label::Safe, false));
+    let rejected_safe = outcomes
+        .iter()
+        .filter(|o| o.label == Label::Safe && o.rejected)
+        .count();
     let precision = ratio(tp, tp + fp);
     let recall = ratio(tp, tp + fn_);
     let f1 = match (precision, recall) {
@@ -431,6 +482,8 @@ fn metrics(outcomes: &[Outcome]) -> Metrics {
         f1,
         auroc: auroc(outcomes),
         false_positive_rate: ratio(fp, fp + tn),
+        rejected: outcomes.iter().filter(|o| o.rejected).count(),
+        false_rejection_rate: ratio(rejected_safe, fp + tn),
     }
 }
 
@@ -515,12 +568,43 @@ impl CalibrationReport {
                 let rate = if m.unsafe_examples > 0 {
                     format!("recall {}", show(m.recall))
                 } else {
-                    format!("false positive rate {}", show(m.false_positive_rate))
+                    format!(
+                        "false positive rate {} ({} rejected, rate {}; the rest held for review)",
+                        show(m.false_positive_rate),
+                        m.rejected,
+                        show(m.false_rejection_rate)
+                    )
                 };
                 let _ = writeln!(
                     out,
                     "    {category}: {} of {} flagged, {rate}",
                     m.flagged, m.n
+                );
+            }
+        }
+        if !self.errors.is_empty() {
+            let _ = writeln!(out, "misclassified by the combined decision ({}):", self.errors.len());
+            for e in &self.errors {
+                let _ = writeln!(
+                    out,
+                    "  {:<6} {:<7} {:>5.3} {:<16} {:?}{}",
+                    match e.label {
+                        Label::Safe => "safe",
+                        Label::Unsafe => "unsafe",
+                    },
+                    match e.judgement {
+                        Judgement::Safe => "passed",
+                        Judgement::Review => "review",
+                        Judgement::Unsafe => "reject",
+                    },
+                    e.unsafe_score,
+                    e.category.as_deref().unwrap_or("-"),
+                    e.input,
+                    if e.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", e.reasons.join(", "))
+                    }
                 );
             }
         }
@@ -536,6 +620,7 @@ mod tests {
         Outcome {
             label,
             flagged,
+            rejected: flagged,
             score,
         }
     }

@@ -333,8 +333,14 @@ fn default_exemplars() -> PathBuf {
 fn default_neighbours() -> u32 {
     8
 }
+/// Reject outright only clearly unsafe text (a cosine margin of about
+/// 0.09); hold the borderline band from a margin of 0 for review, so a
+/// benign SIUO question near the boundary is not thrown away.
 fn default_minilm_threshold() -> f64 {
-    0.5
+    0.9
+}
+fn default_minilm_review_threshold() -> Option<f64> {
+    Some(0.5)
 }
 
 impl Default for MiniLmConfig {
@@ -343,7 +349,7 @@ impl Default for MiniLmConfig {
             exemplars: default_exemplars(),
             neighbours: default_neighbours(),
             threshold: default_minilm_threshold(),
-            review_threshold: None,
+            review_threshold: default_minilm_review_threshold(),
         }
     }
 }

@@ -80,20 +80,24 @@ mod tests {
 
     #[test]
     fn digest_is_stable_across_releases() {
-        // Pinned: changing this digest changes every stored id.
+        // Pinned: changing these digests changes every stored id, cache key
+        // and run name. The framing is each field's length as a u64
+        // little-endian, then its bytes, the domain being the first field.
         let digest = ContentHasher::new("siuo").str("question").u64(7).finish();
-        assert_eq!(
-            digest.hex(),
-            ContentHasher::new("siuo")
-                .str("question")
-                .u64(7)
-                .finish()
-                .hex()
-        );
-        assert_eq!(digest.short(8).len(), 8);
+        let mut framed = Vec::new();
+        for field in [&b"siuo"[..], b"question", &7u64.to_le_bytes()] {
+            framed.extend_from_slice(&(field.len() as u64).to_le_bytes());
+            framed.extend_from_slice(field);
+        }
+        assert_eq!(digest, Digest::of(&framed));
+        assert_eq!(digest.hex(), PINNED_SIUO_QUESTION_7);
+        assert_eq!(digest.short(8), &PINNED_SIUO_QUESTION_7[..8]);
         assert_eq!(
             Digest::of(b"abc").hex(),
             "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
     }
+
+    const PINNED_SIUO_QUESTION_7: &str =
+        "93b96c6cdfb1ff2229ab546c285ab6527bae4bf7ecbdd9c68cac433467f99f6f";
 }

@@ -20,6 +20,8 @@ pub enum Subcommand {
         labels: PathBuf,
         /// Measure again even when a report of the same inputs is recorded.
         force: bool,
+        /// List what the combined decision got wrong (always measures).
+        errors: bool,
     },
     Models(ModelsAction),
     Verify(Option<String>),
@@ -83,9 +85,13 @@ impl Subcommand {
                 };
                 Ok(Output { text, json })
             }
-            Subcommand::Calibrate { labels, force } => {
+            Subcommand::Calibrate {
+                labels,
+                force,
+                errors,
+            } => {
                 let key = crate::calibrate::key(project, labels)?;
-                let recorded = match force {
+                let recorded = match *force || *errors {
                     true => None,
                     false => crate::calibrate::reusable(project, labels, &key)?,
                 };
@@ -93,8 +99,12 @@ impl Subcommand {
                 let report = match recorded {
                     Some(report) => report,
                     None => {
-                        let report = crate::calibrate::calibrate(project, labels)?;
-                        crate::calibrate::record(project, labels, &key, &report)?;
+                        let report = crate::calibrate::calibrate(project, labels, *errors)?;
+                        let kept = crate::calibrate::CalibrationReport {
+                            errors: Vec::new(),
+                            ..report.clone()
+                        };
+                        crate::calibrate::record(project, labels, &key, &kept)?;
                         report
                     }
                 };

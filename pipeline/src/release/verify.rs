@@ -21,6 +21,25 @@ pub struct Verified {
 pub fn verify(release: &Release, releases: &[Release]) -> Result<Verified> {
     let manifest = release.manifest()?;
     let mut problems = chain_problems(release, releases)?;
+    // Only the newest manifest rests on git; every older one is pinned by
+    // its child.
+    for child in releases {
+        let child_manifest = child.manifest()?;
+        if child_manifest.parent.as_deref() != Some(release.name().as_str()) {
+            continue;
+        }
+        let Some(expected) = child_manifest.parent_manifest_sha256 else {
+            continue;
+        };
+        let actual =
+            crate::model_file::sha256_hex(&input_file::read_bytes(&release.dir.join(MANIFEST))?);
+        if actual != expected {
+            problems.push(format!(
+                "{MANIFEST}: altered (sha256 {actual}; {} recorded {expected})",
+                child.name()
+            ));
+        }
+    }
     let mut with_sha256 = true;
     for (name, entry) in &manifest.files {
         let path = release.dir.join(name);

@@ -158,3 +158,54 @@ fn bad_labels_name_the_file_and_line() {
         ran.stderr
     );
 }
+
+/// A calibration is measured once per set of inputs: a rerun shows the
+/// recorded figures, a changed labels file is measured again, and
+/// `--errors` lists what the combined decision got wrong.
+#[test]
+fn unchanged_calibrations_are_reused_and_errors_are_listed() {
+    let project = TestProject::shipped();
+    project.write(
+        "labels.jsonl",
+        "{\"text\": \"Is this the right bus for the museum?\", \"label\": \"safe\"}\n{\"text\": \"What time does the bakery open?\", \"label\": \"unsafe\", \"category\": \"crime\"}\n",
+    );
+    let first = project
+        .run(&["calibrate", "--labels", "labels.jsonl", "--json"])
+        .success()
+        .json();
+    assert_eq!(first["reused"], false);
+    let again = project
+        .run(&["calibrate", "--labels", "labels.jsonl", "--json"])
+        .success()
+        .json();
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["classifiers"], first["classifiers"]);
+    let forced = project
+        .run(&["calibrate", "--labels", "labels.jsonl", "--force", "--json"])
+        .success()
+        .json();
+    assert_eq!(forced["reused"], false);
+
+    // The mislabeled harmless question is passed: an error of the check.
+    let errors = project
+        .run(&["calibrate", "--labels", "labels.jsonl", "--errors"])
+        .success();
+    assert!(
+        errors.stdout.contains("misclassified by the combined decision (1):"),
+        "{}",
+        errors.stdout
+    );
+    assert!(
+        errors.stdout.contains("\"What time does the bakery open?\""),
+        "{}",
+        errors.stdout
+    );
+
+    let labels = project.read("labels.jsonl");
+    project.write("labels.jsonl", labels.replace("museum", "harbour"));
+    let changed = project
+        .run(&["calibrate", "--labels", "labels.jsonl", "--json"])
+        .success()
+        .json();
+    assert_eq!(changed["reused"], false);
+}

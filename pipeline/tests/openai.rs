@@ -57,6 +57,18 @@ fn with_key(project: &TestProject, args: &[&str]) -> crate::support::Ran {
     project.run_with(args, &[("OPENAI_API_KEY", KEY)])
 }
 
+/// Candidates the check held for review (borderline text scores): not
+/// released and not rejected. None may be rejected outright: the emulator's
+/// questions are harmless.
+fn held_for_review(project: &TestProject) -> usize {
+    let verdicts = project.jsonl(&format!("{}/check/verdicts.jsonl", project.run_dir()));
+    assert!(
+        verdicts.iter().all(|v| v["decision"] != "reject"),
+        "a harmless emulator question was rejected"
+    );
+    verdicts.iter().filter(|v| v["decision"] == "review").count()
+}
+
 fn released(project: &TestProject, version: &str) -> Vec<serde_json::Value> {
     project.jsonl(&format!("curated/{version}/cases.jsonl"))
 }
@@ -68,8 +80,8 @@ fn example_config_releases_cases_from_the_emulator_in_both_modes() {
     let ran = with_key(&project, &["run", "--json"]).success().json();
     assert_eq!(ran["release"], "v1.0.0");
     let cases = released(&project, "v1.0.0");
-    // 33 subcategories × 1 request × 2 cases.
-    assert_eq!(cases.len(), 66);
+    // 33 subcategories × 1 request × 2 cases, each released or held.
+    assert_eq!(cases.len() + held_for_review(&project), 66);
     let stats = emulator.stats();
     assert_eq!((stats.chat, stats.images), (33, 66));
     for case in &cases {
@@ -351,7 +363,10 @@ fn sigkill_mid_generate_resumes_without_repeating_a_completed_request() {
             "request {key} was sent again after the kill"
         );
     }
-    assert_eq!(released(&project, "v1.0.0").len(), 66);
+    assert_eq!(
+        released(&project, "v1.0.0").len() + held_for_review(&project),
+        66
+    );
 }
 
 #[test]

@@ -111,6 +111,9 @@ pub enum Endpoint {
     /// `/v1/completions` (Llama Guard text).
     Completions,
     Moderations,
+    /// Image downloads (`/files/…`): `MalformedBody` answers an HTML page,
+    /// `WrongShapeBody` text labelled `image/png`.
+    Files,
     Any,
 }
 
@@ -451,7 +454,7 @@ async fn respond(
         Endpoint::Images => "images/generations",
         Endpoint::Completions => "completions",
         Endpoint::Moderations => "moderations",
-        Endpoint::Chat | Endpoint::Any => "chat/completions",
+        Endpoint::Chat | Endpoint::Any | Endpoint::Files => "chat/completions",
     };
     let _in_flight = InFlight::enter(shared);
     if !shared.authorized(headers) {
@@ -642,6 +645,27 @@ async fn models() -> Response {
 
 async fn file(AxumState(shared): AxumState<State>, UrlPath(name): UrlPath<String>) -> Response {
     shared.count(|s| s.downloads += 1);
+    match shared.next_fault(Endpoint::Files).map(|f| f.kind) {
+        Some(FaultKind::MalformedBody) => {
+            shared.count(|s| s.faults += 1);
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body>Not the image you asked for</body></html>",
+            )
+                .into_response();
+        }
+        Some(FaultKind::WrongShapeBody) => {
+            shared.count(|s| s.faults += 1);
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "image/png")],
+                "this text only claims to be a picture",
+            )
+                .into_response();
+        }
+        _ => {}
+    }
     let seed = name.trim_end_matches(".png");
     (
         StatusCode::OK,

@@ -599,6 +599,18 @@ fn unbounded_timeouts_and_credentials_in_base_url_are_config_errors() {
         };
         assert!(ran.stderr.contains(expected), "{timeout}: {}", ran.stderr);
     }
+    let negative = [
+        ("prompt_per_million: 0.15", "prompt_per_million: -1"),
+        ("max_cost: 5.0", "max_cost: -1"),
+    ];
+    let ran = with_key(&text_first_project(&emulator, &negative), &["run"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    for expected in [
+        "generate.prices.emulated-chat: prices must be numbers of at least 0",
+        "generate.budget.max_cost must be a number of at least 0",
+    ] {
+        assert!(ran.stderr.contains(expected), "{expected}: {}", ran.stderr);
+    }
     let base_url = emulator.base_url();
     let with_user = base_url.replace("http://", "http://admin:hunter2@");
     let project = text_first_project(&emulator, &[ONE_DOMAIN]);
@@ -671,4 +683,19 @@ fn image_urls_are_fetched_only_from_allowed_hosts() {
     );
     assert_eq!(emulator.stats().downloads, 0);
     assert!(project.tree("raw/images").is_empty());
+
+    // From an allowed host, a page or text labelled as an image is no image.
+    for (fault, expected) in [
+        (FaultKind::MalformedBody, "answer is `text/html`, not an image"),
+        (FaultKind::WrongShapeBody, "answer labelled `image/png` is no image"),
+    ] {
+        let emulator = start_emulator(Latency::None);
+        emulator.inject(vec![Fault::new(fault, Endpoint::Files, 1000)]);
+        let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode]);
+        let ran = with_key(&project, &["run"]);
+        assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+        assert!(ran.stderr.contains(expected), "{expected}: {}", ran.stderr);
+        assert!(emulator.stats().downloads > 0);
+        assert!(project.tree("raw/images").is_empty(), "a non-image was stored");
+    }
 }

@@ -174,6 +174,20 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_size_above_max_side_is_refused_before_decoding() {
+        let image = RgbImage::from_fn(300, 200, |x, y| Rgb([x as u8, y as u8, 9]));
+        let small = ImageValidator::new(ValidatorConfig {
+            max_side: 256,
+            ..ValidatorConfig::default()
+        });
+        let verdict = small.judge(&png(&image));
+        assert_eq!(verdict.reasons, vec!["validator:too-large".to_owned()]);
+        assert_eq!(verdict.detail, "300x200 is larger than 256 px (not decoded)");
+        // No luma measure: the pixels were never decoded.
+        assert!(!verdict.scores.contains_key("luma_stddev"));
+    }
+
+    #[test]
     fn truncated_image_fails_to_decode() {
         let image = RgbImage::from_fn(128, 128, |x, y| Rgb([x as u8, y as u8, 7]));
         let bytes = png(&image);

@@ -531,6 +531,9 @@ impl ApiClient {
                 }
                 bytes.extend_from_slice(&chunk);
             }
+            // Whatever the header said, the bytes must be an image.
+            crate::pixels::dimensions(&bytes)
+                .map_err(|e| failed(format!("answer labelled `{content_type}` is no image: {e}"), false))?;
             Ok(bytes)
         })
         .await

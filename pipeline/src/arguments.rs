@@ -250,7 +250,10 @@ mod tests {
             assert_eq!(parsed.flags.config, Some(PathBuf::from("x.yaml")));
             match parsed.subcommand {
                 Subcommand::Stages(stages) => {
-                    assert_eq!(stages.iter().map(|s| s.name).collect::<Vec<_>>(), [spec.name]);
+                    assert_eq!(
+                        stages.iter().map(|s| s.name).collect::<Vec<_>>(),
+                        [spec.name]
+                    );
                 }
                 _ => panic!("`siuo {}` is not a stage command", spec.name),
             }

@@ -583,7 +583,11 @@ impl CalibrationReport {
             }
         }
         if !self.errors.is_empty() {
-            let _ = writeln!(out, "misclassified by the combined decision ({}):", self.errors.len());
+            let _ = writeln!(
+                out,
+                "misclassified by the combined decision ({}):",
+                self.errors.len()
+            );
             for e in &self.errors {
                 let _ = writeln!(
                     out,

@@ -71,7 +71,11 @@ impl ClassifierPanel {
             .map(|c| hygiene_verdict(&c.question).into_iter().collect())
             .collect();
         for classifier in &self.text {
-            let verdicts = complete(classifier.id(), questions.len(), classifier.classify(&questions)?)?;
+            let verdicts = complete(
+                classifier.id(),
+                questions.len(),
+                classifier.classify(&questions)?,
+            )?;
             for (all, verdict) in text.iter_mut().zip(verdicts) {
                 all.push(verdict);
             }
@@ -84,7 +88,11 @@ impl ClassifierPanel {
             .collect();
         let mut image_verdicts = vec![Vec::new(); readable.len()];
         for classifier in &self.image {
-            let verdicts = complete(classifier.id(), readable.len(), classifier.classify(&readable)?)?;
+            let verdicts = complete(
+                classifier.id(),
+                readable.len(),
+                classifier.classify(&readable)?,
+            )?;
             for (all, verdict) in image_verdicts.iter_mut().zip(verdicts) {
                 all.push(verdict);
             }

@@ -454,7 +454,9 @@ impl ValidatorConfig {
             ));
         }
         if !(self.max_aspect_ratio.is_finite() && self.max_aspect_ratio >= 1.0) {
-            problems.push(format!("{place}: max_aspect_ratio must be a number of at least 1"));
+            problems.push(format!(
+                "{place}: max_aspect_ratio must be a number of at least 1"
+            ));
         }
         if self.max_side > MAX_IMAGE_SIDE {
             problems.push(format!(
@@ -769,7 +771,8 @@ impl Config {
             }
             if near.image_max_distance > 64 {
                 problems.push(
-                    "dedupe.image_max_distance must be at most 64 (bits of a 64-bit hash)".to_owned(),
+                    "dedupe.image_max_distance must be at most 64 (bits of a 64-bit hash)"
+                        .to_owned(),
                 );
             }
             if near.max_image_uses == 0 {
@@ -780,7 +783,11 @@ impl Config {
             problems.push("export.dataset_name must not be empty".to_owned());
         }
         if self.export.license.trim().is_empty()
-            || self.export.license.chars().any(|c| c.is_whitespace() && c != ' ')
+            || self
+                .export
+                .license
+                .chars()
+                .any(|c| c.is_whitespace() && c != ' ')
         {
             problems.push("export.license must be an SPDX license id such as CC-BY-4.0".to_owned());
         }

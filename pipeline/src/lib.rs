@@ -38,15 +38,15 @@ pub mod text_normal;
 
 use std::io::Write as _;
 
-
 /// Runs the command line and returns the process exit code.
 pub fn run_cli() -> i32 {
     let arguments = arguments::Arguments::parse();
     let flags = &arguments.flags;
-    let result = project::Project::load(flags.config.as_deref(), !flags.quiet).and_then(|mut project| {
-        project.source_date_epoch = flags.source_date_epoch.clone();
-        arguments.subcommand.execute(&project)
-    });
+    let result =
+        project::Project::load(flags.config.as_deref(), !flags.quiet).and_then(|mut project| {
+            project.source_date_epoch = flags.source_date_epoch.clone();
+            arguments.subcommand.execute(&project)
+        });
     match result {
         Ok(output) => {
             let text = if flags.json {

@@ -83,7 +83,10 @@ fn animation_frames(bytes: &[u8], format: Option<ImageFormat>) -> Result<Option<
         Some(ImageFormat::Png) => {
             let decoder = image::codecs::png::PngDecoder::new(Cursor::new(bytes))
                 .map_err(|e| format!("cannot decode image: {e}"))?;
-            if decoder.is_apng().map_err(|e| format!("cannot decode image: {e}"))? {
+            if decoder
+                .is_apng()
+                .map_err(|e| format!("cannot decode image: {e}"))?
+            {
                 2
             } else {
                 1
@@ -139,7 +142,9 @@ mod tests {
     use image::{Rgb, RgbImage};
 
     fn photo() -> RgbImage {
-        RgbImage::from_fn(96, 80, |x, y| Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 255) as u8]))
+        RgbImage::from_fn(96, 80, |x, y| {
+            Rgb([(x * 2) as u8, (y * 3) as u8, ((x + y) % 255) as u8])
+        })
     }
 
     fn encoded(format: ImageFormat) -> Vec<u8> {
@@ -176,7 +181,9 @@ mod tests {
                     Delay::from_numer_denom_ms(100, 1),
                 )
             };
-            encoder.encode_frames(vec![frame(), frame(), frame()]).expect("encode");
+            encoder
+                .encode_frames(vec![frame(), frame(), frame()])
+                .expect("encode");
         }
         let message = decode(&animated).err().unwrap_or_default();
         assert!(message.starts_with("animated image"), "{message}");
@@ -191,7 +198,11 @@ mod tests {
         ihdr.extend_from_slice(&16_000u32.to_be_bytes());
         ihdr.extend_from_slice(&16_000u32.to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[0x78, 0x9c, 0x03, 0x00]), (b"IEND", &[])] {
+        for (kind, data) in [
+            (&b"IHDR"[..], &ihdr[..]),
+            (b"IDAT", &[0x78, 0x9c, 0x03, 0x00]),
+            (b"IEND", &[]),
+        ] {
             png.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let mut chunk = kind.to_vec();
             chunk.extend_from_slice(data);
@@ -201,7 +212,10 @@ mod tests {
         assert_eq!(dimensions(&png), Ok((16_000, 16_000)));
         let started = std::time::Instant::now();
         let message = decode(&png).err().unwrap_or_default();
-        assert!(message.contains("cannot decode") || message.contains("not decoded"), "{message}");
+        assert!(
+            message.contains("cannot decode") || message.contains("not decoded"),
+            "{message}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
@@ -210,7 +224,11 @@ mod tests {
         for byte in bytes {
             crc ^= u32::from(*byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
+use crate::classifier_panel::ClassifierPanel;
 use crate::config::{Config, GeneratorConfig, LoadedConfig};
 use crate::content_hash::Digest;
 use crate::error::{Error, Result};
@@ -15,7 +16,6 @@ use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
-use crate::classifier_panel::ClassifierPanel;
 use crate::stage::StageDir;
 use crate::taxonomy::Taxonomy;
 

@@ -123,9 +123,11 @@ impl Subcommand {
             Subcommand::Models(action) => {
                 let dir = project.config.path(&project.settings().models);
                 let files = match action {
-                    ModelsAction::Fetch => {
-                        model_file::fetch(&dir, &model_file::ALL, project.interactive && std::io::IsTerminal::is_terminal(&std::io::stderr()))?
-                    }
+                    ModelsAction::Fetch => model_file::fetch(
+                        &dir,
+                        &model_file::ALL,
+                        project.interactive && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    )?,
                     ModelsAction::Verify => model_file::verify(&dir, &model_file::ALL)?,
                 };
                 let text = files

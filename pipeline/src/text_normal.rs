@@ -129,7 +129,10 @@ mod tests {
     fn visible_text_drops_invisible_characters_and_folds_look_alikes() {
         assert_eq!(visible("k\u{200B}ill my\u{00AD}self"), "kill myself");
         assert_eq!(visible("b\u{043E}mb"), "bomb");
-        assert_eq!(visible("how to make \u{0440}\u{043E}is\u{043E}n"), "how to make poison");
+        assert_eq!(
+            visible("how to make \u{0440}\u{043E}is\u{043E}n"),
+            "how to make poison"
+        );
         assert_eq!(visible("z\u{200D}w\u{2060}j\u{FEFF}"), "zwj");
         // Real non-Latin text and ASCII are kept as they are.
         assert_eq!(visible("Это кот?"), "Это кот?");

@@ -61,11 +61,9 @@ fn unknown_domain_in_the_scenario_bank_names_file_and_record() {
     let project = TestProject::custom();
     project.library(&[("a.png", "t", encode(&picture(1), ImageFormat::Png))]);
     project.scenarios(&[("rooftop", "self harm", "self-killing", "t", "Any advice?")]);
-    let ran = project.run(&["run"]);
-    assert_eq!(ran.code, Some(2));
-    assert_eq!(
-        ran.stderr.trim(),
-        "error: prompts/scenarios.yaml: scenario `rooftop`: unknown domain `self harm` (did you mean `self-harm`?)"
+    project.run(&["run"]).error(
+        2,
+        "prompts/scenarios.yaml: scenario `rooftop`: unknown domain `self harm` (did you mean `self-harm`?)",
     );
     assert!(!project.path("curated/v1.0.0").exists());
 }
@@ -138,15 +136,9 @@ fn malformed_config_names_the_file_and_lists_every_problem() {
         "siuo.yaml",
         "generate:\n  type: seeded\n  images_per_scenario: 0\n  variants_per_scenario: 0\n",
     );
-    let ran = project.run(&["run"]);
-    assert_eq!(ran.code, Some(2));
-    assert!(
-        ran.stderr.contains("siuo.yaml: invalid config"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("variants_per_scenario") && ran.stderr.contains("images_per_scenario")
+    project.run(&["run"]).error(
+        2,
+        "siuo.yaml: invalid config:\n  - generate.variants_per_scenario must be at least 1\n  - generate.images_per_scenario must be at least 1",
     );
 
     project.write("siuo.yaml", "generate:\n  type: seded\n");

@@ -191,12 +191,16 @@ fn unchanged_calibrations_are_reused_and_errors_are_listed() {
         .run(&["calibrate", "--labels", "labels.jsonl", "--errors"])
         .success();
     assert!(
-        errors.stdout.contains("misclassified by the combined decision (1):"),
+        errors
+            .stdout
+            .contains("misclassified by the combined decision (1):"),
         "{}",
         errors.stdout
     );
     assert!(
-        errors.stdout.contains("\"What time does the bakery open?\""),
+        errors
+            .stdout
+            .contains("\"What time does the bakery open?\""),
         "{}",
         errors.stdout
     );

@@ -48,7 +48,10 @@ fn invisible_look_alike_and_reordered_text_does_not_pass_the_text_check() {
         })
         .count();
     assert_eq!(reordered, 1, "{rejected:#?}");
-    assert!(!project.path("curated/v1.0.0").exists(), "nothing to release");
+    assert!(
+        !project.path("curated/v1.0.0").exists(),
+        "nothing to release"
+    );
 }
 
 #[test]
@@ -91,7 +94,13 @@ fn truncated_and_animated_images_are_refused_by_the_check() {
         "siuo.yaml",
         "generate:\n  type: seeded\n  images_per_scenario: 3\n  images:\n    type: library\n    path: library\n",
     );
-    project.scenarios(&[("s", "morality", "public-order", "t", "Where should this go?")]);
+    project.scenarios(&[(
+        "s",
+        "morality",
+        "public-order",
+        "t",
+        "Where should this go?",
+    )]);
     project.run(&["run"]).success();
     let rejected = project.check_rejections();
     let details: Vec<String> = rejected
@@ -100,12 +109,21 @@ fn truncated_and_animated_images_are_refused_by_the_check() {
         .map(|v| v["detail"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(rejected.len(), 2, "{details:?}");
-    assert!(details.iter().any(|d| d.contains("truncated JPEG")), "{details:?}");
-    assert!(details.iter().any(|d| d.starts_with("animated image")), "{details:?}");
+    assert!(
+        details.iter().any(|d| d.contains("truncated JPEG")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.starts_with("animated image")),
+        "{details:?}"
+    );
     // The intact copy is released, not dropped as a duplicate of the cut one.
     let cases = project.jsonl("curated/v1.0.0/cases.jsonl");
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["image"].as_str().map(|i| i.ends_with(".jpg")), Some(true));
+    assert_eq!(
+        cases[0]["image"].as_str().map(|i| i.ends_with(".jpg")),
+        Some(true)
+    );
 }
 
 #[test]
@@ -113,8 +131,20 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
     let project = with_questions(&["Where should this go?"]);
     project.run(&["run"]).success();
     project.scenarios(&[
-        ("s0", "morality", "public-order", "t", "Where should this go?"),
-        ("s1", "morality", "public-order", "t", "Is this a good spot for it?"),
+        (
+            "s0",
+            "morality",
+            "public-order",
+            "t",
+            "Where should this go?",
+        ),
+        (
+            "s1",
+            "morality",
+            "public-order",
+            "t",
+            "Is this a good spot for it?",
+        ),
     ]);
     project.run(&["run"]).success();
     assert!(project.path("curated/v1.1.0/manifest.json").is_file());
@@ -135,7 +165,10 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
         "{}",
         export.stderr
     );
-    assert!(!project.path("curated/v2.0.0").exists(), "built on the tampered parent");
+    assert!(
+        !project.path("curated/v2.0.0").exists(),
+        "built on the tampered parent"
+    );
     project.write("curated/v1.1.0/cases.jsonl", cases);
 
     // The parent of the latest release is gone.
@@ -144,7 +177,9 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
     let verify = project.run(&["verify", "v1.1.0"]);
     assert_eq!(verify.code, Some(1), "{}", verify.stderr);
     assert!(
-        verify.stderr.contains("parent release v1.0.0 of v1.1.0 is missing"),
+        verify
+            .stderr
+            .contains("parent release v1.0.0 of v1.1.0 is missing"),
         "{}",
         verify.stderr
     );
@@ -160,49 +195,67 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
     .expect("move aside");
     let verify = project.run(&["verify"]);
     assert_eq!(verify.code, Some(1), "{}", verify.stderr);
-    assert!(verify.stderr.contains("manifest.json: missing"), "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("manifest.json: missing"),
+        "{}",
+        verify.stderr
+    );
 }
 
 #[test]
 fn ledger_actions_name_the_real_problem_and_reasons_stay_one_line() {
     let project = with_questions(&["Where should this go?"]);
     project.run(&["run"]).success();
-    let zero = project.run(&["retire", "0", "--reason", "x"]);
-    assert_eq!(zero.code, Some(2));
-    assert!(zero.stderr.contains("question_ids start at 1"), "{}", zero.stderr);
-    let bogus = project.run(&["relabel", "1", "--domain", "moralty", "--reason", "x"]);
-    assert_eq!(bogus.code, Some(2));
-    assert!(
-        bogus.stderr.contains("unknown domain `moralty` (did you mean `morality`?)"),
-        "{}",
-        bogus.stderr
+    project.run(&["retire", "0", "--reason", "x"]).error(
+        2,
+        "curated/maintainer-actions.jsonl: question_id 0: question_ids start at 1; no case has id 0",
     );
     project
-        .run(&["retire", "1", "--reason", "dup\n\n## v9.9.9\n<b>injected</b>"])
+        .run(&["relabel", "1", "--domain", "moralty", "--reason", "x"])
+        .error(
+            2,
+            "curated/maintainer-actions.jsonl: question_id 1: unknown domain `moralty` (did you mean `morality`?)",
+        );
+    project
+        .run(&[
+            "retire",
+            "1",
+            "--reason",
+            "dup\n\n## v9.9.9\n<b>injected</b>",
+        ])
         .success();
     project.run(&["export"]).success();
     let changelog = project.read("curated/CHANGELOG.md");
     assert!(!changelog.contains("## v9.9.9"), "{changelog}");
     assert!(!changelog.contains("<b>"), "{changelog}");
-    assert!(changelog.contains("1 (dup \\#\\# v9.9.9 &lt;b&gt;injected&lt;/b&gt;)"), "{changelog}");
+    assert!(
+        changelog.contains("1 (dup \\#\\# v9.9.9 &lt;b&gt;injected&lt;/b&gt;)"),
+        "{changelog}"
+    );
 }
 
 #[test]
 fn missing_input_files_are_input_errors() {
     let project = TestProject::custom();
-    let ran = project.run(&["--config", "nowhere.yaml", "status"]);
-    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
-    assert_eq!(ran.stderr, "error: nowhere.yaml: no such file\n");
+    project
+        .run(&["--config", "nowhere.yaml", "status"])
+        .error(2, "nowhere.yaml: no such file");
     // No library folder.
-    project.scenarios(&[("s", "morality", "public-order", "t", "Where should this go?")]);
-    let ran = project.run(&["generate"]);
-    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
-    assert_eq!(ran.stderr, "error: library/library.yaml: no such file\n");
+    project.scenarios(&[(
+        "s",
+        "morality",
+        "public-order",
+        "t",
+        "Where should this go?",
+    )]);
+    project
+        .run(&["generate"])
+        .error(2, "library/library.yaml: no such file");
     // No taxonomy.
     std::fs::remove_file(project.path("prompts/taxonomy.yaml")).expect("remove");
-    let ran = project.run(&["status"]);
-    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
-    assert_eq!(ran.stderr, "error: prompts/taxonomy.yaml: no such file\n");
+    project
+        .run(&["status"])
+        .error(2, "prompts/taxonomy.yaml: no such file");
 }
 
 #[test]
@@ -228,8 +281,14 @@ fn out_of_range_settings_are_reported_together() {
 #[test]
 fn hostile_imports_are_refused_and_write_nothing() {
     let project = TestProject::shipped();
-    project.write("sample/images/ok.png", encode(&picture(2), ImageFormat::Png));
-    project.write("sample/images/old.bmp", encode(&picture(3), ImageFormat::Bmp));
+    project.write(
+        "sample/images/ok.png",
+        encode(&picture(2), ImageFormat::Png),
+    );
+    project.write(
+        "sample/images/old.bmp",
+        encode(&picture(3), ImageFormat::Bmp),
+    );
     let fifo = project.path("sample/images/pipe.png");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -259,7 +318,10 @@ fn hostile_imports_are_refused_and_write_nothing() {
     ] {
         assert!(ran.stderr.contains(expected), "{expected}: {}", ran.stderr);
     }
-    assert!(crate::support::releases(&project).is_empty(), "nothing is released");
+    assert!(
+        crate::support::releases(&project).is_empty(),
+        "nothing is released"
+    );
 }
 
 #[test]
@@ -271,7 +333,11 @@ fn a_second_process_cannot_export_into_the_same_curated_folder() {
     held.try_lock().expect("take the lock");
     let ran = project.run(&["run"]);
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
-    assert!(ran.stderr.contains("curated/.lock: another siuo process"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("curated/.lock: another siuo process"),
+        "{}",
+        ran.stderr
+    );
     drop(held);
     project.run(&["run"]).success();
 }

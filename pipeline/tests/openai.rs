@@ -66,7 +66,10 @@ fn held_for_review(project: &TestProject) -> usize {
         verdicts.iter().all(|v| v["decision"] != "reject"),
         "a harmless emulator question was rejected"
     );
-    verdicts.iter().filter(|v| v["decision"] == "review").count()
+    verdicts
+        .iter()
+        .filter(|v| v["decision"] == "review")
+        .count()
 }
 
 fn released(project: &TestProject, version: &str) -> Vec<serde_json::Value> {
@@ -438,10 +441,16 @@ fn the_api_key_is_never_written_anywhere() {
     assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
     assert!(wrong.stderr.contains("HTTP 401"), "{}", wrong.stderr);
     assert!(!wrong.stderr.contains("sk-wrong-key-77") && !wrong.stdout.contains("sk-wrong-key-77"));
-    assert!(emulator.stats().unauthorized > unauthorized_before, "no request was sent");
+    assert!(
+        emulator.stats().unauthorized > unauthorized_before,
+        "no request was sent"
+    );
     for (name, bytes) in &wrong_project.tree("") {
         let haystack = String::from_utf8_lossy(bytes);
-        assert!(!haystack.contains("sk-wrong-key-77"), "the wrong key is in {name}");
+        assert!(
+            !haystack.contains("sk-wrong-key-77"),
+            "the wrong key is in {name}"
+        );
     }
 
     let files = project.tree("");
@@ -460,13 +469,9 @@ fn the_api_key_is_never_written_anywhere() {
 fn a_missing_key_variable_is_named_without_running() {
     let emulator = start_emulator(Latency::None);
     let project = text_first_project(&emulator, &[ONE_DOMAIN]);
-    let ran = project.run(&["run"]);
-    assert_eq!(ran.code, Some(2));
-    assert!(
-        ran.stderr
-            .contains("environment variable OPENAI_API_KEY is not set"),
-        "{}",
-        ran.stderr
+    project.run(&["run"]).error(
+        2,
+        "environment variable OPENAI_API_KEY is not set; it must hold the API key named by generate.api.api_key_env",
     );
     assert_eq!(emulator.stats().requests, 0);
 }
@@ -564,7 +569,10 @@ fn the_emulator_lists_its_models() {
 
 /// A limit line added to the example's `limits` section.
 fn limit(line: &'static str) -> (&'static str, String) {
-    ("    backoff_max_ms: 40\n", format!("    backoff_max_ms: 40\n    {line}\n"))
+    (
+        "    backoff_max_ms: 40\n",
+        format!("    backoff_max_ms: 40\n    {line}\n"),
+    )
 }
 
 #[test]
@@ -586,7 +594,10 @@ fn retry_after_beyond_the_cap_is_a_down_server_not_a_wait_or_a_panic() {
 fn unbounded_timeouts_and_credentials_in_base_url_are_config_errors() {
     let emulator = start_emulator(Latency::None);
     for timeout in [".inf", "1e300", "-1", ".nan"] {
-        let edit = ("    timeout_seconds: 1.5\n", format!("    timeout_seconds: {timeout}\n"));
+        let edit = (
+            "    timeout_seconds: 1.5\n",
+            format!("    timeout_seconds: {timeout}\n"),
+        );
         let project = text_first_project(&emulator, &[ONE_DOMAIN, (edit.0, &edit.1)]);
         let ran = with_key(&project, &["run"]);
         assert_eq!(ran.code, Some(2), "{timeout}: {}", ran.stderr);
@@ -619,7 +630,8 @@ fn unbounded_timeouts_and_credentials_in_base_url_are_config_errors() {
     let ran = with_key(&project, &["run"]);
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("generate.api.base_url must not carry credentials"),
+        ran.stderr
+            .contains("generate.api.base_url must not carry credentials"),
         "{}",
         ran.stderr
     );
@@ -659,25 +671,34 @@ fn oversized_answers_are_failed_attempts() {
     let ran = with_key(&project, &["run"]);
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("answer is larger than limits.max_response_bytes (1000000 bytes)"),
+        ran.stderr
+            .contains("answer is larger than limits.max_response_bytes (1000000 bytes)"),
         "{}",
         ran.stderr
     );
     // Nothing of the oversized answers was cached.
-    let cached: u64 = project.tree("raw/cache").values().map(|b| b.len() as u64).sum();
+    let cached: u64 = project
+        .tree("raw/cache")
+        .values()
+        .map(|b| b.len() as u64)
+        .sum();
     assert!(cached < 1_000_000, "{cached} bytes cached");
 }
 
 #[test]
 fn image_urls_are_fetched_only_from_allowed_hosts() {
     let emulator = start_emulator(Latency::None);
-    let url_mode = ("    image_response: b64-json\n", "    image_response: url\n");
+    let url_mode = (
+        "    image_response: b64-json\n",
+        "    image_response: url\n",
+    );
     let hosts = limit("image_hosts: [images.example.com]");
     let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode, (hosts.0, &hosts.1)]);
     let ran = with_key(&project, &["run"]);
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("host `127.0.0.1` is not in limits.image_hosts (images.example.com)"),
+        ran.stderr
+            .contains("host `127.0.0.1` is not in limits.image_hosts (images.example.com)"),
         "{}",
         ran.stderr
     );
@@ -686,8 +707,14 @@ fn image_urls_are_fetched_only_from_allowed_hosts() {
 
     // From an allowed host, a page or text labelled as an image is no image.
     for (fault, expected) in [
-        (FaultKind::MalformedBody, "answer is `text/html`, not an image"),
-        (FaultKind::WrongShapeBody, "answer labelled `image/png` is no image"),
+        (
+            FaultKind::MalformedBody,
+            "answer is `text/html`, not an image",
+        ),
+        (
+            FaultKind::WrongShapeBody,
+            "answer labelled `image/png` is no image",
+        ),
     ] {
         let emulator = start_emulator(Latency::None);
         emulator.inject(vec![Fault::new(fault, Endpoint::Files, 1000)]);
@@ -696,6 +723,9 @@ fn image_urls_are_fetched_only_from_allowed_hosts() {
         assert_eq!(ran.code, Some(1), "{}", ran.stderr);
         assert!(ran.stderr.contains(expected), "{expected}: {}", ran.stderr);
         assert!(emulator.stats().downloads > 0);
-        assert!(project.tree("raw/images").is_empty(), "a non-image was stored");
+        assert!(
+            project.tree("raw/images").is_empty(),
+            "a non-image was stored"
+        );
     }
 }

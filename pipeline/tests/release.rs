@@ -183,37 +183,45 @@ fn retire_and_relabel_make_a_major_release_that_diff_and_changelog_list() {
             .expect("case")
     };
 
-    let missing_reason = project.run(&["retire", "2", "--reason", " "]);
-    assert_eq!(missing_reason.code, Some(2));
+    let ledger = "curated/maintainer-actions.jsonl";
+    project.run(&["retire", "2", "--reason", " "]).error(
+        2,
+        &format!("{ledger}: question_id 2: --reason must say why (it goes into the changelog)"),
+    );
     project
         .run(&["retire", "2", "--reason", "answerable from the image alone"])
         .success();
-    let twice = project.run(&["retire", "2", "--reason", "again"]);
-    assert_eq!(twice.code, Some(2));
-    assert!(twice.stderr.contains("already retired"), "{}", twice.stderr);
-    let vague = project.run(&["relabel", "4", "--domain", "morality", "--reason", "x"]);
-    assert_eq!(vague.code, Some(2));
-    assert!(
-        vague.stderr.contains("needs --subcategory"),
-        "{}",
-        vague.stderr
+    project.run(&["retire", "2", "--reason", "again"]).error(
+        2,
+        &format!(
+            "{ledger}: question_id 2: already retired: the retirement is recorded and the next release applies it"
+        ),
     );
-    let typo = project.run(&[
-        "relabel",
-        "4",
-        "--domain",
-        "moralty",
-        "--subcategory",
-        "public-order",
-        "--reason",
-        "x",
-    ]);
-    assert_eq!(typo.code, Some(2));
-    assert!(
-        typo.stderr.contains("did you mean `morality`"),
-        "{}",
-        typo.stderr
-    );
+    project
+        .run(&["relabel", "4", "--domain", "morality", "--reason", "x"])
+        .error(
+            2,
+            &format!(
+                "{ledger}: question_id 4: moving to domain `morality` needs --subcategory (one of the domain's subcategories)"
+            ),
+        );
+    project
+        .run(&[
+            "relabel",
+            "4",
+            "--domain",
+            "moralty",
+            "--subcategory",
+            "public-order",
+            "--reason",
+            "x",
+        ])
+        .error(
+            2,
+            &format!(
+                "{ledger}: question_id 4: unknown domain `moralty` (did you mean `morality`?)"
+            ),
+        );
     project
         .run(&[
             "relabel",

@@ -46,6 +46,18 @@ impl Ran {
         })
     }
 
+    /// Asserts the exit status and the exact message: stderr is one line
+    /// `error: <message>`, nothing more.
+    pub fn error(self, code: i32, message: &str) -> Self {
+        assert_eq!(
+            (self.code, self.stderr.as_str()),
+            (Some(code), format!("error: {message}\n").as_str()),
+            "stdout: {}",
+            self.stdout
+        );
+        self
+    }
+
     pub fn success(self) -> Self {
         assert_eq!(
             self.code,

@@ -114,7 +114,10 @@ impl ImageValidator {
             return verdict(
                 scores,
                 vec!["validator:too-large".to_owned()],
-                format!("{w}x{h} is larger than {} px (not decoded)", self.settings.max_side),
+                format!(
+                    "{w}x{h} is larger than {} px (not decoded)",
+                    self.settings.max_side
+                ),
             );
         }
         let image = match pixels::decode(bytes) {
@@ -182,7 +185,10 @@ mod tests {
         });
         let verdict = small.judge(&png(&image));
         assert_eq!(verdict.reasons, vec!["validator:too-large".to_owned()]);
-        assert_eq!(verdict.detail, "300x200 is larger than 256 px (not decoded)");
+        assert_eq!(
+            verdict.detail,
+            "300x200 is larger than 256 px (not decoded)"
+        );
         // No luma measure: the pixels were never decoded.
         assert!(!verdict.scores.contains_key("luma_stddev"));
     }

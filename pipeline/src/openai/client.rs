@@ -181,7 +181,9 @@ impl ApiClient {
                 if attempt.previous().len() >= 5 {
                     attempt.error("too many redirects")
                 } else if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-                    attempt.error(format!("redirect to host `{host}`, which limits.image_hosts does not allow"))
+                    attempt.error(format!(
+                        "redirect to host `{host}`, which limits.image_hosts does not allow"
+                    ))
                 } else {
                     attempt.follow()
                 }
@@ -317,7 +319,8 @@ impl ApiClient {
                 });
             }
             if number < self.limits.max_attempts {
-                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(number))).await;
+                tokio::time::sleep(failure.retry_after.unwrap_or_else(|| self.backoff(number)))
+                    .await;
             }
         }
         Err(ApiError::Failed {
@@ -477,10 +480,17 @@ impl ApiClient {
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| refused(format!("not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(refused(format!("`{}` URLs are not fetched", parsed.scheme())));
+            return Err(refused(format!(
+                "`{}` URLs are not fetched",
+                parsed.scheme()
+            )));
         }
         let host = parsed.host_str().unwrap_or_default();
-        if !self.image_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        if !self
+            .image_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+        {
             return Err(refused(format!(
                 "host `{host}` is not in limits.image_hosts ({})",
                 self.image_hosts.join(", ")
@@ -525,15 +535,23 @@ impl ApiClient {
                 return Err(failed(format!("image is larger than {cap} bytes"), false));
             }
             let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| failed(describe(&e), true))? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| failed(describe(&e), true))?
+            {
                 if bytes.len() as u64 + chunk.len() as u64 > cap {
                     return Err(failed(format!("image is larger than {cap} bytes"), false));
                 }
                 bytes.extend_from_slice(&chunk);
             }
             // Whatever the header said, the bytes must be an image.
-            crate::pixels::dimensions(&bytes)
-                .map_err(|e| failed(format!("answer labelled `{content_type}` is no image: {e}"), false))?;
+            crate::pixels::dimensions(&bytes).map_err(|e| {
+                failed(
+                    format!("answer labelled `{content_type}` is no image: {e}"),
+                    false,
+                )
+            })?;
             Ok(bytes)
         })
         .await
@@ -582,7 +600,9 @@ pub fn redact(text: &str, key: &str) -> String {
                 .take_while(|(a, b)| a == b)
                 .count();
             if run >= shortest {
-                hidden[start..start + run].iter_mut().for_each(|h| *h = true);
+                hidden[start..start + run]
+                    .iter_mut()
+                    .for_each(|h| *h = true);
             }
         }
     }
@@ -629,12 +649,18 @@ mod tests {
     #[test]
     fn echoes_of_the_key_are_redacted_whole_truncated_and_upper_cased() {
         let key = "sk-live-Abcdef0123456789";
-        assert_eq!(redact(&format!("bad key {key}!"), key), "bad key [redacted]!");
+        assert_eq!(
+            redact(&format!("bad key {key}!"), key),
+            "bad key [redacted]!"
+        );
         assert_eq!(
             redact("key SK-LIVE-ABCDEF0123456789 rejected", key),
             "key [redacted] rejected"
         );
-        assert_eq!(redact("got ...ef012345... ok", key), "got ...[redacted]... ok");
+        assert_eq!(
+            redact("got ...ef012345... ok", key),
+            "got ...[redacted]... ok"
+        );
         // Seven characters of the key are not yet an echo.
         assert_eq!(redact("sk-live is a prefix", key), "sk-live is a prefix");
         assert_eq!(redact("nothing here", ""), "nothing here");

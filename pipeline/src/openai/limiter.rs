@@ -82,7 +82,10 @@ impl RateLimiter {
                 }
                 wait
             };
-            tokio::time::sleep(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(60))).await;
+            tokio::time::sleep(
+                Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(60)),
+            )
+            .await;
         }
     }
 }

@@ -21,8 +21,8 @@ use crate::pixels;
 use crate::project::Project;
 use crate::record::{Candidate, Fingerprint};
 use crate::suggestion;
-use crate::text_normal;
 use crate::taxonomy::Taxonomy;
+use crate::text_normal;
 
 /// One record of a SIUO-format file. `subcategory` (a taxonomy id) is not
 /// in the published format but is kept when present.
@@ -168,7 +168,11 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             problems.push(format!(
                 "{label}: image `{}` is {}; releases hold {} images",
                 record.image,
-                if extension.is_empty() { "of an unknown format" } else { extension },
+                if extension.is_empty() {
+                    "of an unknown format"
+                } else {
+                    extension
+                },
                 RELEASED_EXTENSIONS.join(", ")
             ));
             continue;
@@ -192,7 +196,8 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             safety_warning: text_normal::printable(&record.safety_warning),
             reference_answer: text_normal::printable(&record.reference_answer),
             fingerprint: Fingerprint {
-                question_blake3: crate::similarity::minhash::question_digest(&record.question).hex(),
+                question_blake3: crate::similarity::minhash::question_digest(&record.question)
+                    .hex(),
                 pixels_blake3: pixels::digest(&decoded).hex(),
             },
             question: text_normal::printable(&record.question),

@@ -211,7 +211,9 @@ pub fn record_checked(
         ));
     }
     if question_id == 0 {
-        return Err(invalid("question_ids start at 1; no case has id 0".to_owned()));
+        return Err(invalid(
+            "question_ids start at 1; no case has id 0".to_owned(),
+        ));
     }
     let Some(latest) = super::list(curated)?.pop() else {
         return Err(invalid(format!("{} has no release yet", curated.display())));

@@ -154,7 +154,9 @@ pub fn before_building_on(curated: &std::path::Path, releases: &[Release]) -> Re
     if let Some(dir) = unverifiable(curated)?.into_iter().next() {
         return Err(Error::ReleaseAltered {
             path: dir,
-            problems: vec![format!("{MANIFEST}: missing; restore it before releasing again")],
+            problems: vec![format!(
+                "{MANIFEST}: missing; restore it before releasing again"
+            )],
         });
     }
     if let Some(latest) = releases.last() {

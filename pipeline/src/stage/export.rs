@@ -11,8 +11,8 @@ use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
 use crate::project::Project;
-use crate::text_normal;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
+use crate::text_normal;
 
 pub const STAGE: StageSpec = StageSpec {
     name: "export",

@@ -63,7 +63,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 /// Where a stage sits in the chain; a name not in [`CHAIN`] is a bug in a
 /// row's `upstream`, caught by the chain test.
 fn position(name: &str) -> usize {
-    CHAIN.iter().position(|s| s.name == name).unwrap_or(CHAIN.len())
+    CHAIN
+        .iter()
+        .position(|s| s.name == name)
+        .unwrap_or(CHAIN.len())
 }
 
 /// The run id of the current inputs and the keys of the chain up to and
@@ -77,10 +80,7 @@ fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
             .unwrap_or(None);
         keys.push((spec.key)(project, upstream.as_ref())?);
     }
-    let run_id = keys
-        .first()
-        .map(Project::run_id)
-        .unwrap_or_default();
+    let run_id = keys.first().map(Project::run_id).unwrap_or_default();
     Ok((run_id, keys))
 }
 

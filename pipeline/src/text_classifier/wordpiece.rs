@@ -248,8 +248,12 @@ mod tests {
         let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/wordpiece-reference.json");
         let text = std::fs::read_to_string(&fixture).map_err(|e| e.to_string())?;
-        let reference: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let sentences = reference["sentences"].as_array().cloned().unwrap_or_default();
+        let reference: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let sentences = reference["sentences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert!(sentences.len() > 500, "{} sentences", sentences.len());
         let mismatches: Vec<String> = sentences
             .iter()
@@ -260,7 +264,12 @@ mod tests {
                 (actual != expected).then(|| format!("{text:?}: {actual:?} != {expected:?}"))
             })
             .collect();
-        assert!(mismatches.is_empty(), "{} differ:\n{}", mismatches.len(), mismatches.join("\n"));
+        assert!(
+            mismatches.is_empty(),
+            "{} differ:\n{}",
+            mismatches.len(),
+            mismatches.join("\n")
+        );
         Ok(())
     }
 

@@ -126,7 +126,7 @@ fn recorded_dir(project: &Project) -> PathBuf {
 }
 
 fn check_digest(project: &Project) -> String {
-    crate::config::Config::digest_of(&project.settings().check).hex()
+    crate::content_hash::digest_of(&project.settings().check).hex()
 }
 
 fn recorded_path(project: &Project, labels: &Path) -> PathBuf {

@@ -5,13 +5,89 @@
 
 use std::path::Path;
 
-use crate::config::{CheckConfig, CombineRule};
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+use crate::image_classifier::config::{ImageClassifierConfig, ImageModelConfig, ValidatorConfig};
 use crate::image_classifier::{self, ImageClassifier};
 use crate::image_store::ImageStore;
 use crate::record::{Candidate, CheckVerdict, ClassifierVerdict, Decision, Judgement};
+use crate::text_classifier::config::{LexiconConfig, MiniLmConfig, TextClassifierConfig};
 use crate::text_classifier::{self, TextClassifier};
 use crate::text_normal;
+
+/// The `check` section: the classifiers of each modality and how they combine.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Classifiers of the question alone.
+    #[serde(default = "default_text_classifiers")]
+    pub text: Vec<TextClassifierConfig>,
+    /// Classifiers of the image alone.
+    #[serde(default = "default_image_classifiers")]
+    pub image: Vec<ImageClassifierConfig>,
+    /// How several classifiers of one modality combine.
+    #[serde(default)]
+    pub combine: CombineRule,
+}
+
+fn default_text_classifiers() -> Vec<TextClassifierConfig> {
+    vec![
+        TextClassifierConfig::Lexicon(LexiconConfig::default()),
+        TextClassifierConfig::Minilm(MiniLmConfig::default()),
+    ]
+}
+fn default_image_classifiers() -> Vec<ImageClassifierConfig> {
+    vec![
+        ImageClassifierConfig::Validator(ValidatorConfig::default()),
+        ImageClassifierConfig::ImageSafety(ImageModelConfig::default()),
+    ]
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            text: default_text_classifiers(),
+            image: default_image_classifiers(),
+            combine: CombineRule::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CombineRule {
+    /// A modality fails if any of its classifiers says unsafe; otherwise it
+    /// is held for review if any says review.
+    #[default]
+    AnyUnsafe,
+    /// A modality fails if more than half of its classifiers say unsafe; it
+    /// is held for review if any says unsafe or review.
+    Majority,
+    /// A modality fails only if every classifier says unsafe; it is held for
+    /// review if any says unsafe or review.
+    AllUnsafe,
+}
+
+impl CheckConfig {
+    /// Problems of the `check` section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.text.is_empty() {
+            problems.push("check.text needs at least one classifier".to_owned());
+        }
+        if self.image.is_empty() {
+            problems.push("check.image needs at least one classifier".to_owned());
+        }
+        for (index, classifier) in self.text.iter().enumerate() {
+            problems.extend(classifier.problems(&format!("check.text[{index}]")));
+        }
+        for (index, classifier) in self.image.iter().enumerate() {
+            problems.extend(classifier.problems(&format!("check.image[{index}]")));
+        }
+        problems
+    }
+}
 
 pub struct ClassifierPanel {
     pub text: Vec<Box<dyn TextClassifier>>,

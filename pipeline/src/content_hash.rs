@@ -58,6 +58,13 @@ impl Digest {
     }
 }
 
+/// Digest of a config slice (or any typed value), for stage keys. JSON of
+/// typed structs has a fixed field order, so equal values give equal digests.
+pub fn digest_of<T: serde::Serialize>(value: &T) -> Digest {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    ContentHasher::new("siuo.config").str(&json).finish()
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for byte in self.0 {

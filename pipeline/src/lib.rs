@@ -6,6 +6,7 @@
 
 pub mod arguments;
 pub mod atomic_file;
+pub mod band;
 pub mod calibrate;
 pub mod classifier_panel;
 pub mod config;

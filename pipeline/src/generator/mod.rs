@@ -4,6 +4,7 @@
 //! Items may run concurrently; a generator that calls remote models bounds
 //! its own requests.
 
+pub mod config;
 pub mod openai;
 pub mod scenario_bank;
 pub mod seeded;

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 
 use super::structured::{Contract, Draft};
 use super::{Generated, GenerationContext, Generator, template_error};
-use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::image_source::{self, ImageSource};
@@ -187,7 +186,7 @@ impl OpenAiGenerator {
         output_settings.prices = Default::default();
         let mut hasher = ContentHasher::new("siuo.generator.openai.v1");
         hasher
-            .str(&Config::digest_of(&output_settings).hex())
+            .str(&crate::content_hash::digest_of(&output_settings).hex())
             .str(&taxonomy.digest.hex());
         for (name, digest) in &templates.digests {
             hasher.str(name).str(&digest.hex());

@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::scenario_bank::{Scenario, ScenarioBank};
 use super::{Generated, GenerationContext, Generator, template_error};
-use crate::config::{Config, SeededConfig};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
+use crate::generator::config::SeededConfig;
 use crate::image_source::{self, ImageSource, SourceImage};
 use crate::input_file;
 use crate::record::{Candidate, Provenance};
@@ -82,7 +82,7 @@ impl SeededGenerator {
         }
         let template_digest = Digest::of(source.as_bytes());
         let digest = ContentHasher::new("siuo.generator.seeded.v1")
-            .str(&Config::digest_of(settings).hex())
+            .str(&crate::content_hash::digest_of(settings).hex())
             .str(&taxonomy.digest.hex())
             .str(&bank.digest.hex())
             .str(&template_name)

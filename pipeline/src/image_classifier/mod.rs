@@ -1,15 +1,16 @@
 //! Image classifiers judge the image alone, without the question. A SIUO
 //! image must pass the configured image classifiers (see `check.combine`).
 
+pub mod config;
 pub mod onnx_model;
 pub mod validator;
 
 use std::path::Path;
 
-use crate::config::ImageClassifierConfig;
 use crate::error::Result;
 use crate::record::ClassifierVerdict;
 use crate::remote_classifier::{llama_guard, moderation};
+use config::ImageClassifierConfig;
 
 pub trait ImageClassifier: Send + Sync {
     /// Stable id recorded in verdicts, e.g. `validator`.

@@ -16,8 +16,9 @@ use image::{DynamicImage, RgbImage};
 use tract_onnx::prelude::*;
 
 use super::ImageClassifier;
-use crate::config::{Band, ImageModelConfig};
+use crate::band::Band;
 use crate::error::Result;
+use crate::image_classifier::config::ImageModelConfig;
 use crate::model_file::{IMAGE_SAFETY, ModelFile, OPEN_NSFW};
 use crate::pixels;
 use crate::record::{ClassifierVerdict, Judgement};

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use image::DynamicImage;
 
 use super::ImageClassifier;
-use crate::config::{Config, ValidatorConfig};
 use crate::error::Result;
+use crate::image_classifier::config::ValidatorConfig;
 use crate::pixels;
 use crate::record::{ClassifierVerdict, Judgement};
 
@@ -19,7 +19,10 @@ pub struct ImageValidator {
 
 impl ImageValidator {
     pub fn new(settings: ValidatorConfig) -> Self {
-        let version = format!("settings:{}", Config::digest_of(&settings).short(16));
+        let version = format!(
+            "settings:{}",
+            crate::content_hash::digest_of(&settings).short(16)
+        );
         ImageValidator { settings, version }
     }
 

@@ -2,11 +2,12 @@
 //! A source lists its images with their metadata and reads their original
 //! bytes; it never decodes or alters them.
 
+pub mod config;
 pub mod library;
 
-use crate::config::ImageSourceConfig;
 use crate::content_hash::Digest;
 use crate::error::Result;
+use config::ImageSourceConfig;
 
 /// One image offered by a source, with the metadata a candidate records.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

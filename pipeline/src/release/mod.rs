@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod changelog;
+pub mod config;
 pub mod croissant;
 pub mod diff;
 pub mod hf_parquet;

@@ -15,7 +15,6 @@ use super::{
     hf_parquet,
 };
 use crate::atomic_file;
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::progress::Progress;
@@ -200,7 +199,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         retired: draft.retired,
         max_question_id: draft.max_question_id,
         runs: runs.into_iter().collect(),
-        config_blake3: Config::digest_of(project.settings()).hex(),
+        config_blake3: crate::content_hash::digest_of(project.settings()).hex(),
         taxonomy_blake3: project.taxonomy.digest.hex(),
         templates: cases
             .iter()

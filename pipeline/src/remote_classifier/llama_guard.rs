@@ -17,11 +17,11 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::RemoteBackend;
-use crate::config::RemoteClassifierConfig;
 use crate::error::Result;
 use crate::image_classifier::ImageClassifier;
 use crate::pixels;
 use crate::record::{ClassifierVerdict, Judgement};
+use crate::remote_classifier::config::RemoteClassifierConfig;
 use crate::text_classifier::TextClassifier;
 
 /// Llama Guard 3's hazard taxonomy (MLCommons), code → siuo category.

@@ -7,6 +7,7 @@
 //! from the environment only. A backend that stays down is an error that
 //! leaves the items unjudged, never a guessed verdict.
 
+pub mod config;
 pub mod llama_guard;
 pub mod moderation;
 
@@ -16,10 +17,11 @@ use std::path::Path;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::config::{Band, RemoteClassifierConfig};
+use crate::band::Band;
 use crate::error::{Error, Result};
 use crate::openai::client::{ApiClient, Endpoint};
 use crate::openai::config::Budget;
+use config::RemoteClassifierConfig;
 
 /// Folder under `raw/` where remote classifiers log their requests.
 const REQUEST_LOGS: &str = "requests";

@@ -9,11 +9,11 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::RemoteBackend;
-use crate::config::RemoteClassifierConfig;
 use crate::error::Result;
 use crate::image_classifier::ImageClassifier;
 use crate::pixels;
 use crate::record::ClassifierVerdict;
+use crate::remote_classifier::config::RemoteClassifierConfig;
 use crate::text_classifier::TextClassifier;
 
 const ID: &str = "openai-moderation";

@@ -6,8 +6,8 @@
 use super::bk_tree::BkTree;
 use super::image_hash::{self, ImageHashes};
 use super::minhash::{self, LshIndex};
-use crate::config::NearDedupeConfig;
 use crate::record::{DuplicateOf, NearFingerprint};
+use crate::similarity::config::NearDedupeConfig;
 
 /// A kept case as the index sees it.
 pub struct IndexedCase {

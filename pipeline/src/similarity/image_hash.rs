@@ -223,11 +223,11 @@ mod tests {
             }
         }
         assert!(
-            worst_edit <= crate::config::DEFAULT_IMAGE_DISTANCE,
+            worst_edit <= crate::similarity::config::DEFAULT_IMAGE_DISTANCE,
             "edit at {worst_edit}"
         );
         assert!(
-            closest_pair > crate::config::DEFAULT_IMAGE_DISTANCE,
+            closest_pair > crate::similarity::config::DEFAULT_IMAGE_DISTANCE,
             "distinct at {closest_pair}"
         );
     }

@@ -8,6 +8,7 @@
 
 pub mod bk_tree;
 pub mod case_index;
+pub mod config;
 pub mod image_hash;
 pub mod minhash;
 pub mod union_find;

@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use super::{StageInput, StageReport, StageSpec};
-use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -35,7 +34,7 @@ fn key(project: &Project, generate_key: Option<&Digest>) -> Result<Digest> {
     let mut hasher = ContentHasher::new("siuo.stage.check.v1");
     hasher
         .str(&generate_key.map(Digest::hex).unwrap_or_default())
-        .str(&Config::digest_of(&project.settings().check).hex());
+        .str(&crate::content_hash::digest_of(&project.settings().check).hex());
     for (modality, id, version) in classifiers.ids() {
         hasher.str(modality).str(&id).str(&version);
     }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{StageInput, StageReport, StageSpec};
 use crate::atomic_file;
-use crate::config::{Config, DedupeConfig};
+use crate::config::DedupeConfig;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
@@ -123,7 +123,7 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
 fn key(project: &Project, check_key: Option<&Digest>) -> Result<Digest> {
     Ok(ContentHasher::new("siuo.stage.dedupe.v1")
         .str(&check_key.map(Digest::hex).unwrap_or_default())
-        .str(&Config::digest_of(&project.settings().dedupe).hex())
+        .str(&crate::content_hash::digest_of(&project.settings().dedupe).hex())
         .finish())
 }
 

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use super::{StageInput, StageReport, StageSpec};
-use crate::config::Config;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
@@ -36,7 +35,7 @@ fn key(project: &Project, upstream_key: Option<&Digest>) -> Result<Digest> {
     hasher
         .str(&upstream_key.map(Digest::hex).unwrap_or_default())
         .str(release::FORMAT)
-        .str(&Config::digest_of(&project.settings().export).hex());
+        .str(&crate::content_hash::digest_of(&project.settings().export).hex());
     for action in maintainer_action::read(&curated)? {
         hasher.str(&serde_json::to_string(&action).unwrap_or_default());
     }

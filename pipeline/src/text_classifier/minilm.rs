@@ -17,12 +17,12 @@ use serde::Deserialize;
 use super::TextClassifier;
 use super::sentence_encoder::{DIMENSION, SentenceEncoder, cosine};
 use crate::atomic_file;
-use crate::config::MiniLmConfig;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::model_file::{MINILM_VOCAB, MINILM_WEIGHTS};
 use crate::record::ClassifierVerdict;
+use crate::text_classifier::config::MiniLmConfig;
 
 /// Bumped when the encoder's arithmetic changes, so cached exemplar
 /// embeddings are recomputed instead of trusted.

@@ -1,6 +1,7 @@
 //! Text classifiers judge the question alone, without the image. A SIUO
 //! question must pass the configured text classifiers (see `check.combine`).
 
+pub mod config;
 pub mod lexicon;
 pub mod minilm;
 pub mod sentence_encoder;
@@ -8,9 +9,9 @@ pub mod wordpiece;
 
 use std::path::Path;
 
-use crate::config::TextClassifierConfig;
 use crate::error::Result;
 use crate::record::ClassifierVerdict;
+use config::TextClassifierConfig;
 
 pub trait TextClassifier: Send + Sync {
     /// Stable id recorded in verdicts, e.g. `lexicon`.

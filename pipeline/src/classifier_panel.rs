@@ -103,12 +103,12 @@ impl ClassifierPanel {
             text: check
                 .text
                 .iter()
-                .map(|c| text_classifier::build(c, root, models, raw))
+                .map(|c| build_text(c, root, models, raw))
                 .collect::<Result<_>>()?,
             image: check
                 .image
                 .iter()
-                .map(|c| image_classifier::build(c, models, raw))
+                .map(|c| build_image(c, models, raw))
                 .collect::<Result<_>>()?,
             combine: check.combine,
         })
@@ -265,6 +265,54 @@ impl ClassifierPanel {
             .collect();
         (judgement, reasons)
     }
+}
+
+/// `root` resolves relative paths of the config; `models_dir` holds the
+/// verified model files; `raw` the response cache of remote backends.
+fn build_text(
+    config: &TextClassifierConfig,
+    root: &Path,
+    models_dir: &Path,
+    raw: &Path,
+) -> Result<Box<dyn TextClassifier>> {
+    Ok(match config {
+        TextClassifierConfig::Lexicon(lexicon) => Box::new(
+            text_classifier::lexicon::Lexicon::load(&root.join(&lexicon.path))?,
+        ),
+        TextClassifierConfig::Minilm(settings) => Box::new(
+            text_classifier::minilm::MiniLmClassifier::load(settings, root, models_dir)?,
+        ),
+        TextClassifierConfig::OpenaiModeration(remote) => {
+            Box::new(crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw)?)
+        }
+        TextClassifierConfig::LlamaGuard(remote) => Box::new(
+            crate::remote_classifier::llama_guard::LlamaGuard::text(remote, raw)?,
+        ),
+    })
+}
+
+fn build_image(
+    config: &ImageClassifierConfig,
+    models_dir: &Path,
+    raw: &Path,
+) -> Result<Box<dyn ImageClassifier>> {
+    Ok(match config {
+        ImageClassifierConfig::Validator(settings) => Box::new(
+            image_classifier::validator::ImageValidator::new(settings.clone()),
+        ),
+        ImageClassifierConfig::ImageSafety(settings) => Box::new(
+            image_classifier::onnx_model::OnnxImageClassifier::image_safety(settings, models_dir)?,
+        ),
+        ImageClassifierConfig::OpenNsfw(settings) => Box::new(
+            image_classifier::onnx_model::OnnxImageClassifier::open_nsfw(settings, models_dir)?,
+        ),
+        ImageClassifierConfig::OpenaiModeration(remote) => {
+            Box::new(crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw)?)
+        }
+        ImageClassifierConfig::LlamaGuardVision(remote) => Box::new(
+            crate::remote_classifier::llama_guard::LlamaGuard::vision(remote, raw)?,
+        ),
+    })
 }
 
 /// Id of the verdict on text that displays otherwise than it reads.

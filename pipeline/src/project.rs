@@ -16,7 +16,7 @@ use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
-use crate::stage::StageDir;
+use crate::stage_dir::StageDir;
 use crate::taxonomy::Taxonomy;
 
 pub struct Project {

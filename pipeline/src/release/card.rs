@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use semver::Version;
 
 use super::{CheckSummary, Counts, ReleasedCase};
-use crate::calibrate::CalibrationReport;
+use crate::calibration_report::CalibrationReport;
 use crate::config::Config;
 use crate::taxonomy::Taxonomy;
 
@@ -287,7 +287,7 @@ fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
         );
         return;
     }
-    let show = crate::calibrate::rate;
+    let show = crate::calibration_report::rate;
     let _ = writeln!(
         out,
         "| Set | Classifier | Input | n | Unsafe | Flagged | Precision | Recall | AUROC | False positive rate |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"

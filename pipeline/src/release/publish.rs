@@ -144,7 +144,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     counts.changed = draft.changed.len() as u64;
     counts.retired = draft.retired.len() as u64;
     let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
-    let calibrations = crate::calibrate::recorded_for_current_check(project)?;
+    let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
         license: &project.settings().export.license,

@@ -1,0 +1,117 @@
+//! The on-disk bookkeeping of one stage of one run, `raw/runs/<run>/<stage>/`:
+//! its report (the stage is done when the report has the key of its current
+//! inputs) and its journal of finished items. It knows no stage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file;
+use crate::content_hash::Digest;
+use crate::error::{Error, Result};
+use crate::input_file;
+use crate::journal::Journal;
+
+/// What a finished stage did; also what `--json` prints for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub run_id: String,
+    /// Digest of everything the stage's output depends on.
+    pub key: String,
+    /// Items looked at.
+    pub processed: u64,
+    /// Items passed on to the next stage.
+    pub kept: u64,
+    pub rejected: u64,
+    /// Rejected items per reason (an item may have several reasons).
+    pub rejections: BTreeMap<String, u64>,
+    /// For export: the version written, or `None` when there was nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// One line for people.
+    pub summary: String,
+    /// True when this invocation found the stage already done and did no work.
+    #[serde(default)]
+    pub reused: bool,
+    /// Tokens and cost of model requests, for stages that make them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::openai::Usage>,
+}
+
+/// `raw/runs/<run>/<stage>/`.
+pub struct StageDir {
+    pub stage: &'static str,
+    pub run_id: String,
+    pub dir: PathBuf,
+}
+
+impl StageDir {
+    pub fn new(run_dir: &Path, run_id: &str, stage: &'static str) -> Self {
+        StageDir {
+            stage,
+            run_id: run_id.to_owned(),
+            dir: run_dir.join(stage),
+        }
+    }
+
+    pub fn report_path(&self) -> PathBuf {
+        self.dir.join("report.json")
+    }
+
+    pub fn report(&self) -> Result<Option<StageReport>> {
+        let path = self.report_path();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        input_file::read_json(&path).map(Some)
+    }
+
+    /// The report if the stage already finished with these inputs.
+    pub fn finished(&self, key: &Digest) -> Result<Option<StageReport>> {
+        Ok(self
+            .report()?
+            .filter(|r| r.key == key.hex())
+            .map(|r| StageReport { reused: true, ..r }))
+    }
+
+    /// The journal of work done under `key`; work done under another key is
+    /// stale and removed, along with the report it may have produced.
+    pub fn journal<T: Serialize + DeserializeOwned>(&self, key: &Digest) -> Result<Journal<T>> {
+        let current = format!("journal-{}.jsonl", key.short(16));
+        if self.dir.is_dir() {
+            for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
+                let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name != current && (name.starts_with("journal-") || name == "report.json") {
+                    std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                }
+            }
+        }
+        Journal::open(&self.dir.join(current))
+    }
+
+    /// Items journaled so far by an unfinished stage, for `siuo status`.
+    pub fn journal_items(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("journal-"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count())
+            .sum()
+    }
+
+    pub fn output(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Marks the stage done. Outputs must be written before this.
+    pub fn finish(&self, report: &StageReport) -> Result<()> {
+        atomic_file::write_json(&self.report_path(), report)
+    }
+}

@@ -196,13 +196,22 @@ impl CalibrationReport {
             for (category, m) in &report.per_category {
                 let rate = if m.unsafe_examples > 0 {
                     format!("recall {}", show(m.recall))
-                } else {
+                } else if m.flagged > m.rejected {
                     format!(
-                        "false positive rate {} ({} rejected, rate {}; the rest held for review)",
+                        "false positive rate {} ({} rejected, rate {}; {} held for review)",
                         show(m.false_positive_rate),
                         m.rejected,
-                        show(m.false_rejection_rate)
+                        show(m.false_rejection_rate),
+                        m.flagged - m.rejected
                     )
+                } else {
+                    match m.flagged {
+                        0 => format!("false positive rate {}", show(m.false_positive_rate)),
+                        _ => format!(
+                            "false positive rate {}, all rejected",
+                            show(m.false_positive_rate)
+                        ),
+                    }
                 };
                 let _ = writeln!(
                     out,

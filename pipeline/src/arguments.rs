@@ -97,12 +97,20 @@ pub fn command() -> clap::Command {
     for (order, name) in others.iter().enumerate() {
         command = command.mut_subcommand(name, |s| s.display_order(stage::CHAIN.len() + order));
     }
-    command.subcommands(stages.enumerate().map(|(order, s)| s.display_order(order)))
+    let chain = stage::names().collect::<Vec<_>>().join(", ");
+    command
+        .about(format!(
+            "Build and grow SIUO cross-modal safety benchmarks: {chain}."
+        ))
+        .mut_subcommand("run", |s| {
+            s.about(format!("Run every stage of the chain in order: {chain}"))
+        })
+        .subcommands(stages.enumerate().map(|(order, s)| s.display_order(order)))
 }
 
 #[derive(Debug, Clone, ClapSubcommand)]
 enum Command {
-    /// Run every stage of the chain in order: generate, check, dedupe, export
+    /// Run every stage of the chain in order
     Run,
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,

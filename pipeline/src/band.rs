@@ -37,3 +37,19 @@ impl Band {
         problems
     }
 }
+
+/// `band()` of a classifier config with `threshold` and `review_threshold`
+/// fields (serde cannot flatten them into a `Band` under `deny_unknown_fields`).
+macro_rules! band_of {
+    ($config:ty) => {
+        impl $config {
+            pub fn band(&self) -> $crate::band::Band {
+                $crate::band::Band {
+                    threshold: self.threshold,
+                    review_threshold: self.review_threshold,
+                }
+            }
+        }
+    };
+}
+pub(crate) use band_of;

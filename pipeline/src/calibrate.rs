@@ -245,7 +245,7 @@ pub fn calibrate(project: &Project, labels: &Path, errors: bool) -> Result<Calib
         }
         let each = took_all / examples.len().max(1) as u32;
         for (example, all) in examples.iter().zip(&per_example) {
-            let judgement = classifiers.judge_modality(all).0;
+            let (judgement, reasons) = classifiers.judge_modality(all);
             if errors && (judgement == Judgement::Safe) == (example.label == Label::Unsafe) {
                 misclassified.push(Misclassified {
                     modality: modality.to_owned(),
@@ -257,7 +257,7 @@ pub fn calibrate(project: &Project, labels: &Path, errors: bool) -> Result<Calib
                     category: example.category.clone(),
                     judgement,
                     unsafe_score: all.iter().map(|v| v.unsafe_score).fold(0.0, f64::max),
-                    reasons: classifiers.judge_modality(all).1,
+                    reasons,
                 });
             }
             let combined = Outcome {

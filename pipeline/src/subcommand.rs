@@ -160,12 +160,7 @@ impl Subcommand {
             }
             Subcommand::Verify(version) => {
                 let curated = project.curated();
-                if let Some(dir) = verify::unverifiable(&curated)?.into_iter().next() {
-                    return Err(crate::error::Error::ReleaseAltered {
-                        path: dir,
-                        problems: vec![format!("{}: missing", release::MANIFEST)],
-                    });
-                }
+                verify::every_release_has_a_manifest(&curated)?;
                 let all = release::list(&curated)?;
                 let releases = match version {
                     Some(name) => vec![release::find(&curated, name)?],

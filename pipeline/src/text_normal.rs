@@ -63,6 +63,15 @@ fn fold_look_alikes(word: &str) -> String {
         .collect()
 }
 
+/// [`printable`] text on one line: every run of whitespace, newlines
+/// included, becomes one space.
+pub fn one_line(text: &str) -> String {
+    printable(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `text` without ANSI escape sequences and without control characters
 /// other than tab and newline (NUL, BEL, ESC, DEL, C1): what a released
 /// field may hold.

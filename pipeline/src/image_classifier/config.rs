@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::band::Band;
 use crate::remote_classifier::config::RemoteClassifierConfig;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -118,14 +117,7 @@ impl Default for ValidatorConfig {
     }
 }
 
-impl ImageModelConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
-        }
-    }
-}
+crate::band::band_of!(ImageModelConfig);
 
 impl ImageClassifierConfig {
     /// Problems of one `check.image` entry at `place`.

@@ -62,13 +62,15 @@ impl fmt::Display for ApiError {
                 endpoint,
                 attempts,
                 message,
-            } => {
-                write!(
+            } => match attempts {
+                // Refused before any request was sent (a disallowed URL).
+                0 => write!(f, "{endpoint}: {message}"),
+                _ => write!(
                     f,
                     "{endpoint}: {message} (after {attempts} attempt{})",
                     if *attempts == 1 { "" } else { "s" }
-                )
-            }
+                ),
+            },
             ApiError::Local(error) => error.fmt(f),
         }
     }
@@ -272,7 +274,6 @@ impl ApiClient {
         let accepted = self
             .with_retries(endpoint, |attempt| {
                 let (url, bytes, check) = (&url, bytes.clone(), &check);
-                let (model, endpoint) = (model.clone(), endpoint.to_owned());
                 async move {
                     let _permit = self.in_flight.acquire().await.map_err(|e| TryFailure {
                         message: e.to_string(),
@@ -287,12 +288,12 @@ impl ApiClient {
                         retry: true,
                         retry_after: None,
                     })?;
-                    Ok((answer, model, endpoint, attempt, started))
+                    Ok((answer, attempt, started))
                 }
             })
             .await?;
-        let (answer, model, endpoint, attempts, started) = accepted;
-        self.accept(&endpoint, model, key, answer, attempts, started)
+        let (answer, attempts, started) = accepted;
+        self.accept(endpoint, model, key, answer, attempts, started)
             .map_err(ApiError::Local)
     }
 

@@ -81,7 +81,7 @@ fn section<'a>(
 /// Recorded text as inert Markdown: one line, and no HTML or Markdown
 /// structure (older ledgers may hold reasons with newlines or tags).
 fn markdown_text(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = crate::text_normal::one_line(text);
     let mut out = String::with_capacity(line.len());
     for c in line.chars() {
         match c {
@@ -92,7 +92,6 @@ fn markdown_text(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => {}
             c => out.push(c),
         }
     }

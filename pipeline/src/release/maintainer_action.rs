@@ -66,15 +66,6 @@ pub fn record(curated: &Path, action: &MaintainerAction) -> Result<()> {
     atomic_file::write_jsonl(&ledger_path(curated), &actions)
 }
 
-/// A reason as one line of printable text: it is written into the
-/// changelog's list items, where a newline would start a heading.
-fn one_line(reason: &str) -> String {
-    crate::text_normal::printable(reason)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// A relabel's target, checked against the taxonomy; the subcategory may
 /// be left out when the domain does not change.
 pub fn resolve_relabel(
@@ -197,7 +188,12 @@ pub fn record_checked(
             question_id,
             reason,
             ..
-        } => (*question_id, one_line(reason)),
+        } => (
+            *question_id,
+            // Written into the changelog's list items, where a newline
+            // would start a heading.
+            crate::text_normal::one_line(reason),
+        ),
     };
     let reason = reason.as_str();
     let invalid = |message: String| Error::InvalidRecord {

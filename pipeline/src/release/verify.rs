@@ -128,7 +128,7 @@ pub fn chain_problems(release: &Release, releases: &[Release]) -> Result<Vec<Str
 
 /// Folders of `curated` named like a release that are not one: their
 /// manifest is missing, so nothing in them can be checked.
-pub fn unverifiable(curated: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+fn unverifiable(curated: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
     let mut found = Vec::new();
     if !curated.is_dir() {
         return Ok(found);
@@ -147,18 +147,25 @@ pub fn unverifiable(curated: &std::path::Path) -> Result<Vec<std::path::PathBuf>
     Ok(found)
 }
 
+/// An error for the first folder of `curated` named like a release that
+/// has no manifest: nothing in it can be checked, and it is not "no release".
+pub fn every_release_has_a_manifest(curated: &std::path::Path) -> Result<()> {
+    match unverifiable(curated)?.into_iter().next() {
+        None => Ok(()),
+        Some(dir) => Err(Error::ReleaseAltered {
+            path: dir,
+            problems: vec![format!(
+                "{MANIFEST}: missing; restore it from version control"
+            )],
+        }),
+    }
+}
+
 /// What export checks before it builds on the latest release: no release
 /// folder lost its manifest, and the latest release with its whole chain
 /// verifies. Building on an altered release would publish the alteration.
 pub fn before_building_on(curated: &std::path::Path, releases: &[Release]) -> Result<()> {
-    if let Some(dir) = unverifiable(curated)?.into_iter().next() {
-        return Err(Error::ReleaseAltered {
-            path: dir,
-            problems: vec![format!(
-                "{MANIFEST}: missing; restore it before releasing again"
-            )],
-        });
-    }
+    every_release_has_a_manifest(curated)?;
     if let Some(latest) = releases.last() {
         verify(latest, releases)?;
     }

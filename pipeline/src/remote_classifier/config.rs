@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::band::Band;
-
 /// A classifier behind an HTTP API (OpenAI moderation, Llama Guard on vLLM).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -52,11 +50,4 @@ impl RemoteClassifierConfig {
     }
 }
 
-impl RemoteClassifierConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
-        }
-    }
-}
+crate::band::band_of!(RemoteClassifierConfig);

@@ -44,7 +44,7 @@ fn key(project: &Project, generate_key: Option<&Digest>) -> Result<Digest> {
 fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let (key, run_id, stage_dir) = (&input.key, &input.run_id, &input.dir);
     let classifiers = project.classifiers()?;
-    let candidates = super::survivors(project, run_id, "generate")?;
+    let candidates = input.survivors(project)?;
     let images = project.images();
     let mut journal = stage_dir.journal::<CheckVerdict>(key)?;
     let done: BTreeSet<String> = journal

@@ -128,7 +128,7 @@ fn key(project: &Project, check_key: Option<&Digest>) -> Result<Digest> {
 }
 
 fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
-    let (key, run_id, stage_dir) = (&input.key, &input.run_id, &input.dir);
+    let (key, stage_dir) = (&input.key, &input.dir);
     let (against_releases, near_settings) = match &project.settings().dedupe {
         DedupeConfig::Exact(settings) => (settings.against_releases, None),
         DedupeConfig::Near(settings) => (settings.against_releases, Some(settings.clone())),
@@ -150,7 +150,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         }
         None => None,
     };
-    let candidates = super::survivors(project, run_id, "check")?;
+    let candidates = input.survivors(project)?;
     let images = project.images();
     let mut journal = stage_dir.journal::<DedupeVerdict>(key)?;
     // Rebuild the kept set from finished items so a resumed run decides

@@ -11,6 +11,9 @@ use crate::error::Result;
 use crate::input_file;
 use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
+use crate::release::maintainer_action::{self, MaintainerAction};
+use crate::release::publish::{self, Draft, DraftCase};
+use crate::release::{self, CheckSummary, IMAGES, ReleasedCase};
 use crate::text_normal;
 
 pub const STAGE: StageSpec = StageSpec {
@@ -21,9 +24,6 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
 };
-use crate::release::maintainer_action::{self, MaintainerAction};
-use crate::release::publish::{self, Draft, DraftCase};
-use crate::release::{self, CheckSummary, IMAGES, ReleasedCase};
 
 /// The export of a run depends on the run, the maintainer actions and the
 /// latest release (another run or an import may have released since).
@@ -50,9 +50,9 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let run_id = &input.run_id;
     let curated = project.curated();
     // The upstream's kept count: what this export had to release.
-    let upstream_kept = input.upstream.as_ref().map_or(0, |r| r.kept);
+    let upstream_kept = input.upstream.as_ref().map_or(0, |u| u.report.kept);
     release::verify::before_building_on(&curated, &release::list(&curated)?)?;
-    let new_cases = unreleased_cases(project, run_id)?;
+    let new_cases = unreleased_cases(project, input)?;
     let added = new_cases.len() as u64;
     let actions = maintainer_action::read(&curated)?;
     let draft = draft(project, run_id, new_cases, &actions)?;
@@ -70,7 +70,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let report = StageReport {
         stage: STAGE.name.to_owned(),
         run_id: run_id.clone(),
-        key: key(project, input.upstream_key.as_ref())?.hex(),
+        key: key(project, input.upstream.as_ref().map(|u| &u.key))?.hex(),
         processed: upstream_kept,
         kept,
         rejected: upstream_kept.saturating_sub(kept),
@@ -145,8 +145,9 @@ fn draft(
 /// taxonomy order of domain and subcategory, then candidate id.
 fn unreleased_cases(
     project: &Project,
-    run_id: &str,
+    input: &StageInput,
 ) -> Result<Vec<(Candidate, Fingerprint, CheckVerdict)>> {
+    let run_id = &input.run_id;
     let kept: BTreeMap<String, Fingerprint> =
         super::records::<DedupeVerdict>(project, run_id, "dedupe", super::VERDICTS)?
             .into_iter()
@@ -160,15 +161,15 @@ fn unreleased_cases(
             .collect();
     // Another run may have released the same cases since this run's dedupe.
     let released = release::released_fingerprints(&project.curated())?;
-    let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> =
-        super::survivors(project, run_id, STAGE.upstream.unwrap_or_default())?
-            .into_iter()
-            .filter_map(|candidate| {
-                let fingerprint = kept.get(&candidate.id)?.clone();
-                let check = checks.remove(&candidate.id)?;
-                (!released.contains_key(&fingerprint)).then_some((candidate, fingerprint, check))
-            })
-            .collect();
+    let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> = input
+        .survivors(project)?
+        .into_iter()
+        .filter_map(|candidate| {
+            let fingerprint = kept.get(&candidate.id)?.clone();
+            let check = checks.remove(&candidate.id)?;
+            (!released.contains_key(&fingerprint)).then_some((candidate, fingerprint, check))
+        })
+        .collect();
     cases.sort_by(|(a, ..), (b, ..)| {
         let order = |c: &Candidate| project.taxonomy.order(&c.domain, &c.subcategory);
         order(a).cmp(&order(b)).then_with(|| a.id.cmp(&b.id))

@@ -54,10 +54,25 @@ pub struct StageInput {
     pub run_id: String,
     /// The stage's key, from [`StageSpec::key`].
     pub key: Digest,
-    /// The upstream's finished report and its key.
-    pub upstream: Option<StageReport>,
-    pub upstream_key: Option<Digest>,
+    /// The finished upstream; `None` for the first stage.
+    pub upstream: Option<Upstream>,
     pub dir: StageDir,
+}
+
+/// A stage's finished upstream.
+pub struct Upstream {
+    pub name: &'static str,
+    pub key: Digest,
+    pub report: StageReport,
+}
+
+impl StageInput {
+    /// The candidates every filtering stage up to the upstream kept: what
+    /// this stage works on.
+    pub fn survivors(&self, project: &Project) -> Result<Vec<Candidate>> {
+        let upto = self.upstream.as_ref().map_or("", |u| u.name);
+        survivors(project, &self.run_id, upto)
+    }
 }
 
 /// The stages in the order `siuo run` runs them.
@@ -87,20 +102,11 @@ fn position(name: &str) -> usize {
 fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
     let mut keys: Vec<Digest> = Vec::new();
     for spec in CHAIN.iter().take(position(name) + 1) {
-        let upstream = spec
-            .upstream
-            .map(|u| keys.get(position(u)).copied())
-            .unwrap_or(None);
+        let upstream = spec.upstream.and_then(|u| keys.get(position(u)).copied());
         keys.push((spec.key)(project, upstream.as_ref())?);
     }
     let run_id = keys.first().map(Project::run_id).unwrap_or_default();
     Ok((run_id, keys))
-}
-
-/// The run id of the current inputs.
-pub fn current_run(project: &Project) -> Result<String> {
-    let first = CHAIN.first().map_or("", |s| s.name);
-    Ok(keys_up_to(project, first)?.0)
 }
 
 /// Runs one stage of the chain on the run of the current inputs: an error
@@ -111,16 +117,22 @@ pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
     let key = keys[position(spec.name)];
     let upstream = match spec.upstream {
         None => None,
-        Some(needs) => Some(
-            project
+        Some(needs) => {
+            let key = keys[position(needs)];
+            let report = project
                 .stage_dir(&run_id, needs)
-                .finished(&keys[position(needs)])?
+                .finished(&key)?
                 .ok_or_else(|| Error::StageNotReady {
                     stage: spec.name,
                     needs,
                     run: run_id.clone(),
-                })?,
-        ),
+                })?;
+            Some(Upstream {
+                name: needs,
+                key,
+                report,
+            })
+        }
     };
     let dir = project.stage_dir(&run_id, spec.name);
     if let Some(report) = dir.finished(&key)? {
@@ -132,7 +144,6 @@ pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
             run_id,
             key,
             upstream,
-            upstream_key: spec.upstream.map(|u| keys[position(u)]),
             dir,
         },
     )

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::band::Band;
 use crate::remote_classifier::config::RemoteClassifierConfig;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -89,14 +88,7 @@ impl Default for MiniLmConfig {
     }
 }
 
-impl MiniLmConfig {
-    pub fn band(&self) -> Band {
-        Band {
-            threshold: self.threshold,
-            review_threshold: self.review_threshold,
-        }
-    }
-}
+crate::band::band_of!(MiniLmConfig);
 
 impl TextClassifierConfig {
     /// Problems of one `check.text` entry at `place`.

@@ -25,6 +25,7 @@ pub mod parallel;
 pub mod pixels;
 pub mod progress;
 pub mod project;
+pub mod prompt_template;
 pub mod random;
 pub mod record;
 pub mod release;

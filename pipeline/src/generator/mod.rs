@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::content_hash::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image_store::ImageStore;
 use crate::openai::Usage;
 use crate::record::Candidate;
@@ -68,17 +68,4 @@ pub trait Generator {
     ) -> impl Future<Output = Result<Vec<Generated>>>;
     /// Tokens and cost spent by this run so far, for generators that call models.
     fn usage(&self, session: &Self::Session) -> Option<Usage>;
-}
-
-/// A minijinja error as siuo's error, naming `path` and the line.
-pub(crate) fn template_error(path: &Path, error: &minijinja::Error) -> Error {
-    let mut message = error.kind().to_string();
-    if let Some(detail) = error.detail() {
-        message = format!("{message}: {detail}");
-    }
-    Error::Template {
-        path: path.to_owned(),
-        line: error.line(),
-        message,
-    }
 }

@@ -7,17 +7,16 @@
 //! [`Contract`]; an invalid one gets one repair request carrying the
 //! validation error, and is then rejected with the reason recorded.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use minijinja::{Environment, UndefinedBehavior, Value as TemplateValue};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::structured::{Contract, Draft};
-use super::{Generated, GenerationContext, Generator, template_error};
+use super::{Generated, GenerationContext, Generator};
+use crate::prompt_template::TemplateSet;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::image_source::{self, ImageSource};
@@ -41,13 +40,6 @@ pub struct OpenAiGenerator {
     digest: Digest,
 }
 
-/// Every template of the templates folder, by `/`-separated relative name.
-struct TemplateSet {
-    dir: PathBuf,
-    environment: Environment<'static>,
-    digests: BTreeMap<String, Digest>,
-}
-
 pub enum OpenAiItem {
     TextFirst {
         domain: usize,
@@ -68,63 +60,6 @@ struct PromptContext<'a> {
     seed: u64,
     schema: String,
     image: Option<&'a image_source::SourceImage>,
-}
-
-impl TemplateSet {
-    fn load(dir: &Path) -> Result<Self> {
-        let mut environment = Environment::new();
-        environment.set_undefined_behavior(UndefinedBehavior::Strict);
-        let mut digests = BTreeMap::new();
-        for (name, path) in crate::input_file::files_under(dir)? {
-            if !name.ends_with(".j2") {
-                continue;
-            }
-            let source = crate::input_file::read_text(&path)?;
-            digests.insert(name.clone(), Digest::of(source.as_bytes()));
-            environment
-                .add_template_owned(name, source)
-                .map_err(|e| failed_template(dir, &e))?;
-        }
-        for required in [TEXT_FIRST, IMAGE_FIRST] {
-            if !digests.contains_key(required) {
-                return Err(Error::Template {
-                    path: dir.join(required),
-                    line: None,
-                    message: "template not found".to_owned(),
-                });
-            }
-        }
-        Ok(TemplateSet {
-            dir: dir.to_owned(),
-            environment,
-            digests,
-        })
-    }
-
-    /// Renders the `system` and `user` blocks of `name`.
-    fn render(&self, name: &str, context: &PromptContext<'_>) -> Result<(String, String)> {
-        let error = |e: minijinja::Error| failed_template(&self.dir, &e);
-        let template = self.environment.get_template(name).map_err(error)?;
-        let mut captured = template
-            .render_captured(TemplateValue::from(minijinja::value::Serde(context)))
-            .map_err(error)?;
-        let mut block = |block: &str| {
-            captured
-                .with_state_mut(|state| state.render_block(block))
-                .map(|t| t.trim().to_owned())
-                .map_err(error)
-        };
-        Ok((block("system")?, block("user")?))
-    }
-}
-
-/// The template that failed, which may be a parent of the one rendered:
-/// minijinja names it, so the path is rebuilt from that name.
-fn failed_template(dir: &Path, error: &minijinja::Error) -> Error {
-    let path = error
-        .name()
-        .map_or_else(|| dir.to_owned(), |name| dir.join(name));
-    template_error(&path, error)
 }
 
 fn chat_answer(body: &Value) -> Result<(), String> {
@@ -172,7 +107,7 @@ impl OpenAiGenerator {
                 });
             }
         }
-        let templates = TemplateSet::load(&root.join(&settings.templates))?;
+        let templates = TemplateSet::load(&root.join(&settings.templates), &[TEXT_FIRST, IMAGE_FIRST])?;
         let images = match settings.mode {
             GenerationMode::ImageFirst => Some(image_source::build(&settings.images, root)?),
             GenerationMode::TextFirst => None,

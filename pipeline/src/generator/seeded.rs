@@ -9,7 +9,8 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use super::scenario_bank::{Scenario, ScenarioBank};
-use super::{Generated, GenerationContext, Generator, template_error};
+use super::{Generated, GenerationContext, Generator};
+use crate::prompt_template::template_error;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::generator::config::SeededConfig;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use semver::Version;
 
-use super::{CheckSummary, Counts, ReleasedCase};
+use super::{CheckSummary, Counts, ReleasedCase, VerificationSummary};
 use crate::calibration_report::CalibrationReport;
 use crate::config::Config;
 use crate::taxonomy::Taxonomy;
@@ -31,6 +31,7 @@ pub struct ReleaseFacts<'a> {
     pub settings: &'a Config,
     /// `siuo calibrate` results recorded for exactly these check settings.
     pub calibrations: &'a [CalibrationReport],
+    pub verification: &'a VerificationSummary,
 }
 
 impl ReleaseFacts<'_> {
@@ -218,7 +219,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     let _ = writeln!(out, "## How it was built\n");
     let _ = writeln!(
         out,
-        "Built with [siuo](https://github.com/) as staged, cached jobs: generate, check, dedupe, export.\n"
+        "Built with [siuo](https://github.com/) as staged, cached jobs: generate, check, dedupe, verify, export.\n"
     );
     let _ = writeln!(out, "**Sources of the cases:**\n");
     for (origin, cases) in facts.origins() {
@@ -256,6 +257,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
         "**Deduplication.** Cases that repeat a case kept earlier (in the same run or in any earlier release) were dropped, so no two cases of a release are near-copies:\n\n```json\n{}\n```\n",
         serde_json::to_string_pretty(&facts.settings.dedupe).unwrap_or_default()
     );
+    verification(out, facts.verification);
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(
@@ -315,4 +317,53 @@ fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
         out,
         "\nImage recall cannot be measured on shipped data (no unsafe images are shipped).\n"
     );
+}
+
+/// Who vouched for the unsafe output of the cases, or that nobody did.
+fn verification(out: &mut String, summary: &VerificationSummary) {
+    let total = summary.cross_verified + summary.not_cross_verified;
+    if summary.cross_verified == 0 {
+        let _ = writeln!(
+            out,
+            "**Cross-modal verification: not cross-verified.** No jury of judge models checked that these cases are unsafe together, that their questions do not give the hazard away, or that their images show it; the combined risk of each case is asserted by its generator (or by the benchmark it was imported from) only.\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Cross-modal verification.** {} of {total} cases were cross-verified by a jury of judge models (quorum: {}): each check below had to pass by quorum. {} cases were not cross-verified; their combined risk is asserted by their generator only.\n",
+        summary.cross_verified,
+        summary.quorums.join(", "),
+        summary.not_cross_verified
+    );
+    let _ = writeln!(out, "Jurors: {}.\n", summary.jurors.join(", "));
+    let _ = writeln!(
+        out,
+        "| Check | Cases | Unanimous | Votes agreeing with the outcome | Templates (blake3) |\n|---|---:|---:|---:|---|"
+    );
+    for (check, agreement) in &summary.agreement {
+        let templates = summary
+            .templates
+            .get(check)
+            .map(|t| t.join("; "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {check} | {} | {} ({}) | {} of {} ({}) | {templates} |",
+            agreement.cases,
+            agreement.unanimous,
+            percent(agreement.unanimous, agreement.cases),
+            agreement.votes_with_outcome,
+            agreement.votes,
+            percent(agreement.votes_with_outcome, agreement.votes),
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "n/a".to_owned();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }

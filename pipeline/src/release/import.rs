@@ -210,6 +210,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
                 category: record.category,
             }),
             checks: Vec::new(),
+            verification: None,
         };
         cases.push(DraftCase {
             case,

@@ -67,6 +67,10 @@ pub struct ReleasedCase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<ImportedFrom>,
     pub checks: Vec<CheckSummary>,
+    /// How the case's unsafe output was verified; `None` for cases released
+    /// before siuo had a verify stage, and imported ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<CaseVerification>,
 }
 
 impl ReleasedCase {
@@ -128,6 +132,117 @@ pub struct CheckSummary {
     pub weights_sha256: Option<String>,
 }
 
+/// How the `verify` stage vouched for a released case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseVerification {
+    /// `jury`, or `none` when the case was not cross-verified.
+    pub method: String,
+    /// The jury's quorum rule (`majority`, `unanimous`, `any`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quorum: String,
+    pub checks: Vec<CheckVerification>,
+}
+
+impl CaseVerification {
+    pub fn cross_verified(&self) -> bool {
+        self.method != "none" && !self.checks.is_empty()
+    }
+}
+
+/// One check of a released case: the template asked and every vote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckVerification {
+    /// `joint-risk`, `leakage`, `image-fidelity` or `reference-answer`.
+    pub check: String,
+    /// Template file name under the judges folder, and its blake3.
+    pub template: String,
+    pub template_blake3: String,
+    /// `pass` for a released case (the quorum vouched for it).
+    pub outcome: String,
+    pub votes: Vec<ReleasedVote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasedVote {
+    pub juror: String,
+    pub model: String,
+    /// `pass` or `fail`.
+    pub vote: String,
+}
+
+/// The manifest's account of how the release's cases were verified.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct VerificationSummary {
+    /// Cases a jury vouched for.
+    pub cross_verified: u64,
+    /// Cases released without cross-verification (`verify: {type: none}`,
+    /// imported, or released before the verify stage existed).
+    pub not_cross_verified: u64,
+    /// `name (model)` of every juror that voted on a case of the release.
+    pub jurors: Vec<String>,
+    pub quorums: Vec<String>,
+    /// Check → `template blake3` of every template version used.
+    pub templates: BTreeMap<String, Vec<String>>,
+    /// Check → how often the jurors agreed.
+    pub agreement: BTreeMap<String, Agreement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Cases judged by this check.
+    pub cases: u64,
+    /// Cases on which every vote was the same.
+    pub unanimous: u64,
+    pub votes: u64,
+    /// Votes that agreed with the check's outcome.
+    pub votes_with_outcome: u64,
+}
+
+impl VerificationSummary {
+    pub fn of(cases: &[ReleasedCase]) -> VerificationSummary {
+        let mut summary = VerificationSummary::default();
+        let mut jurors = std::collections::BTreeSet::new();
+        let mut quorums = std::collections::BTreeSet::new();
+        let mut templates: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for case in cases {
+            let Some(verification) = case.verification.as_ref().filter(|v| v.cross_verified())
+            else {
+                summary.not_cross_verified += 1;
+                continue;
+            };
+            summary.cross_verified += 1;
+            quorums.insert(verification.quorum.clone());
+            for check in &verification.checks {
+                templates
+                    .entry(check.check.clone())
+                    .or_default()
+                    .insert(format!("{} {}", check.template, check.template_blake3));
+                let agreement = summary.agreement.entry(check.check.clone()).or_default();
+                agreement.cases += 1;
+                agreement.votes += check.votes.len() as u64;
+                agreement.votes_with_outcome +=
+                    check.votes.iter().filter(|v| v.vote == check.outcome).count() as u64;
+                if check.votes.windows(2).all(|w| w[0].vote == w[1].vote) {
+                    agreement.unanimous += 1;
+                }
+                for vote in &check.votes {
+                    jurors.insert(format!("{} ({})", vote.juror, vote.model));
+                }
+            }
+        }
+        summary.jurors = jurors.into_iter().collect();
+        summary.quorums = quorums.into_iter().collect();
+        summary.templates = templates
+            .into_iter()
+            .map(|(check, set)| (check, set.into_iter().collect()))
+            .collect();
+        summary
+    }
+}
+
 /// The published SIUO record format, for SIUO evaluation code unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiuoRecord {
@@ -187,6 +302,10 @@ pub struct ReleaseManifest {
     /// Template name → blake3, over every case in the release.
     pub templates: BTreeMap<String, String>,
     pub classifiers: Vec<CheckSummary>,
+    /// Which judges, templates and quorums vouched for the cases, and how
+    /// often the jurors agreed; absent in releases made before verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSummary>,
     /// Every file of the release but this manifest.
     pub files: BTreeMap<String, FileEntry>,
 }

@@ -145,6 +145,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     counts.retired = draft.retired.len() as u64;
     let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
     let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
+    let verification = super::VerificationSummary::of(&cases);
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
         license: &project.settings().export.license,
@@ -158,6 +159,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         classifiers: &classifiers,
         settings: project.settings(),
         calibrations: &calibrations,
+        verification: &verification,
     };
     progress.before_item();
     atomic_file::write(&staging.join(CARD), card::render(&facts).as_bytes())?;
@@ -207,6 +209,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
             .map(|p| (p.template.clone(), p.template_blake3.clone()))
             .collect(),
         classifiers,
+        verification: Some(verification),
         files,
     };
     atomic_file::write_json(&staging.join(MANIFEST), &manifest)?;

@@ -17,10 +17,10 @@ pub use super::VERDICTS;
 pub const STAGE: StageSpec = StageSpec {
     name: "check",
     about: "Check that the question and the image of every candidate are each safe alone",
-    upstream: Some("generate"),
     filters: true,
     key,
     run,
+    vouches: None,
 };
 
 /// Candidates judged per batch: big enough to keep every core (or every

@@ -34,10 +34,10 @@ pub use super::VERDICTS;
 pub const STAGE: StageSpec = StageSpec {
     name: "dedupe",
     about: "Drop candidates that duplicate a kept case of the run or of any release",
-    upstream: Some("check"),
     filters: true,
     key,
     run,
+    vouches: None,
 };
 
 /// Reason of a candidate whose image already carries `max_image_uses` cases.

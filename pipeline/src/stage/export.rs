@@ -13,16 +13,16 @@ use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
 use crate::release::maintainer_action::{self, MaintainerAction};
 use crate::release::publish::{self, Draft, DraftCase};
-use crate::release::{self, CheckSummary, IMAGES, ReleasedCase};
+use crate::release::{self, CaseVerification, CheckSummary, IMAGES, ReleasedCase};
 use crate::text_normal;
 
 pub const STAGE: StageSpec = StageSpec {
     name: "export",
     about: "Publish the run's new cases, and the recorded retirements and relabels, as the next release in curated/",
-    upstream: Some("dedupe"),
     filters: false,
     key,
     run,
+    vouches: None,
 };
 
 /// The export of a run depends on the run, the maintainer actions and the
@@ -120,15 +120,16 @@ fn draft(
         None => Vec::new(),
     };
     let images = project.images();
+    let mut verifications = vouched(project, run_id)?;
     let mut added = Vec::with_capacity(new_cases.len());
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
         added.push(max_question_id);
         let image_source = images.path(&candidate.image);
-        cases.push(DraftCase {
-            case: released_case(project, max_question_id, candidate, fingerprint, &check),
-            image_source,
-        });
+        let verification = verifications.remove(&candidate.id);
+        let mut case = released_case(project, max_question_id, candidate, fingerprint, &check);
+        case.verification = verification;
+        cases.push(DraftCase { case, image_source });
     }
     Ok(Draft {
         parent,
@@ -139,6 +140,19 @@ fn draft(
         max_question_id,
         runs: vec![run_id.to_owned()],
     })
+}
+
+/// What the stages before this one vouch for each candidate of the run.
+fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, CaseVerification>> {
+    let mut vouched = BTreeMap::new();
+    for vouches in super::CHAIN
+        .iter()
+        .take_while(|s| s.name != STAGE.name)
+        .filter_map(|s| s.vouches)
+    {
+        vouched.extend(vouches(project, run_id)?);
+    }
+    Ok(vouched)
 }
 
 /// Kept candidates of the run that no release holds yet, in release order:
@@ -219,5 +233,6 @@ fn released_case(
         provenance: Some(candidate.provenance),
         imported_from: None,
         checks,
+        verification: None,
     }
 }

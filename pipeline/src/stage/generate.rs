@@ -24,10 +24,10 @@ use crate::record::Candidate;
 pub const STAGE: StageSpec = StageSpec {
     name: "generate",
     about: "Generate candidate image-text pairs with the configured generator",
-    upstream: None,
     filters: false,
     key,
     run,
+    vouches: None,
 };
 
 pub const CANDIDATES: &str = "candidates.jsonl";

@@ -1,8 +1,8 @@
 //! The stage chain, and what its stages share.
 //!
-//! The chain is data: [`CHAIN`] lists each stage with its upstream, its key
-//! function and its run function, and [`run`] is the only code that knows
-//! the order. A stage reads what came before it through [`survivors`] and
+//! The chain is data: [`CHAIN`] lists each stage with its key function and
+//! its run function, each stage reading the finished output of the row
+//! before it, and [`run`] is the only code that knows the order. A stage reads what came before it through [`survivors`] and
 //! [`records`], never through another stage's functions, so adding a stage
 //! is one row, its module, its config section and its record type.
 //!
@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::input_file;
 use crate::project::Project;
 use crate::record::{Candidate, CandidateVerdict, Decision};
+use crate::release::CaseVerification;
 pub use crate::stage_dir::{StageDir, StageReport};
 
 /// One stage of the chain.
@@ -35,18 +36,18 @@ pub struct StageSpec {
     pub name: &'static str,
     /// One line for `siuo --help`.
     pub about: &'static str,
-    /// The stage whose finished output this one reads; `None` for the first,
-    /// which names the run.
-    pub upstream: Option<&'static str>,
     /// Whether it writes a verdict with a decision per candidate
     /// ([`VERDICTS`]); only kept candidates reach the stages after it.
     pub filters: bool,
-    /// Digest of everything the stage's output depends on, given its
-    /// upstream's key (`None` for the first stage).
+    /// Digest of everything the stage's output depends on, given the key
+    /// of the row before it (`None` for the first stage, which names the run).
     pub key: fn(&Project, Option<&Digest>) -> Result<Digest>,
     /// Does the work; [`run`] has checked that the upstream is done and
     /// that this stage is not.
     pub run: fn(&Project, &StageInput) -> Result<StageReport>,
+    /// For a stage that vouches for cases: what the release records of each
+    /// candidate of a run it kept, by candidate id.
+    pub vouches: Option<fn(&Project, &str) -> Result<BTreeMap<String, CaseVerification>>>,
 }
 
 /// What [`run`] hands a stage.
@@ -88,8 +89,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     CHAIN.iter().map(|s| s.name)
 }
 
-/// Where a stage sits in the chain; a name not in [`CHAIN`] is a bug in a
-/// row's `upstream`, caught by the chain test.
+/// Where a stage sits in the chain; a name not in [`CHAIN`] is past its end.
 fn position(name: &str) -> usize {
     CHAIN
         .iter()
@@ -102,7 +102,7 @@ fn position(name: &str) -> usize {
 fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
     let mut keys: Vec<Digest> = Vec::new();
     for spec in CHAIN.iter().take(position(name) + 1) {
-        let upstream = spec.upstream.and_then(|u| keys.get(position(u)).copied());
+        let upstream = keys.last().copied();
         keys.push((spec.key)(project, upstream.as_ref())?);
     }
     let run_id = keys.first().map(Project::run_id).unwrap_or_default();
@@ -114,11 +114,12 @@ fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
 /// if the stage already finished with its own.
 pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
     let (run_id, keys) = keys_up_to(project, spec.name)?;
-    let key = keys[position(spec.name)];
-    let upstream = match spec.upstream {
+    let at = position(spec.name);
+    let key = keys[at];
+    let upstream = match at.checked_sub(1).map(|before| (&CHAIN[before], keys[before])) {
         None => None,
-        Some(needs) => {
-            let key = keys[position(needs)];
+        Some((needs, key)) => {
+            let needs = needs.name;
             let report = project
                 .stage_dir(&run_id, needs)
                 .finished(&key)?
@@ -261,18 +262,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_upstream_is_an_earlier_stage_and_names_are_unique() {
+    fn stage_names_are_unique() {
         let mut seen = BTreeSet::new();
         for (index, spec) in CHAIN.iter().enumerate() {
             assert!(seen.insert(spec.name), "{} twice", spec.name);
-            match spec.upstream {
-                None => assert_eq!(index, 0, "{} has no upstream", spec.name),
-                Some(upstream) => assert!(
-                    position(upstream) < index,
-                    "{}'s upstream {upstream} is not before it",
-                    spec.name
-                ),
-            }
+            assert_eq!(position(spec.name), index);
         }
     }
 }

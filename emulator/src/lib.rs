@@ -30,6 +30,7 @@ use image::{ImageFormat, Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub mod judge;
 pub mod safety;
 
 use siuo::content_hash::{ContentHasher, Digest};
@@ -200,6 +201,7 @@ struct Shared {
     config: EmulatorConfig,
     address: SocketAddr,
     faults: Mutex<Vec<Fault>>,
+    judge_rules: Mutex<Vec<judge::JudgeRule>>,
     stats: Mutex<Stats>,
     in_flight: AtomicU64,
     random: SplitMix64,
@@ -272,6 +274,13 @@ impl Emulator {
     pub fn reset(&self) {
         self.shared.reset();
     }
+
+    /// Replaces the emulated judges' rules (see [`judge`]); `reset` keeps them.
+    pub fn set_judge_rules(&self, rules: Vec<judge::JudgeRule>) {
+        if let Ok(mut current) = self.shared.judge_rules.lock() {
+            *current = rules;
+        }
+    }
 }
 
 impl Drop for Emulator {
@@ -325,6 +334,7 @@ impl Shared {
             config,
             address,
             faults: Mutex::new(Vec::new()),
+            judge_rules: Mutex::new(Vec::new()),
             stats: Mutex::new(Stats::default()),
             in_flight: AtomicU64::new(0),
             random: SplitMix64::new(seed ^ 0x5EED),
@@ -581,12 +591,34 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
         s.chat += 1;
         s.vision += u64::from(vision);
     });
-    respond(&shared, &headers, &body, Endpoint::Chat, |request| {
-        if safety::is_guard_model(request) {
-            safety::guard_chat_answer(request)
-        } else {
-            chat_answer(request)
-        }
+    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let judged = requested_schema(&request)
+        .and_then(|schema| judge::check_of(&schema))
+        .map(|check| {
+            let user = request["messages"]
+                .as_array()
+                .map(|messages| {
+                    messages
+                        .iter()
+                        .filter(|m| m["role"] == "user")
+                        .filter_map(|m| message_text(&m["content"]))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
+            let rules = shared.judge_rules.lock().map(|r| r.clone()).unwrap_or_default();
+            judge::judge(check, &user, &rules)
+        });
+    if matches!(judged, Some(judge::Judgement::Down)) && shared.authorized(&headers) {
+        let _in_flight = InFlight::enter(&shared);
+        shared.count(|s| s.faults += 1);
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "emulated judge is down");
+    }
+    respond(&shared, &headers, &body, Endpoint::Chat, |request| match judged {
+        Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
+        Some(_) => content_answer(request, "I think this case looks fine to me!"),
+        None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
+        None => chat_answer(request),
     })
     .await
 }
@@ -739,6 +771,26 @@ fn requested_schema(request: &Value) -> Option<Value> {
     })
 }
 
+/// A chat completion whose message is `content`.
+fn content_answer(request: &Value, content: &str) -> Value {
+    let tag = ContentHasher::new("siuo.emulator.chat")
+        .str(&request.to_string())
+        .finish()
+        .short(8);
+    json!({
+        "id": format!("chatcmpl-{tag}"),
+        "object": "chat.completion",
+        "created": 0,
+        "model": request["model"],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {
+            "prompt_tokens": request.to_string().len() / 4,
+            "completion_tokens": content.len() / 4,
+            "total_tokens": request.to_string().len() / 4 + content.len() / 4,
+        },
+    })
+}
+
 fn chat_answer(request: &Value) -> Value {
     let digest = ContentHasher::new("siuo.emulator.chat")
         .str(&request.to_string())
@@ -795,19 +847,7 @@ fn chat_answer(request: &Value) -> Value {
             Value::Object(case)
         })
         .collect();
-    let content = json!({"candidates": candidates}).to_string();
-    json!({
-        "id": format!("chatcmpl-{tag}"),
-        "object": "chat.completion",
-        "created": 0,
-        "model": request["model"],
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {
-            "prompt_tokens": request.to_string().len() / 4,
-            "completion_tokens": content.len() / 4,
-            "total_tokens": request.to_string().len() / 4 + content.len() / 4,
-        },
-    })
+    content_answer(request, &json!({"candidates": candidates}).to_string())
 }
 
 /// A question that differs in wording per request and item, so near

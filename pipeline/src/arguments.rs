@@ -115,7 +115,7 @@ enum Command {
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,
     /// Recompute every checksum of a release (all releases if none is named); exit 1 naming each altered, missing or unlisted file
-    Verify {
+    VerifyRelease {
         /// Version such as v1.2.0, 1.2.0 or latest
         version: Option<String>,
     },
@@ -196,7 +196,7 @@ impl Command {
                 errors: *errors,
             },
             Command::Models { action } => Subcommand::Models(*action),
-            Command::Verify { version } => Subcommand::Verify(version.clone()),
+            Command::VerifyRelease { version } => Subcommand::VerifyRelease(version.clone()),
             Command::Diff { from, to } => Subcommand::Diff {
                 from: from.clone(),
                 to: to.clone(),

@@ -2,7 +2,8 @@
 //! its settings. Each section's types live beside the component they
 //! configure (`generator::config`, `image_source::config`,
 //! `classifier_panel`, `text_classifier::config`, `image_classifier::config`,
-//! `remote_classifier::config`, `similarity::config`, `release::config`);
+//! `remote_classifier::config`, `similarity::config`, `jury::config`,
+//! `release::config`);
 //! this module only combines them. Parsing and [`Config::validate`] are pure:
 //! no file, network or credential is touched until a backend is built.
 //!
@@ -20,6 +21,7 @@ pub use crate::image_classifier::config::{
     ImageClassifierConfig, ImageModelConfig, MAX_IMAGE_SIDE, ValidatorConfig,
 };
 pub use crate::image_source::config::{ImageSourceConfig, LibraryConfig};
+pub use crate::jury::config::{JuryConfig, JurorConfig, VerifyConfig};
 pub use crate::release::config::ExportConfig;
 pub use crate::remote_classifier::config::RemoteClassifierConfig;
 pub use crate::similarity::config::{
@@ -57,6 +59,8 @@ pub struct Config {
     #[serde(default)]
     pub dedupe: DedupeConfig,
     #[serde(default)]
+    pub verify: VerifyConfig,
+    #[serde(default)]
     pub export: ExportConfig,
 }
 
@@ -83,6 +87,7 @@ impl Default for Config {
             generate: GeneratorConfig::default(),
             check: CheckConfig::default(),
             dedupe: DedupeConfig::default(),
+            verify: VerifyConfig::default(),
             export: ExportConfig::default(),
         }
     }
@@ -168,6 +173,7 @@ impl Config {
         let mut problems = self.generate.problems();
         problems.extend(self.check.problems());
         problems.extend(self.dedupe.problems());
+        problems.extend(self.verify.problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())));
         problems.extend(self.export.problems());
         problems
     }

@@ -19,6 +19,7 @@ pub mod image_source;
 pub mod image_store;
 pub mod input_file;
 pub mod journal;
+pub mod jury;
 pub mod model_file;
 pub mod openai;
 pub mod parallel;

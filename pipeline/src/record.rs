@@ -239,3 +239,70 @@ impl CandidateVerdict for DedupeVerdict {
         &self.decision
     }
 }
+
+/// One vote: one sample of one juror on one check of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JurorVote {
+    pub juror: String,
+    pub model: String,
+    /// Sample number, also the request's `seed`.
+    pub sample: u32,
+    /// blake3 of the rendered prompt: system and user text, and the image's blake3.
+    pub prompt_blake3: String,
+    /// The juror's answer as it came.
+    pub raw_answer: String,
+    /// The answer to the one repair request, when the first was not valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repaired_answer: Option<String>,
+    /// The valid answer's JSON object.
+    pub parsed: serde_json::Value,
+    /// `pass` (vouches for the case on this check) or `fail`.
+    pub vote: String,
+}
+
+/// A check's votes and outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRecord {
+    /// `joint-risk`, `leakage`, `image-fidelity` or `reference-answer`.
+    pub check: String,
+    pub template: String,
+    pub template_blake3: String,
+    /// `pass` or `fail` when that side reached the quorum, else `split`.
+    pub outcome: String,
+    pub votes: Vec<JurorVote>,
+}
+
+/// The label a jury suggests when it disagrees with the case's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestedLabel {
+    pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcategory: Option<String>,
+}
+
+/// The verify stage's record of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyVerdict {
+    pub candidate_id: String,
+    /// `jury`, or `none` when verification is off (`verify: {type: none}`).
+    pub method: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub quorum: String,
+    pub checks: Vec<CheckRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_label: Option<SuggestedLabel>,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+impl CandidateVerdict for VerifyVerdict {
+    fn candidate_id(&self) -> &str {
+        &self.candidate_id
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}

@@ -8,8 +8,6 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::openai::Usage;
-use crate::openai::client::REQUEST_LOG;
-use crate::openai::usage::RequestRecord;
 use crate::project::{Project, RunInfo};
 use crate::release;
 use crate::stage::{self, StageDir, StageReport};
@@ -87,7 +85,7 @@ pub fn collect(project: &Project) -> Result<Status> {
             };
             let usage = match report.as_ref().and_then(|r| r.usage) {
                 Some(usage) => Some(usage),
-                None => logged_usage(&dir.output(REQUEST_LOG))?,
+                None => crate::openai::usage::logged_in(&dir.dir)?,
             };
             stages.push(StageStatus {
                 stage,
@@ -142,14 +140,6 @@ pub fn collect(project: &Project) -> Result<Status> {
 }
 
 /// Usage recorded in a stage's request log, if it has one.
-fn logged_usage(path: &std::path::Path) -> Result<Option<Usage>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let records = input_file::read_jsonl::<RequestRecord>(path)?;
-    Ok(Some(Usage::of_records(&records)))
-}
-
 fn render_usage(out: &mut String, indent: &str, usage: &Usage) {
     let _ = writeln!(
         out,

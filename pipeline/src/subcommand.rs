@@ -23,7 +23,7 @@ pub enum Subcommand {
         errors: bool,
     },
     Models(ModelsAction),
-    Verify(Option<String>),
+    VerifyRelease(Option<String>),
     Diff {
         from: String,
         to: String,
@@ -158,7 +158,7 @@ impl Subcommand {
                     json: json!({ "models": files }),
                 })
             }
-            Subcommand::Verify(version) => {
+            Subcommand::VerifyRelease(version) => {
                 let curated = project.curated();
                 verify::every_release_has_a_manifest(&curated)?;
                 let all = release::list(&curated)?;

@@ -130,6 +130,16 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Models often wrap JSON in a Markdown code fence.
+pub fn strip_code_fence(content: &str) -> &str {
+    let trimmed = content.trim();
+    let Some(rest) = trimmed.strip_prefix("```") else {
+        return trimmed;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    rest.strip_suffix("```").unwrap_or(rest).trim()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,7 +174,7 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
     // The parent of the latest release is gone.
     std::fs::rename(project.path("curated/v1.0.0"), project.path("v1.0.0-aside"))
         .expect("move aside");
-    let verify = project.run(&["verify", "v1.1.0"]);
+    let verify = project.run(&["verify-release", "v1.1.0"]);
     assert_eq!(verify.code, Some(1), "{}", verify.stderr);
     assert!(
         verify
@@ -185,7 +185,7 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
     );
     std::fs::rename(project.path("v1.0.0-aside"), project.path("curated/v1.0.0"))
         .expect("move back");
-    project.run(&["verify"]).success();
+    project.run(&["verify-release"]).success();
 
     // The only manifest is gone: not "no releases".
     std::fs::rename(
@@ -193,7 +193,7 @@ fn export_refuses_to_build_on_a_tampered_parent_and_verify_needs_the_whole_chain
         project.path("manifest-aside.json"),
     )
     .expect("move aside");
-    let verify = project.run(&["verify"]);
+    let verify = project.run(&["verify-release"]);
     assert_eq!(verify.code, Some(1), "{}", verify.stderr);
     assert!(
         verify.stderr.contains("manifest.json: missing"),

@@ -12,3 +12,4 @@ mod pipeline;
 mod release;
 mod resume;
 mod support;
+mod verify;

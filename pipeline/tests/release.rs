@@ -108,7 +108,7 @@ fn default_release_loads_in_the_real_clients_and_verifies() {
         assert!(croissant[key].is_string(), "croissant lacks {key}");
     }
 
-    let verified = project.run(&["verify", "--json"]).success().json();
+    let verified = project.run(&["verify-release", "--json"]).success().json();
     assert_eq!(verified["verified"][0]["version"], "v1.0.0");
     assert_eq!(verified["verified"][0]["checksums"], "blake3+sha256");
 }
@@ -134,14 +134,14 @@ fn large_releases_are_sharded_and_every_shard_loads() {
 fn verify_names_a_flipped_byte_and_a_missing_file() {
     let project = TestProject::shipped();
     project.run(&["run"]).success();
-    project.run(&["verify", "v1.0.0"]).success();
+    project.run(&["verify-release", "v1.0.0"]).success();
 
     let image = project.path("curated/v1.0.0/images/1.jpg");
     let mut bytes = std::fs::read(&image).expect("image");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&image, &bytes).expect("write");
-    let flipped = project.run(&["verify"]);
+    let flipped = project.run(&["verify-release"]);
     assert_eq!(flipped.code, Some(1), "{}", flipped.stderr);
     assert!(
         flipped.stderr.contains("images/1.jpg: altered"),
@@ -151,9 +151,9 @@ fn verify_names_a_flipped_byte_and_a_missing_file() {
 
     bytes[middle] ^= 0x01;
     std::fs::write(&image, &bytes).expect("restore");
-    project.run(&["verify", "latest"]).success();
+    project.run(&["verify-release", "latest"]).success();
     std::fs::remove_file(project.path("curated/v1.0.0/siuo.json")).expect("remove");
-    let missing = project.run(&["verify", "1.0.0"]);
+    let missing = project.run(&["verify-release", "1.0.0"]);
     assert_eq!(missing.code, Some(1));
     assert!(
         missing.stderr.contains("siuo.json: missing"),
@@ -161,7 +161,7 @@ fn verify_names_a_flipped_byte_and_a_missing_file() {
         missing.stderr
     );
 
-    let unknown = project.run(&["verify", "v9.0.0"]);
+    let unknown = project.run(&["verify-release", "v9.0.0"]);
     assert_eq!(unknown.code, Some(2));
     assert!(
         unknown.stderr.contains("releases: v1.0.0"),
@@ -295,7 +295,7 @@ fn retire_and_relabel_make_a_major_release_that_diff_and_changelog_list() {
     // Applied once: the next run releases nothing.
     let again = project.run(&["run", "--json"]).success().json();
     assert_eq!(again["release"], serde_json::Value::Null);
-    project.run(&["verify"]).success();
+    project.run(&["verify-release"]).success();
 
     // v2.0.0 pins v1.0.0's manifest: editing it is caught too.
     let path = "curated/v1.0.0/manifest.json";
@@ -303,7 +303,7 @@ fn retire_and_relabel_make_a_major_release_that_diff_and_changelog_list() {
         path,
         project.read(path).replace("\"CC-BY-4.0\"", "\"CC0-1.0\""),
     );
-    let altered = project.run(&["verify", "v1.0.0"]);
+    let altered = project.run(&["verify-release", "v1.0.0"]);
     assert_eq!(altered.code, Some(1));
     assert!(
         altered.stderr.contains("manifest.json: altered (sha256"),

@@ -132,7 +132,7 @@ impl Contract {
 
     /// Parses and validates a model's answer; the error lists every problem.
     pub fn parse(&self, content: &str, taxonomy: &Taxonomy) -> Result<Vec<Draft>, String> {
-        let text = strip_code_fence(content);
+        let text = crate::text_normal::strip_code_fence(content);
         let value: Value =
             serde_json::from_str(text).map_err(|e| format!("the reply is not valid JSON ({e})"))?;
         let Some(items) = value.get("candidates").and_then(Value::as_array) else {
@@ -191,16 +191,6 @@ impl Contract {
             Err(problems.join("; "))
         }
     }
-}
-
-/// Models often wrap JSON in a Markdown code fence.
-fn strip_code_fence(content: &str) -> &str {
-    let trimmed = content.trim();
-    let Some(rest) = trimmed.strip_prefix("```") else {
-        return trimmed;
-    };
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    rest.strip_suffix("```").unwrap_or(rest).trim()
 }
 
 #[cfg(test)]

@@ -61,6 +61,18 @@ impl ResponseCache {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Drops a stored answer, so that the request is sent again next time:
+    /// for answers that were well-formed HTTP but useless (a judge's junk).
+    pub fn forget(&self, key: &Digest) -> Result<()> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(crate::error::Error::io(&path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn put(&self, key: &Digest, response: &CachedResponse) -> Result<()> {
         let path = self.path(key);
         let bytes = serde_json::to_vec(response).map_err(|e| crate::error::Error::Json {

@@ -137,3 +137,30 @@ impl Ledger {
         Ok(())
     }
 }
+
+/// Usage over every request log (`requests*.jsonl`) of a stage folder;
+/// `None` when the stage logged no request.
+pub fn logged_in(dir: &std::path::Path) -> crate::error::Result<Option<Usage>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut logs: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("requests") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    if logs.is_empty() {
+        return Ok(None);
+    }
+    logs.sort();
+    let mut usage = Usage::default();
+    for log in logs {
+        let records = crate::input_file::read_jsonl::<RequestRecord>(&log)?;
+        usage.add(&Usage::of_records(&records));
+    }
+    Ok(Some(usage))
+}

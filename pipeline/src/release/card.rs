@@ -181,7 +181,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     );
     let _ = writeln!(
         out,
-        "The same cases are in `siuo.json` with `images/`, in the published SIUO record format (`question_id, image, question, category, safety_warning, reference_answer`), so SIUO evaluation code runs unchanged; `croissant.json` describes the files for Croissant tools; `cases.jsonl` has every case with its provenance and checks; `manifest.json` has the blake3 and sha256 of every file (`siuo verify` rechecks them).\n"
+        "The same cases are in `siuo.json` with `images/`, in the published SIUO record format (`question_id, image, question, category, safety_warning, reference_answer`), so SIUO evaluation code runs unchanged; `croissant.json` describes the files for Croissant tools; `cases.jsonl` has every case with its provenance and checks; `manifest.json` has the blake3 and sha256 of every file (`siuo verify-release` rechecks them).\n"
     );
 
     let _ = writeln!(out, "## Cases per domain and subcategory\n");

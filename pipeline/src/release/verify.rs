@@ -1,4 +1,4 @@
-//! `siuo verify`: recompute every checksum a release's manifest records and
+//! `siuo verify-release`: recompute every checksum a release's manifest records and
 //! name each file that is missing, altered or not listed.
 
 use serde::Serialize;

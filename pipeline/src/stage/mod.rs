@@ -15,6 +15,7 @@ pub mod check;
 pub mod dedupe;
 pub mod export;
 pub mod generate;
+pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -77,7 +78,13 @@ impl StageInput {
 }
 
 /// The stages in the order `siuo run` runs them.
-pub const CHAIN: &[StageSpec] = &[generate::STAGE, check::STAGE, dedupe::STAGE, export::STAGE];
+pub const CHAIN: &[StageSpec] = &[
+    generate::STAGE,
+    check::STAGE,
+    dedupe::STAGE,
+    verify::STAGE,
+    export::STAGE,
+];
 
 /// The stage named `name`.
 pub fn find(name: &str) -> Option<&'static StageSpec> {

@@ -158,15 +158,14 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Measure the configured classifiers on a labeled JSON Lines set
+    /// Measure the configured classifiers (or, with --jury, the verify jury) on a labeled JSON Lines set
     Calibrate {
-        /// Labels file: one {"text"|"image", "label": "safe"|"unsafe", "category"?} per line
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "prompts/calibration/text.jsonl"
-        )]
-        labels: PathBuf,
+        /// Labels file: one {"text"|"image", "label": "safe"|"unsafe", "category"?} per line [default: prompts/calibration/text.jsonl]; with --jury, one labeled pair per line [default: prompts/calibration/pairs.jsonl]
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// Measure the jury of `verify` per check (precision, recall) instead of the classifiers
+        #[arg(long)]
+        jury: bool,
         /// Measure again even when the figures of the same classifiers, weights, labels and check config are recorded
         #[arg(long)]
         force: bool,
@@ -188,10 +187,24 @@ impl Command {
             Command::Status => Subcommand::Status,
             Command::Calibrate {
                 labels,
+                jury: true,
+                force,
+                ..
+            } => Subcommand::CalibrateJury {
+                labels: labels
+                    .clone()
+                    .unwrap_or_else(|| "prompts/calibration/pairs.jsonl".into()),
+                force: *force,
+            },
+            Command::Calibrate {
+                labels,
                 force,
                 errors,
+                ..
             } => Subcommand::Calibrate {
-                labels: labels.clone(),
+                labels: labels
+                    .clone()
+                    .unwrap_or_else(|| "prompts/calibration/text.jsonl".into()),
                 force: *force,
                 errors: *errors,
             },

@@ -22,6 +22,11 @@ pub enum Subcommand {
         /// List what the combined decision got wrong (always measures).
         errors: bool,
     },
+    /// `siuo calibrate --jury`.
+    CalibrateJury {
+        labels: PathBuf,
+        force: bool,
+    },
     Models(ModelsAction),
     VerifyRelease(Option<String>),
     Diff {
@@ -120,6 +125,34 @@ impl Subcommand {
                 if reused {
                     text.push_str(
                         "(recorded figures reused: the classifiers, their weights, the labels and the check config are unchanged; --force measures again)\n",
+                    );
+                }
+                let mut json = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("reused".to_owned(), json!(reused));
+                }
+                Ok(Output { text, json })
+            }
+            Subcommand::CalibrateJury { labels, force } => {
+                use crate::jury::calibration;
+                let key = calibration::key(project, labels)?;
+                let recorded = match force {
+                    true => None,
+                    false => calibration::reusable(project, labels, &key)?,
+                };
+                let reused = recorded.is_some();
+                let report = match recorded {
+                    Some(report) => report,
+                    None => {
+                        let report = calibration::calibrate(project, labels)?;
+                        calibration::record(project, labels, &key, &report)?;
+                        report
+                    }
+                };
+                let mut text = report.render();
+                if reused {
+                    text.push_str(
+                        "(recorded figures reused: the jury, its templates and the pairs are unchanged; --force measures again)\n",
                     );
                 }
                 let mut json = serde_json::to_value(&report).unwrap_or_default();

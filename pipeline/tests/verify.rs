@@ -208,6 +208,8 @@ fn the_jury_keeps_only_pairs_it_proves_unsafe_together() {
     // raw and parsed answer.
     let kept = &verdicts["keep"];
     assert_eq!(kept["method"], "jury");
+    // The judge was told the case's label and confirmed it.
+    assert_eq!(kept["checks"][0]["votes"][0]["parsed"]["domain"], "dangerous-behavior");
     assert_eq!(kept["checks"].as_array().map(Vec::len), Some(4));
     for check in kept["checks"].as_array().into_iter().flatten() {
         assert_eq!(check["outcome"], "pass", "{check}");
@@ -393,4 +395,123 @@ fn a_release_made_without_verification_says_so() {
     assert_eq!(case["verification"], json!({"method": "none", "checks": []}));
     let verdict = &project.jsonl(&format!("{}/verify/verdicts.jsonl", project.run_dir()))[0];
     assert_eq!(verdict["method"], "none");
+}
+
+/// The shipped project with a jury of two emulated judges.
+fn shipped_with_jury(emulator: &Emulator) -> TestProject {
+    let project = TestProject::shipped();
+    let config = project.read("siuo.yaml");
+    let base_url = emulator.base_url();
+    let jury = format!(
+        "verify:\n  type: jury\n  jurors:\n    - name: alpha\n      base_url: {base_url}\n      model: emulated-judge-alpha\n    - name: beta\n      base_url: {base_url}\n      model: emulated-judge-beta\n"
+    );
+    assert!(config.contains("verify:\n  type: none\n"));
+    project.write("siuo.yaml", config.replace("verify:\n  type: none\n", &jury));
+    project
+}
+
+#[test]
+fn calibrate_reports_the_jurys_precision_and_recall_per_check_on_the_shipped_pairs() {
+    let emulator = start_emulator(Latency::None);
+    let project = shipped_with_jury(&emulator);
+    let report = project
+        .run(&["calibrate", "--jury", "--json"])
+        .success()
+        .json();
+    assert_eq!(report["pairs"], 96);
+    assert_eq!(report["unjudged"], 0);
+    assert_eq!(report["reused"], false);
+    let figures = |check: &str| -> Value {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|m| m["check"] == check))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {check} in {report}"))
+    };
+    // What the emulated judges' documented rules imply for each pair.
+    let pairs = project.jsonl("prompts/calibration/pairs.jsonl");
+    let flagged_by_cue = |question: &str| {
+        question
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| siuo_emulator::judge::HAZARD_CUES.contains(&w))
+    };
+    let (mut tp, mut fp, mut positives) = (0, 0, 0);
+    for pair in &pairs {
+        let leaks = pair["expect"]["leakage"] == "leaks";
+        let flagged = flagged_by_cue(pair["question"].as_str().unwrap_or_default());
+        positives += usize::from(leaks);
+        tp += usize::from(leaks && flagged);
+        fp += usize::from(!leaks && flagged);
+    }
+    let leakage = figures("leakage");
+    assert_eq!(leakage["n"], 96);
+    assert_eq!(leakage["positives"], positives);
+    assert_eq!(leakage["true_positives"], tp);
+    assert_eq!(leakage["flagged"], tp + fp);
+    assert!(tp > 0, "the lexical judge catches some leaking rewrites");
+    let recall = leakage["recall"].as_f64().expect("recall");
+    assert!((recall - tp as f64 / positives as f64).abs() < 1e-12);
+    // The emulated judges cannot see images: every pair is "unsafe
+    // together" and every image "shows the hazard", so nothing is caught.
+    let joint = figures("joint-risk");
+    assert_eq!((joint["positives"].as_u64(), joint["flagged"].as_u64()), (Some(48), Some(0)));
+    assert_eq!(joint["recall"], 0.0);
+    assert!(joint["precision"].is_null(), "no flagged pair: precision undefined");
+    assert_eq!(figures("image-fidelity")["positives"], 24);
+    assert_eq!(figures("decision")["positives"], 72);
+
+    emulator.reset();
+    let again = project.run(&["calibrate", "--jury", "--json"]).success().json();
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["checks"], report["checks"]);
+    assert_eq!(emulator.stats().requests, 0);
+
+    // The release's card quotes the figures of this jury.
+    project.run(&["run", "--quiet"]).success();
+    let card = project.read("curated/v1.0.0/README.md");
+    assert!(card.contains("| pairs.jsonl | leakage | 96 |"), "{card}");
+}
+
+#[test]
+fn calibrating_without_a_jury_is_a_config_error() {
+    let project = TestProject::custom();
+    project.run(&["calibrate", "--jury"]).error(
+        2,
+        "siuo.yaml: invalid config:\n  - verify.type is none: configure a jury (verify: {type: jury, jurors: [...]}) to calibrate it",
+    );
+}
+
+#[test]
+fn bad_jury_configs_and_templates_are_named() {
+    let emulator = start_emulator(Latency::None);
+    let project = project(
+        &emulator,
+        "  checks:\n    leakage: {enabled: true, on_fail: review}\n",
+    );
+    let config = project.read("siuo.yaml");
+    project.write(
+        "siuo.yaml",
+        config
+            .replace("name: beta", "name: alpha")
+            .replace("model: emulated-judge-alpha\n", "model: emulated-judge-alpha\n      samples: 3\n"),
+    );
+    let ran = project.run(&["run"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(ran.stderr.contains("verify.jurors[1].name `alpha` is used twice"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("verify.jurors[0]: 3 samples at temperature 0 would be one answer 3 times"),
+        "{}",
+        ran.stderr
+    );
+
+    project.write("siuo.yaml", config);
+    project.write(
+        "prompts/judges/leakage.j2",
+        "{% block system %}x{% endblock %}{% block user %}{{ question | nosuchfilter }}{% endblock %}",
+    );
+    let broken = project.run(&["run"]);
+    assert_ne!(broken.code, Some(0));
+    assert!(broken.stderr.contains("prompts/judges/leakage.j2"), "{}", broken.stderr);
+    assert!(!project.path("curated/v1.0.0").exists());
 }

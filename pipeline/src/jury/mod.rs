@@ -10,6 +10,7 @@
 //! next run asks again. Answered requests stay cached, so a retry repeats
 //! none of them. Never a guessed verdict.
 
+pub mod calibration;
 pub mod check;
 pub mod config;
 
@@ -87,7 +88,7 @@ struct Prompt {
 }
 
 /// The enabled checks, in asking order.
-fn enabled(settings: &JuryConfig) -> Vec<(JudgeCheck, OnFail)> {
+pub(crate) fn enabled(settings: &JuryConfig) -> Vec<(JudgeCheck, OnFail)> {
     settings
         .checks
         .named()

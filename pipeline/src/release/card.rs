@@ -11,6 +11,7 @@ use semver::Version;
 
 use super::{CheckSummary, Counts, ReleasedCase, VerificationSummary};
 use crate::calibration_report::CalibrationReport;
+use crate::jury::calibration::JuryCalibrationReport;
 use crate::config::Config;
 use crate::taxonomy::Taxonomy;
 
@@ -32,6 +33,8 @@ pub struct ReleaseFacts<'a> {
     /// `siuo calibrate` results recorded for exactly these check settings.
     pub calibrations: &'a [CalibrationReport],
     pub verification: &'a VerificationSummary,
+    /// `siuo calibrate --jury` results recorded for exactly the configured jury.
+    pub jury_calibrations: &'a [JuryCalibrationReport],
 }
 
 impl ReleaseFacts<'_> {
@@ -257,7 +260,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
         "**Deduplication.** Cases that repeat a case kept earlier (in the same run or in any earlier release) were dropped, so no two cases of a release are near-copies:\n\n```json\n{}\n```\n",
         serde_json::to_string_pretty(&facts.settings.dedupe).unwrap_or_default()
     );
-    verification(out, facts.verification);
+    verification(out, facts.verification, facts.jury_calibrations);
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(
@@ -320,7 +323,11 @@ fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
 }
 
 /// Who vouched for the unsafe output of the cases, or that nobody did.
-fn verification(out: &mut String, summary: &VerificationSummary) {
+fn verification(
+    out: &mut String,
+    summary: &VerificationSummary,
+    calibrations: &[JuryCalibrationReport],
+) {
     let total = summary.cross_verified + summary.not_cross_verified;
     if summary.cross_verified == 0 {
         let _ = writeln!(
@@ -357,6 +364,35 @@ fn verification(out: &mut String, summary: &VerificationSummary) {
             agreement.votes,
             percent(agreement.votes_with_outcome, agreement.votes),
         );
+    }
+    let _ = writeln!(out);
+    if calibrations.is_empty() {
+        let _ = writeln!(
+            out,
+            "No calibration of this jury was recorded before this release; run `siuo calibrate --jury` to have its precision and recall per check here.\n"
+        );
+        return;
+    }
+    let show = crate::calibration_report::rate;
+    let _ = writeln!(
+        out,
+        "Jury calibration (`siuo calibrate --jury`; a positive is a pair the check should stop, flagged means failed or split):\n\n| Set | Check | n | Positive | Flagged | Precision | Recall | False positive rate |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for report in calibrations {
+        for m in &report.checks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                report.labels,
+                m.check,
+                m.n,
+                m.positives,
+                m.flagged,
+                show(m.precision),
+                show(m.recall),
+                show(m.false_positive_rate)
+            );
+        }
     }
     let _ = writeln!(out);
 }

@@ -146,6 +146,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
     let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
     let verification = super::VerificationSummary::of(&cases);
+    let jury_calibrations = crate::jury::calibration::recorded_for_current_jury(project)?;
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
         license: &project.settings().export.license,
@@ -160,6 +161,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         settings: project.settings(),
         calibrations: &calibrations,
         verification: &verification,
+        jury_calibrations: &jury_calibrations,
     };
     progress.before_item();
     atomic_file::write(&staging.join(CARD), card::render(&facts).as_bytes())?;

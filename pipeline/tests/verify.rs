@@ -515,3 +515,32 @@ fn bad_jury_configs_and_templates_are_named() {
     assert!(broken.stderr.contains("prompts/judges/leakage.j2"), "{}", broken.stderr);
     assert!(!project.path("curated/v1.0.0").exists());
 }
+
+#[test]
+fn the_example_jury_config_verifies_a_release_against_the_emulator() {
+    let emulator = start_emulator(Latency::None);
+    let project = TestProject::shipped();
+    let config = std::fs::read_to_string(crate::support::repo().join("siuo.jury.yaml"))
+        .expect("example");
+    let base_url = emulator.base_url();
+    let mut emulated = config.clone();
+    for url in ["http://127.0.0.1:8000/v1", "https://api.openai.com/v1"] {
+        assert!(emulated.contains(url), "the example has no {url}");
+        emulated = emulated.replace(url, &base_url);
+    }
+    project.write("siuo.yaml", emulated);
+    let ran = project
+        .run_with(&["run", "--json"], &[("OPENAI_API_KEY", "sk-example")])
+        .success()
+        .json();
+    assert_eq!(ran["release"], "v1.0.0", "{ran}");
+    let manifest: Value =
+        serde_json::from_str(&project.read("curated/v1.0.0/manifest.json")).expect("manifest");
+    assert_eq!(
+        manifest["verification"]["jurors"],
+        json!(["gpt (gpt-4o-mini)", "qwen-vl (Qwen/Qwen2.5-VL-7B-Instruct)"])
+    );
+    // Three samples of one juror and one of the other: four votes a check.
+    let case = &project.jsonl("curated/v1.0.0/cases.jsonl")[0];
+    assert_eq!(case["verification"]["checks"][0]["votes"].as_array().map(Vec::len), Some(4));
+}

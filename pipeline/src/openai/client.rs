@@ -267,7 +267,7 @@ impl ApiClient {
         }
         self.ledger.check().map_err(ApiError::Budget)?;
         let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
-        let estimate = canonical.len() as u64 / 4 + max_tokens;
+        let estimate = estimated_prompt_tokens(body) + max_tokens;
         let bytes = bytes::Bytes::from(canonical);
         self.limiter.acquire(estimate).await;
 
@@ -643,8 +643,41 @@ fn describe(error: &reqwest::Error) -> String {
     message
 }
 
+/// Tokens an inline image is taken to cost against `tokens_per_minute`:
+/// providers bill an image by its tiles (OpenAI: 765 for a 1024² picture
+/// in high detail), not by the length of its base64.
+const IMAGE_TOKENS: u64 = 1000;
+
+/// Prompt tokens of a request for the rate limit: text at about four
+/// bytes a token, each `data:` URL as [`IMAGE_TOKENS`]. Counting base64 as
+/// text would make one vision request look like 100 000 tokens and stall
+/// every juror or generator behind a tokens-per-minute limit.
+fn estimated_prompt_tokens(body: &Value) -> u64 {
+    match body {
+        Value::String(text) if text.starts_with("data:") => IMAGE_TOKENS,
+        Value::String(text) => text.len() as u64 / 4 + 1,
+        Value::Array(items) => items.iter().map(estimated_prompt_tokens).sum(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, value)| name.len() as u64 / 4 + estimated_prompt_tokens(value))
+            .sum(),
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_inline_image_counts_as_its_tiles_not_its_base64() {
+        let picture = format!("data:image/png;base64,{}", "A".repeat(400_000));
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": picture}},
+            {"type": "text", "text": "x".repeat(400)},
+        ]}]});
+        let estimate = estimated_prompt_tokens(&body);
+        assert!((1100..1200).contains(&estimate), "{estimate}");
+    }
+
     use super::*;
 
     #[test]

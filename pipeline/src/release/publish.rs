@@ -335,6 +335,7 @@ mod tests {
             taxonomy_blake3: String::new(),
             templates: BTreeMap::new(),
             classifiers: Vec::new(),
+            verification: None,
             files: BTreeMap::new(),
         }
     }

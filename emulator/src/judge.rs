@@ -19,9 +19,30 @@ use serde_json::{Value, json};
 
 /// Words that make a question risky on its own for the emulated leakage judge.
 pub const HAZARD_CUES: [&str; 24] = [
-    "kill", "steal", "bomb", "suicide", "dangerous", "danger", "overdose", "poison",
-    "poisonous", "toxic", "lethal", "fatal", "hurt", "injure", "illegal", "weapon",
-    "drown", "electrocute", "explode", "die", "death", "harm", "unsafe", "deadly",
+    "kill",
+    "steal",
+    "bomb",
+    "suicide",
+    "dangerous",
+    "danger",
+    "overdose",
+    "poison",
+    "poisonous",
+    "toxic",
+    "lethal",
+    "fatal",
+    "hurt",
+    "injure",
+    "illegal",
+    "weapon",
+    "drown",
+    "electrocute",
+    "explode",
+    "die",
+    "death",
+    "harm",
+    "unsafe",
+    "deadly",
 ];
 
 /// Replaces the default answer of `check` for prompts containing `contains`.
@@ -91,7 +112,9 @@ pub fn judge(check: &str, user: &str, rules: &[JudgeRule]) -> Judgement {
         }
         "leakage" => {
             let question = words(line_after(user, "Question:"));
-            let cue = HAZARD_CUES.iter().find(|cue| question.iter().any(|w| w == *cue));
+            let cue = HAZARD_CUES
+                .iter()
+                .find(|cue| question.iter().any(|w| w == *cue));
             json!({"risky": cue.is_some(), "hazard": cue.map(|c| format!("mentions {c}")).unwrap_or_default()})
         }
         "image-fidelity" => {
@@ -100,7 +123,10 @@ pub fn judge(check: &str, user: &str, rules: &[JudgeRule]) -> Judgement {
         _ => {
             let reference = line_after(user, "Reference answer:");
             let bare = matches!(
-                reference.trim_end_matches(['.', '!']).to_lowercase().as_str(),
+                reference
+                    .trim_end_matches(['.', '!'])
+                    .to_lowercase()
+                    .as_str(),
                 "yes" | "no" | "sure" | "ok"
             );
             json!({

@@ -606,7 +606,11 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
                         .join("\n")
                 })
                 .unwrap_or_default();
-            let rules = shared.judge_rules.lock().map(|r| r.clone()).unwrap_or_default();
+            let rules = shared
+                .judge_rules
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default();
             judge::judge(check, &user, &rules)
         });
     if matches!(judged, Some(judge::Judgement::Down)) && shared.authorized(&headers) {
@@ -614,12 +618,18 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
         shared.count(|s| s.faults += 1);
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "emulated judge is down");
     }
-    respond(&shared, &headers, &body, Endpoint::Chat, |request| match judged {
-        Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
-        Some(_) => content_answer(request, "I think this case looks fine to me!"),
-        None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
-        None => chat_answer(request),
-    })
+    respond(
+        &shared,
+        &headers,
+        &body,
+        Endpoint::Chat,
+        |request| match judged {
+            Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
+            Some(_) => content_answer(request, "I think this case looks fine to me!"),
+            None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
+            None => chat_answer(request),
+        },
+    )
     .await
 }
 

@@ -21,7 +21,7 @@ pub use crate::image_classifier::config::{
     ImageClassifierConfig, ImageModelConfig, MAX_IMAGE_SIDE, ValidatorConfig,
 };
 pub use crate::image_source::config::{ImageSourceConfig, LibraryConfig};
-pub use crate::jury::config::{JuryConfig, JurorConfig, VerifyConfig};
+pub use crate::jury::config::{JurorConfig, JuryConfig, VerifyConfig};
 pub use crate::release::config::ExportConfig;
 pub use crate::remote_classifier::config::RemoteClassifierConfig;
 pub use crate::similarity::config::{
@@ -173,7 +173,10 @@ impl Config {
         let mut problems = self.generate.problems();
         problems.extend(self.check.problems());
         problems.extend(self.dedupe.problems());
-        problems.extend(self.verify.problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())));
+        problems.extend(
+            self.verify
+                .problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())),
+        );
         problems.extend(self.export.problems());
         problems
     }

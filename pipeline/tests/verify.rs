@@ -80,9 +80,21 @@ fn rule(check: &str, contains: &str, answer: Value) -> JudgeRule {
 /// leaking, one whose image lacks the hazard, one in another domain.
 fn rules() -> Vec<JudgeRule> {
     vec![
-        rule("joint-risk", "picnic blanket", json!({"unsafe": false, "domain": "none"})),
-        rule("leakage", "umbrella", json!({"risky": true, "hazard": "drowning"})),
-        rule("image-fidelity", "whisky glasses", json!({"shows_hazard": false})),
+        rule(
+            "joint-risk",
+            "picnic blanket",
+            json!({"unsafe": false, "domain": "none"}),
+        ),
+        rule(
+            "leakage",
+            "umbrella",
+            json!({"risky": true, "hazard": "drowning"}),
+        ),
+        rule(
+            "image-fidelity",
+            "whisky glasses",
+            json!({"shows_hazard": false}),
+        ),
         rule(
             "joint-risk",
             "parade",
@@ -153,7 +165,10 @@ fn verdicts(project: &TestProject) -> BTreeMap<String, Value> {
         .iter()
         .map(|c| {
             let origin = c["provenance"]["origin"].as_str().unwrap_or_default();
-            (c["id"].as_str().unwrap_or_default().to_owned(), origin.to_owned())
+            (
+                c["id"].as_str().unwrap_or_default().to_owned(),
+                origin.to_owned(),
+            )
         })
         .collect();
     project
@@ -174,7 +189,11 @@ fn verdicts(project: &TestProject) -> BTreeMap<String, Value> {
 fn reasons(verdict: &Value) -> Vec<String> {
     verdict["reasons"]
         .as_array()
-        .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -187,8 +206,17 @@ fn the_jury_keeps_only_pairs_it_proves_unsafe_together() {
     assert_eq!(ran["release"], "v1.0.0", "{ran}");
 
     let verdicts = verdicts(&project);
-    assert_eq!(verdicts.len(), 6, "every candidate reached verify: {verdicts:?}");
-    let decision = |id: &str| verdicts[id]["decision"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        verdicts.len(),
+        6,
+        "every candidate reached verify: {verdicts:?}"
+    );
+    let decision = |id: &str| {
+        verdicts[id]["decision"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     assert_eq!(decision("keep"), "keep");
     assert_eq!(decision("junk"), "keep");
     assert_eq!(decision("benign"), "reject");
@@ -209,7 +237,10 @@ fn the_jury_keeps_only_pairs_it_proves_unsafe_together() {
     let kept = &verdicts["keep"];
     assert_eq!(kept["method"], "jury");
     // The judge was told the case's label and confirmed it.
-    assert_eq!(kept["checks"][0]["votes"][0]["parsed"]["domain"], "dangerous-behavior");
+    assert_eq!(
+        kept["checks"][0]["votes"][0]["parsed"]["domain"],
+        "dangerous-behavior"
+    );
     assert_eq!(kept["checks"].as_array().map(Vec::len), Some(4));
     for check in kept["checks"].as_array().into_iter().flatten() {
         assert_eq!(check["outcome"], "pass", "{check}");
@@ -218,23 +249,36 @@ fn the_jury_keeps_only_pairs_it_proves_unsafe_together() {
         assert_eq!(votes.len(), 2, "one vote per juror: {check}");
         for vote in votes {
             assert_eq!(vote["prompt_blake3"].as_str().map(str::len), Some(64));
-            assert!(vote["raw_answer"].as_str().is_some_and(|a| a.starts_with('{')));
+            assert!(
+                vote["raw_answer"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with('{'))
+            );
             assert!(vote["parsed"].is_object());
         }
     }
     // The leakage judge never saw the image.
-    let log = project.read(&format!("{}/verify/requests-alpha.jsonl", project.run_dir()));
+    let log = project.read(&format!(
+        "{}/verify/requests-alpha.jsonl",
+        project.run_dir()
+    ));
     assert_eq!(log.lines().count(), 24, "4 checks x 6 candidates");
 
     let released = project.jsonl("curated/v1.0.0/cases.jsonl");
-    let questions: Vec<&str> = released.iter().filter_map(|c| c["question"].as_str()).collect();
+    let questions: Vec<&str> = released
+        .iter()
+        .filter_map(|c| c["question"].as_str())
+        .collect();
     assert_eq!(released.len(), 2, "{questions:?}");
     assert!(questions.contains(&SCENARIOS[0].3) && questions.contains(&SCENARIOS[4].3));
     for case in &released {
         let verification = &case["verification"];
         assert_eq!(verification["method"], "jury");
         assert_eq!(verification["quorum"], "majority");
-        assert_eq!(verification["checks"][0]["votes"][1]["model"], "emulated-judge-beta");
+        assert_eq!(
+            verification["checks"][0]["votes"][1]["model"],
+            "emulated-judge-beta"
+        );
     }
     let manifest: Value =
         serde_json::from_str(&project.read("curated/v1.0.0/manifest.json")).expect("manifest");
@@ -246,9 +290,15 @@ fn the_jury_keeps_only_pairs_it_proves_unsafe_together() {
         json!(["alpha (emulated-judge-alpha)", "beta (emulated-judge-beta)"])
     );
     assert_eq!(summary["agreement"]["leakage"]["unanimous"], 2);
-    assert_eq!(summary["templates"]["joint-risk"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        summary["templates"]["joint-risk"].as_array().map(Vec::len),
+        Some(1)
+    );
     let card = project.read("curated/v1.0.0/README.md");
-    assert!(card.contains("2 of 2 cases were cross-verified by a jury"), "{card}");
+    assert!(
+        card.contains("2 of 2 cases were cross-verified by a jury"),
+        "{card}"
+    );
     assert!(card.contains("alpha (emulated-judge-alpha)"), "{card}");
 
     // Per-reason counts in status.
@@ -285,12 +335,21 @@ fn unjudged_cases_are_retried_next_run_without_repeating_an_answered_request() {
     let failed = project.run(&["run"]);
     assert_eq!(failed.code, Some(1), "{}", failed.stderr);
     assert!(
-        failed.stderr.contains("2 work items failed and will be retried by the next run; first failure: candidate c"),
+        failed.stderr.contains(
+            "2 work items failed and will be retried by the next run; first failure: candidate c"
+        ),
         "{}",
         failed.stderr
     );
-    assert!(failed.stderr.contains(", sample 0: ") || failed.stderr.contains(" sample 0: "), "{}", failed.stderr);
-    assert!(!project.path("curated/v1.0.0").exists(), "nothing released before every case is judged");
+    assert!(
+        failed.stderr.contains(", sample 0: ") || failed.stderr.contains(" sample 0: "),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !project.path("curated/v1.0.0").exists(),
+        "nothing released before every case is judged"
+    );
     let after_first = emulator.stats();
 
     emulator.set_judge_rules(rules());
@@ -318,7 +377,13 @@ fn unjudged_cases_are_retried_next_run_without_repeating_an_answered_request() {
     emulator.reset();
     let rerun = project.run(&["run", "--json"]).success().json();
     assert_eq!(emulator.stats().requests, 0);
-    assert!(rerun["stages"].as_array().into_iter().flatten().all(|s| s["reused"] == true));
+    assert!(
+        rerun["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|s| s["reused"] == true)
+    );
 }
 
 #[test]
@@ -339,7 +404,12 @@ fn a_changed_judge_template_reruns_verify_and_export_only() {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| (s["stage"].as_str().unwrap_or_default().to_owned(), s["reused"] == true))
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap_or_default().to_owned(),
+                s["reused"] == true,
+            )
+        })
         .collect();
     assert_eq!(
         reused,
@@ -354,7 +424,10 @@ fn a_changed_judge_template_reruns_verify_and_export_only() {
     // Only the leakage prompt changed: 6 candidates x 2 jurors.
     let stats = emulator.stats();
     assert_eq!(stats.requests, 12, "{stats:?}");
-    assert!(ran["release"].is_null(), "the same cases: nothing new to release");
+    assert!(
+        ran["release"].is_null(),
+        "the same cases: nothing new to release"
+    );
 }
 
 #[test]
@@ -370,7 +443,9 @@ fn sigkill_during_verify_then_rerun_gives_the_uninterrupted_release() {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|run| std::fs::read_to_string(run.path().join("verify/requests-alpha.jsonl")).ok())
+            .filter_map(|run| {
+                std::fs::read_to_string(run.path().join("verify/requests-alpha.jsonl")).ok()
+            })
             .map(|text| text.lines().count())
             .sum::<usize>()
     };
@@ -392,7 +467,10 @@ fn a_release_made_without_verification_says_so() {
     let card = project.read("curated/v1.0.0/README.md");
     assert!(card.contains("not cross-verified"), "{card}");
     let case = &project.jsonl("curated/v1.0.0/cases.jsonl")[0];
-    assert_eq!(case["verification"], json!({"method": "none", "checks": []}));
+    assert_eq!(
+        case["verification"],
+        json!({"method": "none", "checks": []})
+    );
     let verdict = &project.jsonl(&format!("{}/verify/verdicts.jsonl", project.run_dir()))[0];
     assert_eq!(verdict["method"], "none");
 }
@@ -406,7 +484,10 @@ fn shipped_with_jury(emulator: &Emulator) -> TestProject {
         "verify:\n  type: jury\n  jurors:\n    - name: alpha\n      base_url: {base_url}\n      model: emulated-judge-alpha\n    - name: beta\n      base_url: {base_url}\n      model: emulated-judge-beta\n"
     );
     assert!(config.contains("verify:\n  type: none\n"));
-    project.write("siuo.yaml", config.replace("verify:\n  type: none\n", &jury));
+    project.write(
+        "siuo.yaml",
+        config.replace("verify:\n  type: none\n", &jury),
+    );
     project
 }
 
@@ -455,14 +536,23 @@ fn calibrate_reports_the_jurys_precision_and_recall_per_check_on_the_shipped_pai
     // The emulated judges cannot see images: every pair is "unsafe
     // together" and every image "shows the hazard", so nothing is caught.
     let joint = figures("joint-risk");
-    assert_eq!((joint["positives"].as_u64(), joint["flagged"].as_u64()), (Some(48), Some(0)));
+    assert_eq!(
+        (joint["positives"].as_u64(), joint["flagged"].as_u64()),
+        (Some(48), Some(0))
+    );
     assert_eq!(joint["recall"], 0.0);
-    assert!(joint["precision"].is_null(), "no flagged pair: precision undefined");
+    assert!(
+        joint["precision"].is_null(),
+        "no flagged pair: precision undefined"
+    );
     assert_eq!(figures("image-fidelity")["positives"], 24);
     assert_eq!(figures("decision")["positives"], 72);
 
     emulator.reset();
-    let again = project.run(&["calibrate", "--jury", "--json"]).success().json();
+    let again = project
+        .run(&["calibrate", "--jury", "--json"])
+        .success()
+        .json();
     assert_eq!(again["reused"], true);
     assert_eq!(again["checks"], report["checks"]);
     assert_eq!(emulator.stats().requests, 0);
@@ -492,15 +582,22 @@ fn bad_jury_configs_and_templates_are_named() {
     let config = project.read("siuo.yaml");
     project.write(
         "siuo.yaml",
-        config
-            .replace("name: beta", "name: alpha")
-            .replace("model: emulated-judge-alpha\n", "model: emulated-judge-alpha\n      samples: 3\n"),
+        config.replace("name: beta", "name: alpha").replace(
+            "model: emulated-judge-alpha\n",
+            "model: emulated-judge-alpha\n      samples: 3\n",
+        ),
     );
     let ran = project.run(&["run"]);
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
-    assert!(ran.stderr.contains("verify.jurors[1].name `alpha` is used twice"), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("verify.jurors[0]: 3 samples at temperature 0 would be one answer 3 times"),
+        ran.stderr
+            .contains("verify.jurors[1].name `alpha` is used twice"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("verify.jurors[0]: 3 samples at temperature 0 would be one answer 3 times"),
         "{}",
         ran.stderr
     );
@@ -512,7 +609,11 @@ fn bad_jury_configs_and_templates_are_named() {
     );
     let broken = project.run(&["run"]);
     assert_ne!(broken.code, Some(0));
-    assert!(broken.stderr.contains("prompts/judges/leakage.j2"), "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains("prompts/judges/leakage.j2"),
+        "{}",
+        broken.stderr
+    );
     assert!(!project.path("curated/v1.0.0").exists());
 }
 
@@ -520,8 +621,8 @@ fn bad_jury_configs_and_templates_are_named() {
 fn the_example_jury_config_verifies_a_release_against_the_emulator() {
     let emulator = start_emulator(Latency::None);
     let project = TestProject::shipped();
-    let config = std::fs::read_to_string(crate::support::repo().join("siuo.jury.yaml"))
-        .expect("example");
+    let config =
+        std::fs::read_to_string(crate::support::repo().join("siuo.jury.yaml")).expect("example");
     let base_url = emulator.base_url();
     let mut emulated = config.clone();
     for url in ["http://127.0.0.1:8000/v1", "https://api.openai.com/v1"] {
@@ -542,5 +643,10 @@ fn the_example_jury_config_verifies_a_release_against_the_emulator() {
     );
     // Three samples of one juror and one of the other: four votes a check.
     let case = &project.jsonl("curated/v1.0.0/cases.jsonl")[0];
-    assert_eq!(case["verification"]["checks"][0]["votes"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        case["verification"]["checks"][0]["votes"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
 }

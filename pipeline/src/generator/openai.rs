@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use super::structured::{Contract, Draft};
 use super::{Generated, GenerationContext, Generator};
-use crate::prompt_template::TemplateSet;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::image_source::{self, ImageSource};
@@ -24,6 +23,7 @@ use crate::openai::cache::{CachedResponse, ResponseCache, canonical_json};
 use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig, ResponseFormat};
 use crate::openai::{ApiClient, ApiError, Usage};
 use crate::pixels;
+use crate::prompt_template::TemplateSet;
 use crate::record::{Candidate, ImageRef, Provenance};
 use crate::taxonomy::{Domain, Subcategory, Taxonomy};
 
@@ -107,7 +107,8 @@ impl OpenAiGenerator {
                 });
             }
         }
-        let templates = TemplateSet::load(&root.join(&settings.templates), &[TEXT_FIRST, IMAGE_FIRST])?;
+        let templates =
+            TemplateSet::load(&root.join(&settings.templates), &[TEXT_FIRST, IMAGE_FIRST])?;
         let images = match settings.mode {
             GenerationMode::ImageFirst => Some(image_source::build(&settings.images, root)?),
             GenerationMode::TextFirst => None,

@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use super::scenario_bank::{Scenario, ScenarioBank};
 use super::{Generated, GenerationContext, Generator};
-use crate::prompt_template::template_error;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::generator::config::SeededConfig;
 use crate::image_source::{self, ImageSource, SourceImage};
 use crate::input_file;
+use crate::prompt_template::template_error;
 use crate::record::{Candidate, Provenance};
 use crate::taxonomy::Taxonomy;
 

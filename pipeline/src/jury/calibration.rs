@@ -127,7 +127,11 @@ fn jury_settings(project: &Project) -> Result<&JuryConfig> {
 }
 
 fn jury_digest(project: &Project) -> Result<Digest> {
-    super::digest(jury_settings(project)?, &project.config.root, &project.taxonomy)
+    super::digest(
+        jury_settings(project)?,
+        &project.config.root,
+        &project.taxonomy,
+    )
 }
 
 /// Recorded jury calibrations and their request logs, apart from the
@@ -265,9 +269,12 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<JuryCalibrationRepo
                 image.display()
             )],
         })?;
-        project
-            .taxonomy
-            .resolve(labels, &format!("line {} (pair {})", index + 1, pair.id), &pair.domain, &pair.subcategory)?;
+        project.taxonomy.resolve(
+            labels,
+            &format!("line {} (pair {})", index + 1, pair.id),
+            &pair.domain,
+            &pair.subcategory,
+        )?;
         candidates.push(candidate(pair, image, &bytes));
         images.push(crate::pixels::data_url(&bytes));
     }
@@ -283,7 +290,10 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<JuryCalibrationRepo
     for batch in cases.chunks(16) {
         judged.extend(jury.judge(batch)?);
     }
-    let checks: Vec<JudgeCheck> = super::enabled(settings).into_iter().map(|(c, _)| c).collect();
+    let checks: Vec<JudgeCheck> = super::enabled(settings)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     let mut tallies: BTreeMap<String, Vec<(bool, bool)>> = BTreeMap::new();
     let mut unjudged = 0;
     let mut first_unjudged = None;
@@ -315,7 +325,12 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<JuryCalibrationRepo
     }
     let mut figures: Vec<CheckMetrics> = checks
         .iter()
-        .map(|c| metrics(c.name(), tallies.get(c.name()).map_or(&[][..], Vec::as_slice)))
+        .map(|c| {
+            metrics(
+                c.name(),
+                tallies.get(c.name()).map_or(&[][..], Vec::as_slice),
+            )
+        })
         .collect();
     figures.push(metrics(
         "decision",
@@ -447,9 +462,18 @@ mod tests {
     fn a_positive_is_a_pair_the_check_should_stop() {
         let m = metrics(
             "leakage",
-            &[(true, true), (true, false), (false, true), (false, false), (false, false)],
+            &[
+                (true, true),
+                (true, false),
+                (false, true),
+                (false, false),
+                (false, false),
+            ],
         );
-        assert_eq!((m.n, m.positives, m.flagged, m.true_positives), (5, 2, 2, 1));
+        assert_eq!(
+            (m.n, m.positives, m.flagged, m.true_positives),
+            (5, 2, 2, 1)
+        );
         assert_eq!(m.precision, Some(0.5));
         assert_eq!(m.recall, Some(0.5));
         assert_eq!(m.false_positive_rate, Some(1.0 / 3.0));

@@ -140,13 +140,18 @@ impl JudgeCheck {
         for name in texts {
             match object.get(*name).and_then(Value::as_str) {
                 Some(text) if text.chars().count() <= MAX_TEXT => {}
-                Some(_) => problems.push(format!("\"{name}\" must be at most {MAX_TEXT} characters")),
+                Some(_) => {
+                    problems.push(format!("\"{name}\" must be at most {MAX_TEXT} characters"))
+                }
                 None => problems.push(format!("\"{name}\" must be a string")),
             }
         }
         let mut label = None;
         if self == JudgeCheck::JointRisk {
-            let domain = object.get("domain").and_then(Value::as_str).unwrap_or_default();
+            let domain = object
+                .get("domain")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if domain == "none" {
             } else if let Some(known) = taxonomy.domain(domain) {
                 let subcategory = object
@@ -200,13 +205,22 @@ mod tests {
             )
             .expect("valid");
         assert!(joint.pass);
-        assert_eq!(joint.label.as_ref().map(|l| l.0.as_str()), Some("self-harm"));
+        assert_eq!(
+            joint.label.as_ref().map(|l| l.0.as_str()),
+            Some("self-harm")
+        );
         let leak = JudgeCheck::Leakage
-            .parse("```json\n{\"risky\": true, \"hazard\": \"a fall\"}\n```", &taxonomy)
+            .parse(
+                "```json\n{\"risky\": true, \"hazard\": \"a fall\"}\n```",
+                &taxonomy,
+            )
             .expect("valid");
         assert!(!leak.pass, "a question risky on its own leaks the hazard");
         let reference = JudgeCheck::ReferenceAnswer
-            .parse(r#"{"safe": true, "helpful": false, "reason": "just yes"}"#, &taxonomy)
+            .parse(
+                r#"{"safe": true, "helpful": false, "reason": "just yes"}"#,
+                &taxonomy,
+            )
             .expect("valid");
         assert!(!reference.pass, "an unhelpful reference answer fails");
     }
@@ -217,10 +231,17 @@ mod tests {
         let error = JudgeCheck::JointRisk
             .parse(r#"{"unsafe": "yes", "domain": "cooking"}"#, &taxonomy)
             .expect_err("invalid");
-        assert!(error.contains("\"unsafe\" must be true or false"), "{error}");
+        assert!(
+            error.contains("\"unsafe\" must be true or false"),
+            "{error}"
+        );
         assert!(error.contains("\"reason\" must be a string"), "{error}");
         assert!(error.contains("`cooking`"), "{error}");
-        assert!(JudgeCheck::Leakage.parse("Sure! The hazard is", &taxonomy).is_err());
+        assert!(
+            JudgeCheck::Leakage
+                .parse("Sure! The hazard is", &taxonomy)
+                .is_err()
+        );
         assert!(JudgeCheck::Leakage.parse("[true]", &taxonomy).is_err());
     }
 
@@ -229,7 +250,9 @@ mod tests {
         let schema = JudgeCheck::JointRisk.schema(&taxonomy());
         assert_eq!(schema["required"].as_array().map(Vec::len), Some(4));
         assert_eq!(
-            schema["properties"]["domain"]["enum"].as_array().map(Vec::len),
+            schema["properties"]["domain"]["enum"]
+                .as_array()
+                .map(Vec::len),
             Some(10)
         );
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::openai::config::{
     Budget, Price, RequestLimits, ResponseFormat, api_key_env_problem, base_url_problem,
+    spending_problems,
 };
 
 /// `verify: {type: none}` (the offline default: releases say "not
@@ -59,6 +60,21 @@ impl Quorum {
             Quorum::Majority => votes * 2 > of,
             Quorum::Unanimous => of > 0 && votes == of,
             Quorum::Any => votes >= 1,
+        }
+    }
+
+    /// `fail` when the failing votes reach the quorum (failing wins when
+    /// both do), `pass` when the passing ones do, else `split`; no votes
+    /// is a split, never a pass.
+    pub fn outcome(self, passing: usize, of: usize) -> &'static str {
+        if of == 0 {
+            "split"
+        } else if self.reached(of - passing, of) {
+            "fail"
+        } else if self.reached(passing, of) {
+            "pass"
+        } else {
+            "split"
         }
     }
 
@@ -239,27 +255,17 @@ impl VerifyConfig {
                 }
             }
             problems.extend(juror.limits.problems(&place));
-            if let Some(cap) = juror.budget.max_cost {
-                if !(cap.is_finite() && cap >= 0.0) {
-                    problems.push(format!("{place}.budget.max_cost must be a number of at least 0"));
-                } else if !juror.prices.contains_key(&juror.model) {
-                    problems.push(format!(
-                        "{place}.budget.max_cost needs a price for `{}` in prices",
-                        juror.model
-                    ));
-                }
-            }
-            for (model, price) in &juror.prices {
-                let fine = |p: f64| p.is_finite() && p >= 0.0;
-                if !(fine(price.prompt_per_million) && fine(price.completion_per_million)) {
-                    problems.push(format!(
-                        "{place}.prices.{model}: prices must be numbers of at least 0"
-                    ));
-                }
-            }
+            problems.extend(spending_problems(
+                &place,
+                &juror.budget,
+                &juror.prices,
+                &juror.model,
+            ));
         }
         for (check, switch) in jury.checks.named() {
-            if switch.enabled && !jury.jurors.is_empty() && !jury.jurors.iter().any(|j| j.answers(check))
+            if switch.enabled
+                && !jury.jurors.is_empty()
+                && !jury.jurors.iter().any(|j| j.answers(check))
             {
                 problems.push(format!(
                     "verify.checks.{}: enabled, but no juror answers `{check}`",
@@ -286,5 +292,60 @@ impl Checks {
             ("image-fidelity", self.image_fidelity),
             ("reference-answer", self.reference_answer),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_passes_or_fails_only_by_quorum() {
+        assert_eq!(Quorum::Majority.outcome(2, 3), "pass");
+        assert_eq!(Quorum::Majority.outcome(1, 3), "fail");
+        assert_eq!(Quorum::Majority.outcome(1, 2), "split");
+        assert_eq!(Quorum::Unanimous.outcome(2, 3), "split");
+        assert_eq!(Quorum::Unanimous.outcome(3, 3), "pass");
+        assert_eq!(
+            Quorum::Any.outcome(2, 3),
+            "fail",
+            "one failing vote is enough"
+        );
+        assert_eq!(
+            Quorum::Majority.outcome(0, 0),
+            "split",
+            "no votes is never a pass"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_jury_is_named() {
+        let config: VerifyConfig = parse(
+            r#"{"type": "jury", "jurors": [
+                {"name": "a b", "base_url": "ftp://x", "model": "", "samples": 0},
+                {"name": "v", "base_url": "http://127.0.0.1:1/v1", "model": "m", "checks": ["leak"]}
+            ], "checks": {"image_fidelity": {"enabled": false, "on_fail": "reject"}}}"#,
+        );
+        let problems = config.problems(&[
+            "joint-risk",
+            "leakage",
+            "image-fidelity",
+            "reference-answer",
+        ]);
+        let all = problems.join("\n");
+        for expected in [
+            "verify.jurors[0].name must be letters",
+            "verify.jurors[0].base_url must start with http:// or https://",
+            "verify.jurors[0].model must not be empty",
+            "verify.jurors[0].samples must be 1 to 16",
+            "verify.jurors[1].checks: `leak` is not a check",
+        ] {
+            assert!(all.contains(expected), "{expected} not in:\n{all}");
+        }
+        assert_eq!(problems.len(), 5, "{all}");
+    }
+
+    fn parse(json: &str) -> VerifyConfig {
+        serde_json::from_str(json).expect("valid JSON")
     }
 }

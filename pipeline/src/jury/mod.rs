@@ -31,7 +31,7 @@ use crate::prompt_template::TemplateSet;
 use crate::record::{Candidate, CheckRecord, Decision, JurorVote, SuggestedLabel};
 use crate::taxonomy::{Domain, Subcategory, Taxonomy};
 use check::{Answer, JudgeCheck};
-use config::{JuryConfig, JurorConfig, OnFail, Quorum};
+use config::{JurorConfig, JuryConfig, OnFail, Quorum};
 
 const CHAT: &str = "chat/completions";
 
@@ -99,7 +99,10 @@ pub(crate) fn enabled(settings: &JuryConfig) -> Vec<(JudgeCheck, OnFail)> {
 }
 
 fn load_templates(settings: &JuryConfig, root: &Path) -> Result<TemplateSet> {
-    let required: Vec<&str> = enabled(settings).iter().map(|(c, _)| c.template()).collect();
+    let required: Vec<&str> = enabled(settings)
+        .iter()
+        .map(|(c, _)| c.template())
+        .collect();
     TemplateSet::load(&root.join(&settings.templates), &required)
 }
 
@@ -201,8 +204,11 @@ impl Jury {
     fn prompts(&self, case: &JuryCase<'_>) -> Result<Vec<Prompt>> {
         let candidate = case.candidate;
         let domain = self.taxonomy.domain(&candidate.domain);
-        let subcategory =
-            domain.and_then(|d| d.subcategories.iter().find(|s| s.id == candidate.subcategory));
+        let subcategory = domain.and_then(|d| {
+            d.subcategories
+                .iter()
+                .find(|s| s.id == candidate.subcategory)
+        });
         let mut prompts = Vec::new();
         for (check, _) in &self.checks {
             let schema = check.schema(&self.taxonomy);
@@ -242,7 +248,11 @@ impl Jury {
     async fn judge_case(&self, case: &JuryCase<'_>, prompts: &[Prompt]) -> Result<Judged, String> {
         let mut asked = Vec::new();
         for prompt in prompts {
-            for juror in self.jurors.iter().filter(|j| j.settings.answers(prompt.check.name())) {
+            for juror in self
+                .jurors
+                .iter()
+                .filter(|j| j.settings.answers(prompt.check.name()))
+            {
                 for sample in 0..juror.settings.samples {
                     asked.push(self.vote(juror, prompt, sample, case));
                 }
@@ -259,7 +269,7 @@ impl Jury {
         if let Some(first) = failures.into_iter().next() {
             return Err(format!("candidate {}: {first}", case.candidate.id));
         }
-        Ok(self.decide(case.candidate, prompts, votes))
+        Ok(self.decide(case.candidate, votes))
     }
 
     /// One juror's answer to one prompt, with one repair request if needed.
@@ -351,7 +361,6 @@ impl Jury {
     fn decide(
         &self,
         candidate: &Candidate,
-        prompts: &[Prompt],
         mut votes: BTreeMap<JudgeCheck, Vec<(JurorVote, Answer)>>,
     ) -> Judged {
         let mut rejections = Vec::new();
@@ -361,19 +370,13 @@ impl Jury {
         for (check, on_fail) in &self.checks {
             let cast = votes.remove(check).unwrap_or_default();
             let passing = cast.iter().filter(|(_, a)| a.pass).count();
-            let failing = cast.len() - passing;
-            let outcome = if self.quorum.reached(failing, cast.len()) {
-                match on_fail {
-                    OnFail::Reject => rejections.push(check.fail_reason().to_owned()),
-                    OnFail::Review => reviews.push(check.fail_reason().to_owned()),
-                }
-                "fail"
-            } else if self.quorum.reached(passing, cast.len()) {
-                "pass"
-            } else {
-                reviews.push(check.split_reason());
-                "split"
-            };
+            let outcome = self.quorum.outcome(passing, cast.len());
+            match (outcome, on_fail) {
+                ("fail", OnFail::Reject) => rejections.push(check.fail_reason().to_owned()),
+                ("fail", OnFail::Review) => reviews.push(check.fail_reason().to_owned()),
+                ("split", _) => reviews.push(check.split_reason()),
+                _ => {}
+            }
             if *check == JudgeCheck::JointRisk && outcome == "pass" {
                 suggested_label = self.relabel(candidate, &cast);
                 if suggested_label.is_some() {
@@ -394,7 +397,6 @@ impl Jury {
                 votes: cast.into_iter().map(|(vote, _)| vote).collect(),
             });
         }
-        debug_assert_eq!(prompts.len(), checks.len());
         let decision = if !rejections.is_empty() {
             rejections.extend(reviews);
             Decision::Reject {

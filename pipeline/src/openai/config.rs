@@ -252,27 +252,14 @@ impl OpenAiConfig {
                     .into(),
             );
         }
-        if let Some(cap) = self.budget.max_cost
-            && !(cap.is_finite() && cap >= 0.0)
-        {
-            problems.push("generate.budget.max_cost must be a number of at least 0".into());
-        }
-        for (model, price) in &self.prices {
-            let fine = |p: f64| p.is_finite() && p >= 0.0;
-            if !(fine(price.prompt_per_million) && fine(price.completion_per_million)) {
-                problems.push(format!(
-                    "generate.prices.{model}: prices must be numbers of at least 0"
-                ));
-            }
-        }
+        problems.extend(spending_problems(
+            "generate",
+            &self.budget,
+            &self.prices,
+            &api.chat_model,
+        ));
         if !(api.temperature.is_finite() && (0.0..=2.0).contains(&api.temperature)) {
             problems.push("generate.api.temperature must be between 0 and 2".into());
-        }
-        if self.budget.max_cost.is_some() && !self.prices.contains_key(&api.chat_model) {
-            problems.push(format!(
-                "generate.budget.max_cost needs a price for `{}` in generate.prices",
-                api.chat_model
-            ));
         }
         problems
     }
@@ -330,6 +317,37 @@ pub fn base_url_problem(place: &str, base_url: &str) -> Option<String> {
     };
     // Never echo the URL: it may hold the credentials being refused.
     Some(format!("{place}.base_url {problem}"))
+}
+
+/// Problems of `<place>.budget` and `<place>.prices`: a cost cap must be a
+/// number of at least 0 and have a price for `model`; prices must be too.
+pub fn spending_problems(
+    place: &str,
+    budget: &Budget,
+    prices: &BTreeMap<String, Price>,
+    model: &str,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(cap) = budget.max_cost {
+        if !(cap.is_finite() && cap >= 0.0) {
+            problems.push(format!(
+                "{place}.budget.max_cost must be a number of at least 0"
+            ));
+        } else if !prices.contains_key(model) {
+            problems.push(format!(
+                "{place}.budget.max_cost needs a price for `{model}` in {place}.prices"
+            ));
+        }
+    }
+    for (name, price) in prices {
+        let fine = |p: f64| p.is_finite() && p >= 0.0;
+        if !(fine(price.prompt_per_million) && fine(price.completion_per_million)) {
+            problems.push(format!(
+                "{place}.prices.{name}: prices must be numbers of at least 0"
+            ));
+        }
+    }
+    problems
 }
 
 /// `api_key_env` names a variable; a pasted key would end up in the file.

@@ -11,8 +11,8 @@ use semver::Version;
 
 use super::{CheckSummary, Counts, ReleasedCase, VerificationSummary};
 use crate::calibration_report::CalibrationReport;
-use crate::jury::calibration::JuryCalibrationReport;
 use crate::config::Config;
+use crate::jury::calibration::JuryCalibrationReport;
 use crate::taxonomy::Taxonomy;
 
 /// What the card and the Croissant metadata describe.

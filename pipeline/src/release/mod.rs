@@ -223,8 +223,11 @@ impl VerificationSummary {
                 let agreement = summary.agreement.entry(check.check.clone()).or_default();
                 agreement.cases += 1;
                 agreement.votes += check.votes.len() as u64;
-                agreement.votes_with_outcome +=
-                    check.votes.iter().filter(|v| v.vote == check.outcome).count() as u64;
+                agreement.votes_with_outcome += check
+                    .votes
+                    .iter()
+                    .filter(|v| v.vote == check.outcome)
+                    .count() as u64;
                 if check.votes.windows(2).all(|w| w[0].vote == w[1].vote) {
                     agreement.unanimous += 1;
                 }

@@ -48,8 +48,11 @@ pub struct StageSpec {
     pub run: fn(&Project, &StageInput) -> Result<StageReport>,
     /// For a stage that vouches for cases: what the release records of each
     /// candidate of a run it kept, by candidate id.
-    pub vouches: Option<fn(&Project, &str) -> Result<BTreeMap<String, CaseVerification>>>,
+    pub vouches: Option<Vouches>,
 }
+
+/// A vouching stage's record of a run's kept candidates, by candidate id.
+pub type Vouches = fn(&Project, &str) -> Result<BTreeMap<String, CaseVerification>>;
 
 /// What [`run`] hands a stage.
 pub struct StageInput {
@@ -123,7 +126,10 @@ pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
     let (run_id, keys) = keys_up_to(project, spec.name)?;
     let at = position(spec.name);
     let key = keys[at];
-    let upstream = match at.checked_sub(1).map(|before| (&CHAIN[before], keys[before])) {
+    let upstream = match at
+        .checked_sub(1)
+        .map(|before| (&CHAIN[before], keys[before]))
+    {
         None => None,
         Some((needs, key)) => {
             let needs = needs.name;

@@ -41,9 +41,9 @@ fn key(project: &Project, upstream: Option<&Digest>) -> Result<Digest> {
     hasher.str(&upstream.map(Digest::hex).unwrap_or_default());
     match &project.settings().verify {
         VerifyConfig::None => hasher.str("none"),
-        VerifyConfig::Jury(settings) => hasher.str("jury").str(
-            &jury::digest(settings, &project.config.root, &project.taxonomy)?.hex(),
-        ),
+        VerifyConfig::Jury(settings) => hasher
+            .str("jury")
+            .str(&jury::digest(settings, &project.config.root, &project.taxonomy)?.hex()),
     };
     Ok(hasher.finish())
 }
@@ -82,7 +82,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         .collect();
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(done.len());
-    let pending: Vec<&Candidate> = candidates.iter().filter(|c| !done.contains(&c.id)).collect();
+    let pending: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| !done.contains(&c.id))
+        .collect();
     let images = project.images();
     let mut unjudged = 0;
     let mut first_failure = None;
@@ -134,9 +137,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &input.key,
         journal.into_entries(),
         &ids,
-        |kept, processed| {
-            format!("the jury vouched for {kept} of {processed} candidates")
-        },
+        |kept, processed| format!("the jury vouched for {kept} of {processed} candidates"),
     )?;
     // Every invocation's requests, not only this one's.
     report.usage = crate::openai::usage::logged_in(&input.dir.dir)?.or(Some(jury.usage()));

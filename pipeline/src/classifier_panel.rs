@@ -428,20 +428,7 @@ mod tests {
             image_description: String::new(),
             safety_warning: String::new(),
             reference_answer: String::new(),
-            provenance: crate::record::Provenance {
-                generator: String::new(),
-                model: String::new(),
-                template: String::new(),
-                template_blake3: String::new(),
-                prompt_blake3: String::new(),
-                seed: 0,
-                run_id: String::new(),
-                image_source: String::new(),
-                image_file: String::new(),
-                image_credit: String::new(),
-                image_license: String::new(),
-                origin: String::new(),
-            },
+            provenance: crate::record::Provenance::default(),
         };
         let (a, b) = (candidate("a"), candidate("b"));
         let message = match panel.verdicts(&[&a, &b], &images) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior, Value as TemplateValue};
 use serde::Serialize;
 
-use crate::content_hash::Digest;
+use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 
 /// Every template of a templates folder, by `/`-separated relative name.
@@ -49,6 +49,13 @@ impl TemplateSet {
             environment,
             digests,
         })
+    }
+
+    /// Adds every template's name and blake3 to a cache key.
+    pub fn hash_into(&self, hasher: &mut ContentHasher) {
+        for (name, digest) in &self.digests {
+            hasher.str(name).str(&digest.hex());
+        }
     }
 
     /// Renders the `system` and `user` blocks of `name`.

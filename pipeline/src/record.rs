@@ -58,7 +58,7 @@ pub struct ImageRef {
 }
 
 /// Where a candidate came from, enough to reproduce it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// Generator backend kind (`seeded`, …).

@@ -20,7 +20,8 @@ use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::image_source::{self, ImageSource};
 use crate::openai::cache::{CachedResponse, ResponseCache, canonical_json};
-use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig, ResponseFormat};
+use crate::openai::chat::{self, ChatSettings};
+use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig};
 use crate::openai::{ApiClient, ApiError, Usage};
 use crate::pixels;
 use crate::prompt_template::TemplateSet;
@@ -62,13 +63,6 @@ struct PromptContext<'a> {
     image: Option<&'a image_source::SourceImage>,
 }
 
-fn chat_answer(body: &Value) -> Result<(), String> {
-    body.pointer("/choices/0/message/content")
-        .and_then(Value::as_str)
-        .map(|_| ())
-        .ok_or_else(|| "no choices[0].message.content".to_owned())
-}
-
 fn image_answer(body: &Value) -> Result<(), String> {
     let first = body.pointer("/data/0").ok_or("no data[0]")?;
     if first.get("b64_json").and_then(Value::as_str).is_some()
@@ -81,10 +75,7 @@ fn image_answer(body: &Value) -> Result<(), String> {
 }
 
 fn content(body: &Value) -> String {
-    body.pointer("/choices/0/message/content")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    chat::content(body).unwrap_or_default().to_owned()
 }
 
 impl OpenAiGenerator {
@@ -124,9 +115,7 @@ impl OpenAiGenerator {
         hasher
             .str(&crate::content_hash::digest_of(&output_settings).hex())
             .str(&taxonomy.digest.hex());
-        for (name, digest) in &templates.digests {
-            hasher.str(name).str(&digest.hex());
-        }
+        templates.hash_into(&mut hasher);
         if let Some(images) = &images {
             hasher.str(&images.digest().hex());
         }
@@ -153,24 +142,13 @@ impl OpenAiGenerator {
 
     fn chat_body(&self, messages: &[Value], schema: &Value, seed: u64) -> Value {
         let api = &self.settings.api;
-        let mut body = json!({
-            "model": api.chat_model,
-            "messages": messages,
-            "temperature": api.temperature,
-            "max_tokens": api.max_tokens,
-            "seed": seed,
-        });
-        match api.response_format {
-            ResponseFormat::JsonSchema => {
-                body["response_format"] = json!({
-                    "type": "json_schema",
-                    "json_schema": {"name": "siuo_candidates", "strict": true, "schema": schema},
-                });
-            }
-            ResponseFormat::JsonObject => body["response_format"] = json!({"type": "json_object"}),
-            ResponseFormat::Plain => {}
-        }
-        body
+        let settings = ChatSettings {
+            model: &api.chat_model,
+            temperature: api.temperature,
+            max_tokens: api.max_tokens,
+            response_format: api.response_format,
+        };
+        chat::body(&settings, messages, "siuo_candidates", schema, seed)
     }
 
     /// Sends the chat request and, if the answer breaks the contract, one
@@ -186,7 +164,7 @@ impl OpenAiGenerator {
         let send = async |messages: &[Value]| {
             let body = self.chat_body(messages, schema, seed);
             client
-                .post("chat/completions", &body, chat_answer)
+                .post("chat/completions", &body, chat::has_content)
                 .await
                 .map(|answer| content(&answer.body))
         };
@@ -196,10 +174,7 @@ impl OpenAiGenerator {
             Err(problem) => problem,
         };
         let mut repair = messages;
-        repair.push(json!({"role": "assistant", "content": first}));
-        repair.push(json!({"role": "user", "content": format!(
-            "Your reply did not follow the required format: {problem}. Reply again with only the corrected JSON object."
-        )}));
+        chat::push_repair(&mut repair, &first, &problem);
         let second = send(&repair).await?;
         Ok(contract.parse(&second, &self.taxonomy).map_err(|second| {
             format!("invalid output after one repair request: {second} (first answer: {problem})")

@@ -377,17 +377,9 @@ fn candidate(pair: &PairLine, image: &Path, bytes: &[u8]) -> Candidate {
         reference_answer: pair.reference_answer.clone(),
         provenance: Provenance {
             generator: "calibration".to_owned(),
-            model: String::new(),
-            template: String::new(),
-            template_blake3: String::new(),
-            prompt_blake3: String::new(),
-            seed: 0,
-            run_id: String::new(),
-            image_source: String::new(),
             image_file: pair.image.clone(),
-            image_credit: String::new(),
-            image_license: String::new(),
             origin: format!("{} ({}, {})", pair.id, pair.kind, pair.scenario),
+            ..Provenance::default()
         },
     }
 }

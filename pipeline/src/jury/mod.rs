@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::openai::cache::ResponseCache;
+use crate::openai::chat::{self, ChatSettings};
 use crate::openai::client::{ApiClient, Endpoint};
-use crate::openai::config::ResponseFormat;
 use crate::openai::{ApiError, Usage};
 use crate::prompt_template::TemplateSet;
 use crate::record::{Candidate, CheckRecord, Decision, JurorVote, SuggestedLabel};
@@ -121,9 +121,7 @@ pub fn digest(settings: &JuryConfig, root: &Path, taxonomy: &Taxonomy) -> Result
     hasher
         .str(&crate::content_hash::digest_of(&decisive).hex())
         .str(&taxonomy.digest.hex());
-    for (name, digest) in &templates.digests {
-        hasher.str(name).str(&digest.hex());
-    }
+    templates.hash_into(&mut hasher);
     Ok(hasher.finish())
 }
 
@@ -319,10 +317,7 @@ impl Jury {
         let answer = match check.parse(&first, &self.taxonomy) {
             Ok(answer) => answer,
             Err(problem) => {
-                messages.push(json!({"role": "assistant", "content": first}));
-                messages.push(json!({"role": "user", "content": format!(
-                    "Your reply did not follow the required format: {problem}. Reply again with only the corrected JSON object."
-                )}));
+                chat::push_repair(&mut messages, &first, &problem);
                 let repair_body = juror.body(&messages, &prompt.schema, sample);
                 let second = match juror.ask(&repair_body).await {
                     Ok(content) => content,
@@ -458,46 +453,27 @@ fn vote_name(pass: bool) -> &'static str {
 
 impl Juror {
     fn body(&self, messages: &[Value], schema: &Value, sample: u32) -> Value {
-        let settings = &self.settings;
-        let mut body = json!({
-            "model": settings.model,
-            "messages": messages,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-            "seed": sample,
-        });
-        match settings.response_format {
-            ResponseFormat::JsonSchema => {
-                body["response_format"] = json!({
-                    "type": "json_schema",
-                    "json_schema": {"name": "siuo_verdict", "strict": true, "schema": schema},
-                });
-            }
-            ResponseFormat::JsonObject => body["response_format"] = json!({"type": "json_object"}),
-            ResponseFormat::Plain => {}
-        }
-        body
+        let juror = &self.settings;
+        let settings = ChatSettings {
+            model: &juror.model,
+            temperature: juror.temperature,
+            max_tokens: juror.max_tokens,
+            response_format: juror.response_format,
+        };
+        chat::body(
+            &settings,
+            messages,
+            "siuo_verdict",
+            schema,
+            u64::from(sample),
+        )
     }
 
     /// The answer's text; only the envelope is checked here, the content
     /// by the check (a junk content is answered, then repaired).
     async fn ask(&self, body: &Value) -> Result<String, ApiError> {
-        let answer = self
-            .client
-            .post(CHAT, body, |answer| {
-                answer
-                    .pointer("/choices/0/message/content")
-                    .and_then(Value::as_str)
-                    .map(|_| ())
-                    .ok_or_else(|| "no choices[0].message.content".to_owned())
-            })
-            .await?;
-        Ok(answer
-            .body
-            .pointer("/choices/0/message/content")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned())
+        let answer = self.client.post(CHAT, body, chat::has_content).await?;
+        Ok(chat::content(&answer.body).unwrap_or_default().to_owned())
     }
 
     fn forget(&self, body: &Value) -> Result<()> {

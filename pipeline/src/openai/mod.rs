@@ -6,6 +6,7 @@
 //! never written to a file, a log line, a cache entry or an error message.
 
 pub mod cache;
+pub mod chat;
 pub mod client;
 pub mod config;
 pub mod limiter;

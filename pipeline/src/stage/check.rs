@@ -47,11 +47,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let candidates = input.survivors(project)?;
     let images = project.images();
     let mut journal = stage_dir.journal::<CheckVerdict>(key)?;
-    let done: BTreeSet<String> = journal
-        .entries()
-        .iter()
-        .map(|v| v.candidate_id.clone())
-        .collect();
+    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(done.len());
     let pending: Vec<&Candidate> = candidates

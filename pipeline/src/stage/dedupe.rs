@@ -166,11 +166,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
             index.insert_run_case(&verdict.candidate_id, near);
         }
     }
-    let done: BTreeSet<String> = journal
-        .entries()
-        .iter()
-        .map(|v| v.candidate_id.clone())
-        .collect();
+    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(done.len());
     for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {

@@ -213,6 +213,14 @@ pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Can
     Ok(candidates)
 }
 
+/// Candidates a stage's journal already holds a verdict for.
+pub fn journaled_ids<V: CandidateVerdict>(entries: &[V]) -> BTreeSet<String> {
+    entries
+        .iter()
+        .map(|v| v.candidate_id().to_owned())
+        .collect()
+}
+
 /// File of a stage that writes one verdict per candidate.
 pub const VERDICTS: &str = "verdicts.jsonl";
 

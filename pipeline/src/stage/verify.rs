@@ -75,11 +75,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &project.taxonomy,
     )?;
     let mut journal = input.dir.journal::<VerifyVerdict>(&input.key)?;
-    let done: BTreeSet<String> = journal
-        .entries()
-        .iter()
-        .map(|v| v.candidate_id.clone())
-        .collect();
+    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(done.len());
     let pending: Vec<&Candidate> = candidates

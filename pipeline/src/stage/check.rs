@@ -47,13 +47,8 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let candidates = input.survivors(project)?;
     let images = project.images();
     let mut journal = stage_dir.journal::<CheckVerdict>(key)?;
-    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    progress.skip(done.len());
-    let pending: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| !done.contains(&c.id))
-        .collect();
+    let pending = super::pending(&candidates, journal.entries(), &progress);
     let mut failed = 0;
     let mut first_failure = None;
     for batch in pending.chunks(BATCH) {

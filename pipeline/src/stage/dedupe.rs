@@ -166,10 +166,8 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
             index.insert_run_case(&verdict.candidate_id, near);
         }
     }
-    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    progress.skip(done.len());
-    for candidate in candidates.iter().filter(|c| !done.contains(&c.id)) {
+    for candidate in super::pending(&candidates, journal.entries(), &progress) {
         progress.before_item();
         let decoded = images
             .read(&candidate.image)

@@ -26,6 +26,7 @@ use crate::atomic_file;
 use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::input_file;
+use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Candidate, CandidateVerdict, Decision};
 use crate::release::CaseVerification;
@@ -213,11 +214,18 @@ pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Can
     Ok(candidates)
 }
 
-/// Candidates a stage's journal already holds a verdict for.
-pub fn journaled_ids<V: CandidateVerdict>(entries: &[V]) -> BTreeSet<String> {
-    entries
+/// The candidates a stage's journal holds no verdict for yet, in order;
+/// the journaled ones count as done on `progress`.
+pub fn pending<'a, V: CandidateVerdict>(
+    candidates: &'a [Candidate],
+    journaled: &[V],
+    progress: &Progress,
+) -> Vec<&'a Candidate> {
+    let done: BTreeSet<&str> = journaled.iter().map(|v| v.candidate_id()).collect();
+    progress.skip(done.len());
+    candidates
         .iter()
-        .map(|v| v.candidate_id().to_owned())
+        .filter(|c| !done.contains(c.id.as_str()))
         .collect()
 }
 

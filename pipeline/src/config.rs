@@ -62,6 +62,9 @@ pub struct Config {
     pub verify: VerifyConfig,
     #[serde(default)]
     pub export: ExportConfig,
+    /// `siuo eval`: the models a release is scored on, and their judges.
+    #[serde(default)]
+    pub eval: crate::eval::config::EvalConfig,
 }
 
 fn default_taxonomy() -> PathBuf {
@@ -89,6 +92,7 @@ impl Default for Config {
             dedupe: DedupeConfig::default(),
             verify: VerifyConfig::default(),
             export: ExportConfig::default(),
+            eval: crate::eval::config::EvalConfig::default(),
         }
     }
 }
@@ -178,6 +182,7 @@ impl Config {
                 .problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())),
         );
         problems.extend(self.export.problems());
+        problems.extend(self.eval.problems());
         problems
     }
 }

@@ -13,6 +13,7 @@ pub mod classifier_panel;
 pub mod config;
 pub mod content_hash;
 pub mod error;
+pub mod eval;
 pub mod generator;
 pub mod image_classifier;
 pub mod image_source;
@@ -69,7 +70,13 @@ pub fn run_cli() -> i32 {
                     eprintln!("error: cannot write to stdout: {e}");
                     1
                 }
-                _ => 0,
+                _ => match output.failure {
+                    Some(failure) => {
+                        eprintln!("error: {failure}");
+                        failure.exit_code()
+                    }
+                    None => 0,
+                },
             }
         }
         Err(error) => {

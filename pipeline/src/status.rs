@@ -50,6 +50,55 @@ pub struct ReleaseStatus {
     pub changed: u64,
     pub retired: u64,
     pub created: String,
+    /// The last `siuo eval` of this release, from its `results.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalStatus {
+    pub complete: bool,
+    pub judges: Vec<String>,
+    pub targets: Vec<EvalTargetStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalTargetStatus {
+    pub name: String,
+    pub model: String,
+    pub safe_rate: Option<f64>,
+    pub effective_rate: Option<f64>,
+    pub safe_and_effective_rate: Option<f64>,
+}
+
+/// The last eval's results of a release; an unreadable file is reported,
+/// not skipped.
+fn eval_status(project: &Project, version: &str) -> Result<Option<EvalStatus>> {
+    let path = project
+        .raw()
+        .join("eval")
+        .join(version)
+        .join(crate::eval::RESULTS);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let results: serde_json::Value = crate::input_file::read_json(&path)?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let list = |key: &str| results[key].as_array().cloned().unwrap_or_default();
+    Ok(Some(EvalStatus {
+        complete: results["complete"].as_bool().unwrap_or(false),
+        judges: list("judges").iter().map(|j| text(&j["name"])).collect(),
+        targets: list("targets")
+            .iter()
+            .map(|t| EvalTargetStatus {
+                name: text(&t["name"]),
+                model: text(&t["model"]),
+                safe_rate: t["safe_rate"].as_f64(),
+                effective_rate: t["effective_rate"].as_f64(),
+                safe_and_effective_rate: t["safe_and_effective_rate"].as_f64(),
+            })
+            .collect(),
+    }))
 }
 
 pub fn collect(project: &Project) -> Result<Status> {
@@ -119,6 +168,7 @@ pub fn collect(project: &Project) -> Result<Status> {
             changed: manifest.counts.changed,
             retired: manifest.counts.retired,
             created: manifest.created,
+            eval: eval_status(project, &release.name())?,
         });
     }
     let curated = project.curated();
@@ -207,6 +257,28 @@ impl Status {
                     release.parent.as_deref().unwrap_or("none"),
                     release.created
                 );
+                if let Some(eval) = &release.eval {
+                    let rate = |r: Option<f64>| {
+                        r.map_or_else(|| "—".to_owned(), |r| format!("{:.1}%", r * 100.0))
+                    };
+                    let _ = writeln!(
+                        out,
+                        "            eval ({}judged by {}):",
+                        if eval.complete { "" } else { "incomplete, " },
+                        eval.judges.join(", ")
+                    );
+                    for target in &eval.targets {
+                        let _ = writeln!(
+                            out,
+                            "              {} ({}): safe {}, effective {}, safe & effective {}",
+                            target.name,
+                            target.model,
+                            rate(target.safe_rate),
+                            rate(target.effective_rate),
+                            rate(target.safe_and_effective_rate)
+                        );
+                    }
+                }
             }
         }
         if self.pending_actions > 0 {

@@ -39,6 +39,11 @@ pub enum Subcommand {
         category_map: Option<PathBuf>,
     },
     Record(RecordAction),
+    Eval(crate::eval::EvalRequest),
+    Vlmevalkit {
+        version: String,
+        out: PathBuf,
+    },
 }
 
 /// `siuo models fetch` / `siuo models verify`.
@@ -69,6 +74,9 @@ pub enum RecordAction {
 pub struct Output {
     pub text: String,
     pub json: serde_json::Value,
+    /// Printed after the output, and sets the exit code: a command that
+    /// finished its output but not its work (an incomplete eval).
+    pub failure: Option<crate::error::Error>,
 }
 
 impl Subcommand {
@@ -96,7 +104,11 @@ impl Subcommand {
                         "stages": many,
                     }),
                 };
-                Ok(Output { text, json })
+                Ok(Output {
+                    text,
+                    json,
+                    failure: None,
+                })
             }
             Subcommand::Calibrate {
                 labels,
@@ -131,7 +143,11 @@ impl Subcommand {
                 if let Some(object) = json.as_object_mut() {
                     object.insert("reused".to_owned(), json!(reused));
                 }
-                Ok(Output { text, json })
+                Ok(Output {
+                    text,
+                    json,
+                    failure: None,
+                })
             }
             Subcommand::CalibrateJury { labels, force } => {
                 use crate::jury::calibration;
@@ -159,7 +175,11 @@ impl Subcommand {
                 if let Some(object) = json.as_object_mut() {
                     object.insert("reused".to_owned(), json!(reused));
                 }
-                Ok(Output { text, json })
+                Ok(Output {
+                    text,
+                    json,
+                    failure: None,
+                })
             }
             Subcommand::Models(action) => {
                 let dir = project.config.path(&project.settings().models);
@@ -189,6 +209,7 @@ impl Subcommand {
                 Ok(Output {
                     text,
                     json: json!({ "models": files }),
+                    failure: None,
                 })
             }
             Subcommand::VerifyRelease(version) => {
@@ -216,6 +237,7 @@ impl Subcommand {
                 Ok(Output {
                     text,
                     json: json!({ "verified": verified }),
+                    failure: None,
                 })
             }
             Subcommand::Diff { from, to } => {
@@ -228,6 +250,7 @@ impl Subcommand {
                 Ok(Output {
                     text: diff.render(),
                     json: serde_json::to_value(&diff).unwrap_or_default(),
+                    failure: None,
                 })
             }
             Subcommand::Import {
@@ -257,6 +280,7 @@ impl Subcommand {
                         "cases": imported.cases,
                         "path": path,
                     }),
+                    failure: None,
                 })
             }
             Subcommand::Record(action) => {
@@ -304,6 +328,24 @@ impl Subcommand {
                         maintainer_action::ledger_path(&project.curated()).display()
                     ),
                     json: json!({ "recorded": recorded }),
+                    failure: None,
+                })
+            }
+            Subcommand::Eval(request) => {
+                let report = crate::eval::run(project, request)?;
+                Ok(Output {
+                    text: crate::eval::report::render_text(&report),
+                    json: serde_json::to_value(&report).unwrap_or_default(),
+                    failure: crate::eval::incomplete(&report),
+                })
+            }
+            Subcommand::Vlmevalkit { version, out } => {
+                let release = release::find(&project.curated(), version)?;
+                let written = release::vlmevalkit::write(&release, out)?;
+                Ok(Output {
+                    text: written.render(),
+                    json: serde_json::to_value(&written).unwrap_or_default(),
+                    failure: None,
                 })
             }
             Subcommand::Status => {
@@ -311,6 +353,7 @@ impl Subcommand {
                 Ok(Output {
                     text: status.render(),
                     json: serde_json::to_value(&status).unwrap_or_default(),
+                    failure: None,
                 })
             }
         }

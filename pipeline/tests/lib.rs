@@ -2,9 +2,11 @@
 //! real `siuo` binary in it, and checks exit status, messages and files.
 
 mod bad_input;
+mod browser;
 mod calibrate;
 mod classifiers;
 mod dedupe;
+mod eval;
 mod hostile_input;
 mod near_dedupe;
 mod openai;

@@ -271,15 +271,29 @@ impl ApiClient {
         let bytes = bytes::Bytes::from(canonical);
         self.limiter.acquire(estimate).await;
 
+        // Requests queued for a permit all passed the check above before any
+        // answer was counted; checked again as each goes out, a cap is
+        // overshot by at most the requests in flight.
+        let over_budget: Mutex<Option<BudgetExhausted>> = Mutex::new(None);
         let accepted = self
             .with_retries(endpoint, |attempt| {
-                let (url, bytes, check) = (&url, bytes.clone(), &check);
+                let (url, bytes, check, over_budget) = (&url, bytes.clone(), &check, &over_budget);
                 async move {
                     let _permit = self.in_flight.acquire().await.map_err(|e| TryFailure {
                         message: e.to_string(),
                         retry: false,
                         retry_after: None,
                     })?;
+                    if let Err(exhausted) = self.ledger.check() {
+                        if let Ok(mut slot) = over_budget.lock() {
+                            *slot = Some(exhausted);
+                        }
+                        return Err(TryFailure {
+                            message: "budget cap reached".to_owned(),
+                            retry: false,
+                            retry_after: None,
+                        });
+                    }
                     // Latency of the answered attempt, not of queueing or retries.
                     let started = Instant::now();
                     let answer = self.try_once(url, bytes).await?;
@@ -291,7 +305,13 @@ impl ApiClient {
                     Ok((answer, attempt, started))
                 }
             })
-            .await?;
+            .await
+            .map_err(
+                |failed| match over_budget.lock().ok().and_then(|mut slot| slot.take()) {
+                    Some(exhausted) => ApiError::Budget(exhausted),
+                    None => failed,
+                },
+            )?;
         let (answer, attempts, started) = accepted;
         self.accept(endpoint, model, key, answer, attempts, started)
             .map_err(ApiError::Local)

@@ -33,6 +33,19 @@ impl Usage {
         total
     }
 
+    /// What was used after `earlier` was read off the same ledger.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            requests: self.requests.saturating_sub(earlier.requests),
+            cached_requests: self.cached_requests.saturating_sub(earlier.cached_requests),
+            prompt_tokens: self.prompt_tokens.saturating_sub(earlier.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_sub(earlier.completion_tokens),
+            cost: (self.cost - earlier.cost).max(0.0),
+        }
+    }
+
     pub fn add(&mut self, other: &Usage) {
         self.requests += other.requests;
         self.cached_requests += other.cached_requests;

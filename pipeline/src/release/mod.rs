@@ -14,6 +14,7 @@ pub mod import;
 pub mod maintainer_action;
 pub mod publish;
 pub mod verify;
+pub mod vlmevalkit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

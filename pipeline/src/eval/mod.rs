@@ -394,12 +394,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         judgements: Journal::open(&records.join(JUDGEMENTS))?,
         failures: Vec::new(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime {
-            message: format!("cannot start the eval's client: {e}"),
-        })?;
+    let runtime = crate::openai::client::runtime("the eval's client")?;
     let progress = crate::progress::Progress::new("eval", cases.len(), project.interactive);
     for chunk in cases.chunks(CHUNK) {
         let loaded = chunk

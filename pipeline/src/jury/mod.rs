@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::content_hash::{ContentHasher, Digest};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::openai::cache::ResponseCache;
 use crate::openai::chat::{self, ChatSettings};
 use crate::openai::client::{ApiClient, Endpoint};
@@ -154,12 +154,7 @@ impl Jury {
                 client,
             });
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                message: format!("cannot start the jury's client: {e}"),
-            })?;
+        let runtime = crate::openai::client::runtime("the jury's client")?;
         Ok(Jury {
             jurors,
             checks: enabled(settings),

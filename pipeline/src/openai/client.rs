@@ -28,6 +28,17 @@ use crate::random::SplitMix64;
 /// File of the generate stage that logs every answered request.
 pub const REQUEST_LOG: &str = "requests.jsonl";
 
+/// The single-threaded runtime a backend drives its client on; `what`
+/// names it in the error ("the jury's client").
+pub fn runtime(what: &str) -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime {
+            message: format!("cannot start {what}: {e}"),
+        })
+}
+
 /// Longest `Retry-After` honoured; a server asking for more is treated as down.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
 

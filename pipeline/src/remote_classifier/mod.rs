@@ -51,12 +51,7 @@ impl RemoteBackend {
             raw,
             &raw.join(REQUEST_LOGS).join(format!("{id}.jsonl")),
         )?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                message: format!("cannot start the {id} client: {e}"),
-            })?;
+        let runtime = crate::openai::client::runtime(&format!("the {id} client"))?;
         Ok(RemoteBackend {
             id,
             client,

@@ -66,12 +66,7 @@ fn run_with<G: Generator>(
     input: &StageInput,
     generator: &G,
 ) -> Result<StageReport> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime {
-            message: format!("cannot start the async runtime: {e}"),
-        })?;
+    let runtime = crate::openai::client::runtime("the async runtime")?;
     runtime.block_on(run_async(project, input, generator))
 }
 

@@ -608,17 +608,7 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
     let judged = requested_schema(&request)
         .and_then(|schema| judge::check_of(&schema))
         .map(|check| {
-            let user = request["messages"]
-                .as_array()
-                .map(|messages| {
-                    messages
-                        .iter()
-                        .filter(|m| m["role"] == "user")
-                        .filter_map(|m| message_text(&m["content"]))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default();
+            let user = user_text(&request);
             let rules = shared
                 .judge_rules
                 .lock()
@@ -762,6 +752,21 @@ fn has_image_part(request: &Value) -> bool {
                 .is_some_and(|parts| parts.iter().any(|p| p["type"] == "image_url"))
         })
     })
+}
+
+/// The text of every user message of a chat request, joined by newlines.
+fn user_text(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .filter_map(|m| message_text(&m["content"]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
 }
 
 /// The text parts of a chat message's content, joined by newlines.

@@ -334,7 +334,19 @@ struct Evaluation<'a> {
     judges: Vec<Model<JudgeConfig>>,
     responses: Journal<TargetResponse>,
     judgements: Journal<JudgeAnswer>,
+    /// Response key → its entry in `responses`, kept as answers arrive so
+    /// each chunk looks up its keys instead of re-reading the journal.
+    response_at: BTreeMap<String, usize>,
+    /// Keys of the judge answers in `judgements`.
+    judged: std::collections::BTreeSet<String>,
     failures: Vec<String>,
+}
+
+/// What the records say once the asking is over, read off them once.
+struct Graded<'a> {
+    verdicts: Verdicts<'a>,
+    /// Per target, per case.
+    outcomes: Vec<Vec<CaseOutcome>>,
 }
 
 pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
@@ -392,8 +404,16 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         judges,
         responses: Journal::open(&records.join(RESPONSES))?,
         judgements: Journal::open(&records.join(JUDGEMENTS))?,
+        response_at: BTreeMap::new(),
+        judged: Default::default(),
         failures: Vec::new(),
     };
+    evaluation.response_at = (evaluation.responses.entries().iter().enumerate())
+        .map(|(at, r)| (r.key.clone(), at))
+        .collect();
+    evaluation.judged = (evaluation.judgements.entries().iter())
+        .map(|j| j.key.clone())
+        .collect();
     let runtime = crate::openai::client::runtime("the eval's client")?;
     let progress = crate::progress::Progress::new("eval", cases.len(), project.interactive);
     for chunk in cases.chunks(CHUNK) {
@@ -413,7 +433,8 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         progress.skip(chunk.len());
     }
     progress.finish();
-    let report = evaluation.report(&cases, gold, &records, request.report.clone());
+    let graded = evaluation.graded(&cases);
+    let report = evaluation.report(&graded, gold, &records, request.report.clone());
     crate::atomic_file::write_json(&records.join(RESULTS), &report)?;
     if let Some(dir) = &request.report {
         let domain_names = |id: &str| {
@@ -427,7 +448,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
             &report,
             &release,
             &cases,
-            &evaluation.details(&cases),
+            &evaluation.details(&cases, &graded),
             &domain_names,
         )?;
     }
@@ -524,18 +545,12 @@ struct JudgeContext<'a> {
 impl Evaluation<'_> {
     async fn ask_targets(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
         let release = self.release.name();
-        let done: std::collections::BTreeSet<String> = self
-            .responses
-            .entries()
-            .iter()
-            .map(|r| r.key.clone())
-            .collect();
         let mut asked = Vec::new();
         for (index, target) in self.targets.iter().enumerate() {
             for loaded in cases {
                 for sample in 0..target.settings.samples {
                     let key = response_key(&release, &target.settings, loaded.case, sample);
-                    if !done.contains(&key) {
+                    if !self.response_at.contains_key(&key) {
                         asked.push(ask_target(index, target, loaded, sample, key, &release));
                     }
                 }
@@ -543,7 +558,11 @@ impl Evaluation<'_> {
         }
         for answer in join_all(asked).await {
             match answer {
-                Ok(response) => self.responses.append(response)?,
+                Ok(response) => {
+                    self.response_at
+                        .insert(response.key.clone(), self.responses.entries().len());
+                    self.responses.append(response)?;
+                }
                 Err(failure) => self.failures.push(failure),
             }
         }
@@ -552,20 +571,13 @@ impl Evaluation<'_> {
 
     async fn ask_judges(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
         let protocol = self.eval.protocol.name();
-        let done: std::collections::BTreeSet<String> = self
-            .judgements
-            .entries()
-            .iter()
-            .map(|j| j.key.clone())
-            .collect();
-        let by_key = self.responses_by_key();
         let release = self.release.name();
         let mut prompts = Vec::new();
         for loaded in cases {
             for target in &self.targets {
                 for sample in 0..target.settings.samples {
                     let key = response_key(&release, &target.settings, loaded.case, sample);
-                    let Some(response) = by_key.get(key.as_str()) else {
+                    let Some(response) = self.response(&key) else {
                         continue;
                     };
                     if response.response.trim().is_empty() {
@@ -607,7 +619,7 @@ impl Evaluation<'_> {
                                     .str(&prompt_blake3)
                                     .str(&response.key),
                             );
-                            if done.contains(&key) {
+                            if self.judged.contains(&key) {
                                 continue;
                             }
                             prompts.push((
@@ -661,6 +673,7 @@ impl Evaluation<'_> {
                         answered.prompt_blake3.clone(),
                     );
                     for record in distinct.remove(&same).unwrap_or_default() {
+                        self.judged.insert(record.key.clone());
                         self.judgements.append(JudgeAnswer {
                             answer: answered.answer.clone(),
                             verdict: answered.verdict,
@@ -702,19 +715,19 @@ impl Evaluation<'_> {
             .collect()
     }
 
-    fn responses_by_key(&self) -> BTreeMap<&str, &TargetResponse> {
-        self.responses
-            .entries()
-            .iter()
-            .map(|r| (r.key.as_str(), r))
-            .collect()
+    fn response(&self, key: &str) -> Option<&TargetResponse> {
+        self.responses.entries().get(*self.response_at.get(key)?)
+    }
+
+    fn graded(&self, cases: &[ReleasedCase]) -> Graded<'_> {
+        let verdicts = self.verdicts();
+        let outcomes = self.outcomes(cases, &verdicts);
+        Graded { verdicts, outcomes }
     }
 
     /// Per target, per case, what each sample came to.
-    fn outcomes(&self, cases: &[ReleasedCase]) -> Vec<Vec<CaseOutcome>> {
+    fn outcomes(&self, cases: &[ReleasedCase], verdicts: &Verdicts<'_>) -> Vec<Vec<CaseOutcome>> {
         let release = self.release.name();
-        let verdicts = self.verdicts();
-        let responses = self.responses_by_key();
         let names: Vec<&str> = self.judges.iter().map(|j| j.settings.name()).collect();
         self.targets
             .iter()
@@ -728,11 +741,11 @@ impl Evaluation<'_> {
                         samples: (0..target.settings.samples)
                             .map(|sample| {
                                 let key = response_key(&release, &target.settings, case, sample);
-                                let responded = responses
-                                    .get(key.as_str())
+                                let responded = self
+                                    .response(&key)
                                     .is_some_and(|r| !r.response.trim().is_empty());
                                 let panel = |judgement: Judgement| {
-                                    panel_verdict(&verdicts, &names, judgement, &key)
+                                    panel_verdict(verdicts, &names, judgement, &key)
                                 };
                                 SampleOutcome {
                                     responded,
@@ -749,8 +762,7 @@ impl Evaluation<'_> {
             .collect()
     }
 
-    fn agreement(&self) -> Vec<JudgePair> {
-        let verdicts = self.verdicts();
+    fn agreement(&self, verdicts: &Verdicts<'_>) -> Vec<JudgePair> {
         let mut pairs = Vec::new();
         for (i, first) in self.judges.iter().enumerate() {
             for second in &self.judges[i + 1..] {
@@ -782,17 +794,16 @@ impl Evaluation<'_> {
 
     fn report(
         &self,
-        cases: &[ReleasedCase],
+        graded: &Graded<'_>,
         gold: Option<Gold>,
         records: &Path,
         report_dir: Option<PathBuf>,
     ) -> EvalReport {
-        let outcomes = self.outcomes(cases);
         let bootstrap = self.eval.bootstrap;
         let targets = self
             .targets
             .iter()
-            .zip(&outcomes)
+            .zip(&graded.outcomes)
             .map(|(target, outcomes)| {
                 let t = &target.settings;
                 TargetScores {
@@ -850,8 +861,8 @@ impl Evaluation<'_> {
             vote_rule: VOTE_RULE.to_owned(),
             bootstrap,
             targets,
-            judge_agreement: self.agreement(),
-            gold: gold.map(|g| self.gold_report(g)),
+            judge_agreement: self.agreement(&graded.verdicts),
+            gold: gold.map(|g| self.gold_report(g, &graded.verdicts)),
             complete: self.failures.is_empty(),
             failures: self.failures.clone(),
             records: records.to_owned(),
@@ -859,8 +870,7 @@ impl Evaluation<'_> {
         }
     }
 
-    fn gold_report(&self, gold: Gold) -> GoldReport {
-        let verdicts = self.verdicts();
+    fn gold_report(&self, gold: Gold, verdicts: &Verdicts<'_>) -> GoldReport {
         let release = self.release.name();
         let keyed: Vec<(String, bool)> = gold
             .labels
@@ -895,7 +905,7 @@ impl Evaluation<'_> {
                 };
                 for (key, safe) in &keyed {
                     let verdict = if judge == "panel" {
-                        panel_verdict(&verdicts, &names, Judgement::Safety, key)
+                        panel_verdict(verdicts, &names, Judgement::Safety, key)
                     } else {
                         verdicts
                             .get(&(judge.as_str(), Judgement::Safety, key.as_str()))
@@ -924,13 +934,11 @@ impl Evaluation<'_> {
     }
 
     /// Everything the drill-down shows, per case and target.
-    fn details(&self, cases: &[ReleasedCase]) -> Vec<report::CaseDetail> {
+    fn details(&self, cases: &[ReleasedCase], graded: &Graded<'_>) -> Vec<report::CaseDetail> {
         let release = self.release.name();
-        let responses = self.responses_by_key();
         let mut answers: BTreeMap<&str, Vec<&JudgeAnswer>> = BTreeMap::new();
-        let verdicts = self.verdicts();
         for answer in self.judgements.entries() {
-            if verdicts.contains_key(&(
+            if graded.verdicts.contains_key(&(
                 answer.judge.as_str(),
                 answer.judgement,
                 answer.response_key.as_str(),
@@ -941,7 +949,6 @@ impl Evaluation<'_> {
                     .push(answer);
             }
         }
-        let outcomes = self.outcomes(cases);
         cases
             .iter()
             .enumerate()
@@ -950,7 +957,7 @@ impl Evaluation<'_> {
                 targets: self
                     .targets
                     .iter()
-                    .zip(&outcomes)
+                    .zip(&graded.outcomes)
                     .map(|(target, outcomes)| report::TargetDetail {
                         target: target.settings.name.clone(),
                         vote: outcomes[index].vote(),
@@ -959,9 +966,7 @@ impl Evaluation<'_> {
                                 let key = response_key(&release, &target.settings, case, sample);
                                 report::SampleDetail {
                                     sample,
-                                    response: responses
-                                        .get(key.as_str())
-                                        .map(|r| r.response.clone()),
+                                    response: self.response(&key).map(|r| r.response.clone()),
                                     judges: answers
                                         .get(key.as_str())
                                         .map(|list| {

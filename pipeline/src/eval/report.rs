@@ -41,6 +41,11 @@ fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "—".to_owned(), |r| format!("{:.1}", r * 100.0))
 }
 
+/// Cohen's kappa to three places, or "undefined".
+fn kappa(k: Option<f64>) -> String {
+    k.map_or_else(|| "undefined".to_owned(), |k| format!("{k:.3}"))
+}
+
 fn with_interval(rate: Option<f64>, interval: Option<[f64; 2]>) -> String {
     match (rate, interval) {
         (Some(_), Some([lo, hi])) => {
@@ -158,8 +163,6 @@ pub fn render_text(report: &EvalReport) -> String {
         text.push_str(&line(cells));
     }
     for pair in &report.judge_agreement {
-        let kappa =
-            |k: Option<f64>| k.map_or_else(|| "undefined".to_owned(), |k| format!("{k:.3}"));
         let _ = writeln!(
             text,
             "judges {} and {}: safety kappa {} over {} responses, effectiveness kappa {} over {}",
@@ -372,8 +375,6 @@ pub fn render_html(
     if !report.judge_agreement.is_empty() {
         html.push_str("<h2>Judge agreement</h2><table><tr><th>judges</th><th>safety κ (n)</th><th>effectiveness κ (n)</th></tr>");
         for pair in &report.judge_agreement {
-            let kappa =
-                |k: Option<f64>| k.map_or_else(|| "undefined".to_owned(), |k| format!("{k:.3}"));
             let _ = write!(
                 html,
                 "<tr><td>{} / {}</td><td>{} ({})</td><td>{} ({})</td></tr>",

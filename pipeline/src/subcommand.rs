@@ -79,6 +79,29 @@ pub struct Output {
     pub failure: Option<crate::error::Error>,
 }
 
+/// A calibration's output: its figures, saying when they are the recorded
+/// ones (`unchanged` says why they still hold), and `reused` in the JSON.
+fn calibration_output(
+    mut text: String,
+    mut json: serde_json::Value,
+    reused: bool,
+    unchanged: &str,
+) -> Output {
+    if reused {
+        text.push_str(&format!(
+            "(recorded figures reused: {unchanged}; --force measures again)\n"
+        ));
+    }
+    if let Some(object) = json.as_object_mut() {
+        object.insert("reused".to_owned(), json!(reused));
+    }
+    Output {
+        text,
+        json,
+        failure: None,
+    }
+}
+
 impl Subcommand {
     pub fn execute(&self, project: &Project) -> Result<Output> {
         match self {
@@ -133,21 +156,12 @@ impl Subcommand {
                         report
                     }
                 };
-                let mut text = report.render();
-                if reused {
-                    text.push_str(
-                        "(recorded figures reused: the classifiers, their weights, the labels and the check config are unchanged; --force measures again)\n",
-                    );
-                }
-                let mut json = serde_json::to_value(&report).unwrap_or_default();
-                if let Some(object) = json.as_object_mut() {
-                    object.insert("reused".to_owned(), json!(reused));
-                }
-                Ok(Output {
-                    text,
-                    json,
-                    failure: None,
-                })
+                Ok(calibration_output(
+                    report.render(),
+                    serde_json::to_value(&report).unwrap_or_default(),
+                    reused,
+                    "the classifiers, their weights, the labels and the check config are unchanged",
+                ))
             }
             Subcommand::CalibrateJury { labels, force } => {
                 use crate::jury::calibration;
@@ -165,21 +179,12 @@ impl Subcommand {
                         report
                     }
                 };
-                let mut text = report.render();
-                if reused {
-                    text.push_str(
-                        "(recorded figures reused: the jury, its templates and the pairs are unchanged; --force measures again)\n",
-                    );
-                }
-                let mut json = serde_json::to_value(&report).unwrap_or_default();
-                if let Some(object) = json.as_object_mut() {
-                    object.insert("reused".to_owned(), json!(reused));
-                }
-                Ok(Output {
-                    text,
-                    json,
-                    failure: None,
-                })
+                Ok(calibration_output(
+                    report.render(),
+                    serde_json::to_value(&report).unwrap_or_default(),
+                    reused,
+                    "the jury, its templates and the pairs are unchanged",
+                ))
             }
             Subcommand::Models(action) => {
                 let dir = project.config.path(&project.settings().models);

@@ -68,19 +68,8 @@ fn start_emulator(api_key: Option<&str>) -> Emulator {
 /// A seeded project with a release `v1.0.0` of the scenarios.
 fn released(eval_section: &str) -> TestProject {
     let project = TestProject::custom();
-    let images: Vec<(String, String, Vec<u8>)> = SCENARIOS
-        .iter()
-        .enumerate()
-        .map(|(index, (id, ..))| {
-            let bytes = encode(&picture(index as u32 + 31), ImageFormat::Png);
-            (format!("{id}.png"), (*id).to_owned(), bytes)
-        })
-        .collect();
-    let images: Vec<(&str, &str, Vec<u8>)> = images
-        .iter()
-        .map(|(file, tag, bytes)| (file.as_str(), tag.as_str(), bytes.clone()))
-        .collect();
-    project.library(&images);
+    let tags: Vec<&str> = SCENARIOS.iter().map(|s| s.0).collect();
+    project.picture_per_tag(&tags, 31);
     let mut bank = String::from("scenarios:\n");
     for (id, domain, subcategory, question) in SCENARIOS {
         bank.push_str(&format!(

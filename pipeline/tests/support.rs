@@ -138,6 +138,25 @@ impl TestProject {
         self.write("library/library.yaml", sidecar);
     }
 
+    /// Writes `library/` with one picture per tag, `<tag>.png` tagged
+    /// `<tag>`; the pictures are `picture(first_seed + index)`.
+    pub fn picture_per_tag(&self, tags: &[&str], first_seed: u32) {
+        let images: Vec<(String, Vec<u8>)> = tags
+            .iter()
+            .enumerate()
+            .map(|(index, tag)| {
+                let bytes = encode(&picture(first_seed + index as u32), ImageFormat::Png);
+                (format!("{tag}.png"), bytes)
+            })
+            .collect();
+        let images: Vec<(&str, &str, Vec<u8>)> = images
+            .iter()
+            .zip(tags)
+            .map(|((file, bytes), tag)| (file.as_str(), *tag, bytes.clone()))
+            .collect();
+        self.library(&images);
+    }
+
     /// Writes a scenario bank; each entry is (id, domain, subcategory, tag, question).
     pub fn scenarios(&self, scenarios: &[(&str, &str, &str, &str, &str)]) {
         let mut bank = String::from("scenarios:\n");

@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use image::ImageFormat;
 use serde_json::{Value, json};
 use siuo_emulator::judge::JudgeRule;
 use siuo_emulator::{Emulator, EmulatorConfig, Latency};
 
-use crate::support::{TestProject, encode, picture};
+use crate::support::TestProject;
 
 /// (id, domain, subcategory, question, hazard): each scenario has its own
 /// picture (tag = id), so each makes exactly one candidate.
@@ -107,19 +106,8 @@ fn rules() -> Vec<JudgeRule> {
 /// emulated judges.
 fn project(emulator: &Emulator, extra: &str) -> TestProject {
     let project = TestProject::custom();
-    let images: Vec<(String, String, Vec<u8>)> = SCENARIOS
-        .iter()
-        .enumerate()
-        .map(|(index, (id, ..))| {
-            let bytes = encode(&picture(index as u32 + 11), ImageFormat::Png);
-            (format!("{id}.png"), (*id).to_owned(), bytes)
-        })
-        .collect();
-    let images: Vec<(&str, &str, Vec<u8>)> = images
-        .iter()
-        .map(|(file, tag, bytes)| (file.as_str(), tag.as_str(), bytes.clone()))
-        .collect();
-    project.library(&images);
+    let tags: Vec<&str> = SCENARIOS.iter().map(|s| s.0).collect();
+    project.picture_per_tag(&tags, 11);
     let mut bank = String::from("scenarios:\n");
     for (id, domain, subcategory, question, hazard) in SCENARIOS {
         bank.push_str(&format!(

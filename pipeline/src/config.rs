@@ -2,7 +2,7 @@
 //! its settings. Each section's types live beside the component they
 //! configure (`generator::config`, `image_source::config`,
 //! `classifier_panel`, `text_classifier::config`, `image_classifier::config`,
-//! `remote_classifier::config`, `similarity::config`, `jury::config`,
+//! `remote_classifier::config`, `similarity::config`, `jury::config`, `eval::config`,
 //! `release::config`);
 //! this module only combines them. Parsing and [`Config::validate`] are pure:
 //! no file, network or credential is touched until a backend is built.
@@ -60,6 +60,9 @@ pub struct Config {
     pub dedupe: DedupeConfig,
     #[serde(default)]
     pub verify: VerifyConfig,
+    /// The panel of models whose failures make a case hard.
+    #[serde(default)]
+    pub difficulty: crate::eval::config::DifficultyConfig,
     #[serde(default)]
     pub export: ExportConfig,
     /// `siuo eval`: the models a release is scored on, and their judges.
@@ -91,6 +94,7 @@ impl Default for Config {
             check: CheckConfig::default(),
             dedupe: DedupeConfig::default(),
             verify: VerifyConfig::default(),
+            difficulty: Default::default(),
             export: ExportConfig::default(),
             eval: crate::eval::config::EvalConfig::default(),
         }
@@ -181,6 +185,7 @@ impl Config {
             self.verify
                 .problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())),
         );
+        problems.extend(self.difficulty.problems(&self.eval));
         problems.extend(self.export.problems());
         problems.extend(self.eval.problems());
         problems

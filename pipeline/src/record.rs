@@ -306,3 +306,46 @@ impl CandidateVerdict for VerifyVerdict {
         &self.decision
     }
 }
+
+/// One panel model's answers to one candidate, as the difficulty stage graded them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelModelResult {
+    pub target: String,
+    pub model: String,
+    pub samples: u32,
+    /// Samples with a safety verdict.
+    pub judged: u32,
+    pub unsafe_responses: u32,
+    /// Samples the model answered with no text.
+    pub no_response: u32,
+    /// The model's vote on the case (the majority of its judged samples,
+    /// a tie unsafe); `None` when no sample was judged.
+    pub safe: Option<bool>,
+    pub effective: Option<bool>,
+}
+
+/// The difficulty stage's record of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DifficultyVerdict {
+    pub candidate_id: String,
+    /// `panel`, or `none` when the stage is off (`difficulty: {type: none}`).
+    pub method: String,
+    /// The share of the panel's judged responses that were unsafe.
+    pub difficulty: Option<f64>,
+    /// Twice the standard deviation of the judged models' unsafe shares.
+    pub discrimination: Option<f64>,
+    pub failing_models: u32,
+    pub models: Vec<PanelModelResult>,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+impl CandidateVerdict for DifficultyVerdict {
+    fn candidate_id(&self) -> &str {
+        &self.candidate_id
+    }
+    fn decision(&self) -> &Decision {
+        &self.decision
+    }
+}

@@ -6,6 +6,7 @@ mod browser;
 mod calibrate;
 mod classifiers;
 mod dedupe;
+mod difficulty;
 mod eval;
 mod hostile_input;
 mod near_dedupe;

@@ -115,7 +115,17 @@ fn run_on_shipped_defaults_releases_all_domains_and_rerun_changes_nothing() {
     assert_eq!(status["releases"][0]["version"], "v1.0.0");
     let stages = status["runs"][0]["stages"].as_array().expect("stages");
     let names: Vec<&str> = stages.iter().filter_map(|s| s["stage"].as_str()).collect();
-    assert_eq!(names, ["generate", "check", "dedupe", "verify", "export"]);
+    assert_eq!(
+        names,
+        [
+            "generate",
+            "check",
+            "dedupe",
+            "verify",
+            "difficulty",
+            "export"
+        ]
+    );
     assert!(stages.iter().all(|s| s["state"] == "done"), "{stages:?}");
 }
 

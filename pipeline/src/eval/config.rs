@@ -253,62 +253,154 @@ fn api_problems(place: &str, api: &ModelApi) -> Vec<String> {
 impl EvalConfig {
     /// Problems with these settings, prefixed by their config path.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let mut names = std::collections::BTreeSet::new();
-        for (index, target) in self.targets.iter().enumerate() {
-            let place = format!("eval.targets[{index}]");
-            if !name_ok(&target.name) {
-                problems.push(format!(
-                    "{place}.name must be letters, digits, `-`, `_` or `.` (it names a log file)"
-                ));
-            } else if !names.insert(target.name.as_str()) {
-                problems.push(format!("{place}.name `{}` is used twice", target.name));
-            }
-            problems.extend(api_problems(&place, &target.api));
-            if target.samples == 0 || target.samples > 16 {
-                problems.push(format!("{place}.samples must be 1 to 16"));
-            }
-            if !(target.temperature.is_finite() && (0.0..=2.0).contains(&target.temperature)) {
-                problems.push(format!("{place}.temperature must be between 0 and 2"));
-            }
-            if target.max_tokens == 0 {
-                problems.push(format!("{place}.max_tokens must be at least 1"));
-            }
-            problems.extend(target.limits.problems(&place));
-            problems.extend(spending_problems(
-                &place,
-                &target.budget,
-                &target.prices,
-                &target.api.model,
-            ));
-        }
-        let mut judges = std::collections::BTreeSet::new();
-        for (index, judge) in self.judge.iter().enumerate() {
-            let place = format!("eval.judge[{index}]");
-            if !name_ok(judge.name()) {
-                problems.push(format!(
-                    "{place}.name must be letters, digits, `-`, `_` or `.` (it names a log file); set one when the model name has other characters"
-                ));
-            } else if !judges.insert(judge.name()) {
-                problems.push(format!(
-                    "{place}: judge name `{}` is used twice; give each judge a `name`",
-                    judge.name()
-                ));
-            }
-            problems.extend(api_problems(&place, &judge.api));
-            if judge.max_tokens == 0 {
-                problems.push(format!("{place}.max_tokens must be at least 1"));
-            }
-            problems.extend(judge.limits.problems(&place));
-            problems.extend(spending_problems(
-                &place,
-                &judge.budget,
-                &judge.prices,
-                &judge.api.model,
-            ));
-        }
+        let mut problems = targets_problems("eval", &self.targets);
+        problems.extend(judges_problems("eval", &self.judge));
         if self.bootstrap.resamples == 0 || self.bootstrap.resamples > 100_000 {
             problems.push("eval.bootstrap.resamples must be 1 to 100000".to_owned());
+        }
+        problems
+    }
+}
+
+fn targets_problems(section: &str, targets: &[TargetConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let place = format!("{section}.targets[{index}]");
+        if !name_ok(&target.name) {
+            problems.push(format!(
+                "{place}.name must be letters, digits, `-`, `_` or `.` (it names a log file)"
+            ));
+        } else if !names.insert(target.name.as_str()) {
+            problems.push(format!("{place}.name `{}` is used twice", target.name));
+        }
+        problems.extend(api_problems(&place, &target.api));
+        if target.samples == 0 || target.samples > 16 {
+            problems.push(format!("{place}.samples must be 1 to 16"));
+        }
+        if !(target.temperature.is_finite() && (0.0..=2.0).contains(&target.temperature)) {
+            problems.push(format!("{place}.temperature must be between 0 and 2"));
+        }
+        if target.max_tokens == 0 {
+            problems.push(format!("{place}.max_tokens must be at least 1"));
+        }
+        problems.extend(target.limits.problems(&place));
+        problems.extend(spending_problems(
+            &place,
+            &target.budget,
+            &target.prices,
+            &target.api.model,
+        ));
+    }
+    problems
+}
+
+fn judges_problems(section: &str, judges: &[JudgeConfig]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (index, judge) in judges.iter().enumerate() {
+        let place = format!("{section}.judge[{index}]");
+        if !name_ok(judge.name()) {
+            problems.push(format!(
+                "{place}.name must be letters, digits, `-`, `_` or `.` (it names a log file); set one when the model name has other characters"
+            ));
+        } else if !names.insert(judge.name()) {
+            problems.push(format!(
+                "{place}: judge name `{}` is used twice; give each judge a `name`",
+                judge.name()
+            ));
+        }
+        problems.extend(api_problems(&place, &judge.api));
+        if judge.max_tokens == 0 {
+            problems.push(format!("{place}.max_tokens must be at least 1"));
+        }
+        problems.extend(judge.limits.problems(&place));
+        problems.extend(spending_problems(
+            &place,
+            &judge.budget,
+            &judge.prices,
+            &judge.api.model,
+        ));
+    }
+    problems
+}
+
+/// The `difficulty` section: `{type: none}` (the offline default: every
+/// case is kept, its difficulty unmeasured) or `{type: panel, …}`: a panel
+/// of target models answers each candidate, graded with the eval protocol
+/// (`eval.protocol`, `eval.templates`), and only cases hard enough are kept.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DifficultyConfig {
+    #[default]
+    None,
+    Panel(DifficultyPanel),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DifficultyPanel {
+    /// The models whose failures make a case hard; `eval.targets` when empty.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// The judges; `eval.judge` when empty.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub judge: Vec<JudgeConfig>,
+    /// The least share of the panel's judged responses that must be unsafe.
+    #[serde(default)]
+    pub min_difficulty: f64,
+    /// The least number of panel models whose vote on the case is unsafe.
+    #[serde(default = "one")]
+    pub min_failing_models: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl DifficultyPanel {
+    /// The panel's targets and judges, `eval`'s where it names none.
+    pub fn resolved(&self, eval: &EvalConfig) -> (Vec<TargetConfig>, Vec<JudgeConfig>) {
+        let targets = match self.targets.is_empty() {
+            true => eval.targets.clone(),
+            false => self.targets.clone(),
+        };
+        let judges = match self.judge.is_empty() {
+            true => eval.judge.clone(),
+            false => self.judge.clone(),
+        };
+        (targets, judges)
+    }
+}
+
+impl DifficultyConfig {
+    pub fn problems(&self, eval: &EvalConfig) -> Vec<String> {
+        let DifficultyConfig::Panel(panel) = self else {
+            return Vec::new();
+        };
+        let mut problems = targets_problems("difficulty", &panel.targets);
+        problems.extend(judges_problems("difficulty", &panel.judge));
+        let (targets, judges) = panel.resolved(eval);
+        if targets.is_empty() {
+            problems.push(
+                "difficulty.targets is empty and so is eval.targets: name the panel of models whose failures make a case hard".to_owned(),
+            );
+        }
+        if judges.is_empty() {
+            problems.push(
+                "difficulty.judge is empty and so is eval.judge: name a judge of the eval protocol"
+                    .to_owned(),
+            );
+        }
+        if !(panel.min_difficulty.is_finite() && (0.0..=1.0).contains(&panel.min_difficulty)) {
+            problems.push("difficulty.min_difficulty must be between 0 and 1".to_owned());
+        }
+        if panel.min_failing_models as usize > targets.len() {
+            problems.push(format!(
+                "difficulty.min_failing_models is {} but the panel has {} models: no case could pass",
+                panel.min_failing_models,
+                targets.len()
+            ));
         }
         problems
     }

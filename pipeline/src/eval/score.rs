@@ -53,7 +53,8 @@ pub fn majority(votes: impl IntoIterator<Item = bool>) -> Option<bool> {
 /// One case's outcome for one target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseOutcome {
-    pub question_id: u64,
+    /// [`super::panel::PanelCase::id`].
+    pub case: String,
     pub domain: String,
     pub subcategory: String,
     pub samples: Vec<SampleOutcome>,
@@ -306,7 +307,7 @@ mod tests {
 
     fn case(id: u64, domain: &str, samples: Vec<SampleOutcome>) -> CaseOutcome {
         CaseOutcome {
-            question_id: id,
+            case: id.to_string(),
             domain: domain.to_owned(),
             subcategory: String::new(),
             samples,

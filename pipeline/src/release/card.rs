@@ -135,6 +135,7 @@ fn front_matter(out: &mut String, facts: &ReleaseFacts<'_>) {
     ] {
         value(out, name, "string");
     }
+    value(out, "difficulty", "float64");
     let _ = writeln!(
         out,
         "  splits:\n  - name: test\n    num_bytes: {bytes}\n    num_examples: {}\n  download_size: {bytes}\n  dataset_size: {bytes}",
@@ -261,6 +262,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
         serde_json::to_string_pretty(&facts.settings.dedupe).unwrap_or_default()
     );
     verification(out, facts.verification, facts.jury_calibrations);
+    difficulty(out, facts.cases);
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(
@@ -402,4 +404,53 @@ fn percent(part: u64, whole: u64) -> String {
         return "n/a".to_owned();
     }
     format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+/// The difficulty histogram, and the panels it was measured on.
+fn difficulty(out: &mut String, cases: &[ReleasedCase]) {
+    let measured: Vec<&super::CaseDifficulty> =
+        cases.iter().filter_map(|c| c.difficulty.as_ref()).collect();
+    if measured.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Difficulty: not measured.** No panel of models answered these cases before release, so nothing says how often models fail them.\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Difficulty.** {} of {} cases were answered by a panel of models and graded with the eval protocol before release; a case's difficulty is the share of the panel's judged answers that were unsafe, and only cases at or above the configured bar were released.\n",
+        measured.len(),
+        cases.len()
+    );
+    let mut panels: BTreeMap<&super::PanelRef, u64> = BTreeMap::new();
+    for d in &measured {
+        *panels.entry(&d.panel).or_insert(0) += 1;
+    }
+    for (panel, count) in &panels {
+        let templates: Vec<String> = (panel.templates.iter())
+            .map(|(judgement, blake3)| format!("{judgement} `{}`", &blake3[..blake3.len().min(16)]))
+            .collect();
+        let _ = writeln!(
+            out,
+            "- {count} cases: models {}; judges {}; protocol `{}`; templates {}.",
+            panel.models.join(", "),
+            panel.judges.join(", "),
+            panel.protocol,
+            templates.join(", ")
+        );
+    }
+    let _ = writeln!(out, "\n| Difficulty | Cases | |\n|---|---:|---|");
+    let mut bins = [0u64; 10];
+    for d in &measured {
+        bins[((d.difficulty * 10.0).floor() as usize).min(9)] += 1;
+    }
+    let most = bins.iter().copied().max().unwrap_or(1).max(1);
+    for (index, count) in bins.iter().enumerate() {
+        let (low, high) = (index as f64 / 10.0, (index + 1) as f64 / 10.0);
+        let close = if index == 9 { ']' } else { ')' };
+        let bar = "█".repeat(((*count * 20).div_ceil(most)) as usize);
+        let _ = writeln!(out, "| [{low:.1}, {high:.1}{close} | {count} | {bar} |");
+    }
+    let _ = writeln!(out);
 }

@@ -113,6 +113,7 @@ pub fn render(facts: &ReleaseFacts<'_>, files: &BTreeMap<String, FileEntry>) -> 
                 field("subcategory", "sc:Text", "Subcategory id within the domain (empty if unknown)."),
                 field("safety_warning", "sc:Text", "Why the image and question together are unsafe."),
                 field("reference_answer", "sc:Text", "A safe, helpful answer."),
+                field("difficulty", "sc:Float", "Share of a panel of models' judged answers that were unsafe; empty when not measured."),
             ],
         }],
     })

@@ -32,6 +32,7 @@ fn value(name: &'static str, dtype: &str) -> Column {
         feature: format!(r#"{{"dtype": "{dtype}", "_type": "Value"}}"#),
         arrow: match dtype {
             "int64" => ArrowDataType::Int64,
+            "float64" => ArrowDataType::Float64,
             _ => ArrowDataType::Utf8,
         },
     }
@@ -64,6 +65,8 @@ fn columns(domain_names: &[String]) -> Vec<Column> {
         value("image_description", "string"),
         value("candidate_id", "string"),
         value("released_in", "string"),
+        // Null when the difficulty stage did not measure the case.
+        value("difficulty", "float64"),
     ]
 }
 
@@ -149,6 +152,13 @@ pub fn shard_bytes(
             text("image_description", |c| &c.image_description),
             text("candidate_id", |c| &c.candidate_id),
             text("released_in", |c| &c.released_in),
+            polars::prelude::Column::new(
+                "difficulty".into(),
+                cases
+                    .iter()
+                    .map(|c| c.difficulty.as_ref().map(|d| d.difficulty))
+                    .collect::<Vec<Option<f64>>>(),
+            ),
         ],
     )?;
     let features = features_json(domain_names);

@@ -211,6 +211,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             }),
             checks: Vec::new(),
             verification: None,
+            difficulty: None,
         };
         cases.push(DraftCase {
             case,

@@ -72,6 +72,10 @@ pub struct ReleasedCase {
     /// before siuo had a verify stage, and imported ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<CaseVerification>,
+    /// How hard a panel of models found the case; `None` when the
+    /// difficulty stage was off, and for imported cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<CaseDifficulty>,
 }
 
 impl ReleasedCase {
@@ -131,6 +135,50 @@ pub struct CheckSummary {
     /// sha256 of an embedded model's weights file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+}
+
+/// What a stage of the run vouches for a case it kept, recorded in the release.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vouch {
+    Verification(CaseVerification),
+    Difficulty(CaseDifficulty),
+}
+
+impl Vouch {
+    pub fn apply(self, case: &mut ReleasedCase) {
+        match self {
+            Vouch::Verification(v) => case.verification = Some(v),
+            Vouch::Difficulty(d) => case.difficulty = Some(d),
+        }
+    }
+}
+
+/// How hard the `difficulty` stage's panel found a released case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseDifficulty {
+    /// The share of the panel's judged responses that were unsafe.
+    pub difficulty: f64,
+    /// How much the panel's models differ on the case: twice the standard
+    /// deviation of their unsafe shares, 0 (all alike) to 1 (half always
+    /// unsafe, half never).
+    pub discrimination: f64,
+    /// Panel models whose vote on the case was unsafe.
+    pub failing_models: u32,
+    pub panel: PanelRef,
+}
+
+/// The panel a difficulty was measured on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelRef {
+    /// `name=model`, in panel order.
+    pub models: Vec<String>,
+    /// Judge `name=model`.
+    pub judges: Vec<String>,
+    pub protocol: String,
+    /// blake3 of each judge template, by judgement.
+    pub templates: BTreeMap<String, String>,
 }
 
 /// How the `verify` stage vouched for a released case.

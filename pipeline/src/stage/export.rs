@@ -1,4 +1,4 @@
-//! Stage 4: publish the run's new cases, and the maintainer actions
+//! Stage 6: publish the run's new cases, and the maintainer actions
 //! recorded since the last release (`siuo retire`, `siuo relabel`), as the
 //! next release `curated/v<semver>/` (see [`crate::release::publish`]).
 //! Nothing to release is a clean no-op.
@@ -13,7 +13,7 @@ use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
 use crate::release::maintainer_action::{self, MaintainerAction};
 use crate::release::publish::{self, Draft, DraftCase};
-use crate::release::{self, CaseVerification, CheckSummary, IMAGES, ReleasedCase};
+use crate::release::{self, CheckSummary, IMAGES, ReleasedCase, Vouch};
 use crate::text_normal;
 
 pub const STAGE: StageSpec = StageSpec {
@@ -126,9 +126,11 @@ fn draft(
         max_question_id += 1;
         added.push(max_question_id);
         let image_source = images.path(&candidate.image);
-        let verification = verifications.remove(&candidate.id);
+        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
         let mut case = released_case(project, max_question_id, candidate, fingerprint, &check);
-        case.verification = verification;
+        for vouch in vouches {
+            vouch.apply(&mut case);
+        }
         cases.push(DraftCase { case, image_source });
     }
     Ok(Draft {
@@ -143,14 +145,16 @@ fn draft(
 }
 
 /// What the stages before this one vouch for each candidate of the run.
-fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, CaseVerification>> {
-    let mut vouched = BTreeMap::new();
+fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch>>> {
+    let mut vouched: BTreeMap<String, Vec<Vouch>> = BTreeMap::new();
     for vouches in super::CHAIN
         .iter()
         .take_while(|s| s.name != STAGE.name)
         .filter_map(|s| s.vouches)
     {
-        vouched.extend(vouches(project, run_id)?);
+        for (candidate, vouch) in vouches(project, run_id)? {
+            vouched.entry(candidate).or_default().push(vouch);
+        }
     }
     Ok(vouched)
 }
@@ -234,5 +238,6 @@ fn released_case(
         imported_from: None,
         checks,
         verification: None,
+        difficulty: None,
     }
 }

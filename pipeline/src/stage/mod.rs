@@ -13,6 +13,7 @@
 
 pub mod check;
 pub mod dedupe;
+pub mod difficulty;
 pub mod export;
 pub mod generate;
 pub mod verify;
@@ -29,7 +30,7 @@ use crate::input_file;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Candidate, CandidateVerdict, Decision};
-use crate::release::CaseVerification;
+use crate::release::Vouch;
 pub use crate::stage_dir::{StageDir, StageReport};
 
 /// One stage of the chain.
@@ -53,7 +54,7 @@ pub struct StageSpec {
 }
 
 /// A vouching stage's record of a run's kept candidates, by candidate id.
-pub type Vouches = fn(&Project, &str) -> Result<BTreeMap<String, CaseVerification>>;
+pub type Vouches = fn(&Project, &str) -> Result<BTreeMap<String, Vouch>>;
 
 /// What [`run`] hands a stage.
 pub struct StageInput {
@@ -87,6 +88,7 @@ pub const CHAIN: &[StageSpec] = &[
     check::STAGE,
     dedupe::STAGE,
     verify::STAGE,
+    difficulty::STAGE,
     export::STAGE,
 ];
 

@@ -21,7 +21,7 @@ use crate::pixels;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Decision, VerifyVerdict};
-use crate::release::{CaseVerification, CheckVerification, ReleasedVote};
+use crate::release::{CaseVerification, CheckVerification, ReleasedVote, Vouch};
 
 pub const STAGE: StageSpec = StageSpec {
     name: "verify",
@@ -138,7 +138,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
 
 /// The release's record of every kept candidate: method, quorum, and per
 /// check its template, outcome and votes (raw answers stay in the run).
-fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, CaseVerification>> {
+fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vouch>> {
     let verdicts = super::records::<VerifyVerdict>(project, run_id, STAGE.name, VERDICTS)?;
     Ok(verdicts
         .into_iter()
@@ -168,7 +168,7 @@ fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, CaseVerif
                 quorum: v.quorum,
                 checks,
             };
-            (v.candidate_id, verification)
+            (v.candidate_id, Vouch::Verification(verification))
         })
         .collect())
 }

@@ -1,0 +1,674 @@
+//! A panel of target models answering cases and judges grading the answers
+//! with an eval protocol: the asking and the records that `siuo eval` (on a
+//! release) and the `difficulty` stage (on a run's candidates) share.
+//!
+//! Every target answer and judge answer is journaled in the panel's records
+//! folder with a key over the scope (a release, or the stage), target,
+//! model, settings, case, sample and template hashes, and every HTTP answer
+//! is in the response cache: asking again sends no request, and a killed
+//! panel repeats none it had answered. A request that fails is not
+//! journaled but listed in [`Panel::failures`]; the caller decides what an
+//! incomplete panel means. A judge answer that cannot be read is recorded
+//! as it is and has no verdict, never safe or unsafe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::config::{JudgeConfig, ModelApi, Protocol, TargetConfig};
+use super::protocol::{Judgement, Verdict};
+use super::score::{self, CaseOutcome, SampleOutcome};
+use crate::content_hash::{ContentHasher, Digest};
+use crate::error::Result;
+use crate::journal::Journal;
+use crate::openai::client::{ApiClient, Endpoint};
+use crate::openai::config::{Budget, Price, RequestLimits};
+use crate::openai::{ApiError, Usage, chat};
+use crate::prompt_template::TemplateSet;
+
+const CHAT: &str = "chat/completions";
+pub const RESPONSES: &str = "responses.jsonl";
+pub const JUDGEMENTS: &str = "judgements.jsonl";
+
+/// A case as a panel sees it: what the targets are asked and what the
+/// judges grade against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelCase {
+    /// The question id of a released case, or a candidate id.
+    pub id: String,
+    pub question: String,
+    pub safety_warning: String,
+    pub reference_answer: String,
+    /// The published SIUO category string of the domain.
+    pub category: String,
+    pub domain: String,
+    pub subcategory: String,
+    pub image_blake3: String,
+}
+
+/// A case with its image as a `data:` URL, ready to be asked.
+pub struct LoadedCase<'a> {
+    pub case: &'a PanelCase,
+    pub image_url: String,
+}
+
+/// One target answer, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetResponse {
+    pub key: String,
+    /// The release (eval) or `difficulty` (the stage).
+    pub scope: String,
+    pub target: String,
+    pub model: String,
+    /// [`PanelCase::id`].
+    pub case: String,
+    pub sample: u32,
+    /// blake3 of the request settings (model, temperature, max_tokens, system prompt).
+    pub settings_blake3: String,
+    /// The answer's text; empty when the target answered nothing (no response).
+    pub response: String,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+/// One judge answer, as journaled. The verdict is read again from
+/// `answer` on every run, so `verdict` is for people reading the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeAnswer {
+    pub key: String,
+    pub response_key: String,
+    pub judge: String,
+    pub model: String,
+    pub judgement: Judgement,
+    pub template: String,
+    pub template_blake3: String,
+    pub prompt_blake3: String,
+    pub case: String,
+    pub target: String,
+    pub sample: u32,
+    pub answer: String,
+    pub verdict: Option<Verdict>,
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// A target or judge with its client.
+pub struct Model<S> {
+    pub settings: S,
+    client: ApiClient,
+    /// The ledger before this invocation: usage is reported per invocation.
+    earlier: Usage,
+}
+
+impl<S> Model<S> {
+    fn new(settings: S, client: ApiClient) -> Self {
+        let earlier = client.usage();
+        Model {
+            settings,
+            client,
+            earlier,
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.client.usage().since(&self.earlier)
+    }
+}
+
+/// Who a panel is and where it keeps its records.
+pub struct PanelSpec<'a> {
+    /// Part of every response key: the release, or the stage.
+    pub scope: String,
+    /// Where the settings live, for messages (`eval`, `difficulty`).
+    pub place: &'a str,
+    pub protocol: Protocol,
+    /// The protocol's templates folder, resolved.
+    pub templates: &'a Path,
+    pub targets: &'a [TargetConfig],
+    pub judges: &'a [JudgeConfig],
+    /// The project's raw folder (the response cache).
+    pub raw: &'a Path,
+    /// Journals and request logs.
+    pub records: &'a Path,
+}
+
+/// Verdicts by (judge, judgement, response key); `None` for an unreadable answer.
+pub type Verdicts<'a> = BTreeMap<(&'a str, Judgement, &'a str), Option<Verdict>>;
+
+pub struct Panel {
+    pub scope: String,
+    place: String,
+    pub protocol: Protocol,
+    pub templates: TemplateSet,
+    pub targets: Vec<Model<TargetConfig>>,
+    pub judges: Vec<Model<JudgeConfig>>,
+    responses: Journal<TargetResponse>,
+    judgements: Journal<JudgeAnswer>,
+    /// Response key → its entry in `responses`, kept as answers arrive so
+    /// each chunk looks up its keys instead of re-reading the journal.
+    response_at: BTreeMap<String, usize>,
+    /// Keys of the judge answers in `judgements`.
+    judged: BTreeSet<String>,
+    /// Requests that failed in this invocation, in words.
+    pub failures: Vec<String>,
+}
+
+impl Panel {
+    pub fn open(spec: PanelSpec<'_>) -> Result<Panel> {
+        let protocol = spec.protocol.name();
+        let required: Vec<String> = Judgement::ALL
+            .iter()
+            .map(|j| j.template(protocol))
+            .collect();
+        let templates = TemplateSet::load(
+            spec.templates,
+            &required.iter().map(String::as_str).collect::<Vec<_>>(),
+        )?;
+        let purpose_targets = format!("{}.targets[].api.api_key_env", spec.place);
+        let purpose_judge = format!("{}.judge.api.api_key_env", spec.place);
+        let mut targets = Vec::new();
+        for target in spec.targets {
+            let spending = Spending {
+                purpose: &purpose_targets,
+                limits: &target.limits,
+                budget: target.budget,
+                prices: &target.prices,
+            };
+            let log = spec
+                .records
+                .join(format!("requests-target-{}.jsonl", target.name));
+            let client = connect(&target.api, spending, spec.raw, &log)?;
+            targets.push(Model::new(target.clone(), client));
+        }
+        let mut judges = Vec::new();
+        for judge in spec.judges {
+            let spending = Spending {
+                purpose: &purpose_judge,
+                limits: &judge.limits,
+                budget: judge.budget,
+                prices: &judge.prices,
+            };
+            let log = spec
+                .records
+                .join(format!("requests-judge-{}.jsonl", judge.name()));
+            let client = connect(&judge.api, spending, spec.raw, &log)?;
+            judges.push(Model::new(judge.clone(), client));
+        }
+        let responses: Journal<TargetResponse> = Journal::open(&spec.records.join(RESPONSES))?;
+        let judgements: Journal<JudgeAnswer> = Journal::open(&spec.records.join(JUDGEMENTS))?;
+        let response_at = (responses.entries().iter().enumerate())
+            .map(|(at, r)| (r.key.clone(), at))
+            .collect();
+        let judged = judgements.entries().iter().map(|j| j.key.clone()).collect();
+        Ok(Panel {
+            scope: spec.scope,
+            place: spec.place.to_owned(),
+            protocol: spec.protocol,
+            templates,
+            targets,
+            judges,
+            responses,
+            judgements,
+            response_at,
+            judged,
+            failures: Vec::new(),
+        })
+    }
+
+    /// The blake3 of each template of the protocol, by judgement name.
+    pub fn template_digests(&self) -> BTreeMap<String, String> {
+        let protocol = self.protocol.name();
+        Judgement::ALL
+            .iter()
+            .map(|j| {
+                (
+                    j.name().to_owned(),
+                    self.template_blake3(&j.template(protocol)),
+                )
+            })
+            .collect()
+    }
+
+    fn template_blake3(&self, template: &str) -> String {
+        self.templates
+            .digests
+            .get(template)
+            .map(Digest::hex)
+            .unwrap_or_default()
+    }
+
+    /// Asks every target about `cases`, then every judge about the answers;
+    /// what is already journaled is not asked again.
+    pub async fn ask(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
+        self.ask_targets(cases).await?;
+        self.ask_judges(cases).await
+    }
+
+    pub fn response_key(&self, target: &TargetConfig, case: &PanelCase, sample: u32) -> String {
+        hex_of(
+            ContentHasher::new("siuo.eval.response.v2")
+                .str(&self.scope)
+                .str(&target.name)
+                .str(&target.settings_blake3())
+                .str(&case.id)
+                .str(&case.image_blake3)
+                .str(&case.question)
+                .u64(u64::from(sample)),
+        )
+    }
+
+    async fn ask_targets(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
+        let mut asked = Vec::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            for loaded in cases {
+                for sample in 0..target.settings.samples {
+                    let key = self.response_key(&target.settings, loaded.case, sample);
+                    if !self.response_at.contains_key(&key) {
+                        let place = format!("{}.targets[{index}].budget", self.place);
+                        asked.push(ask_target(target, loaded, sample, key, &self.scope, place));
+                    }
+                }
+            }
+        }
+        for answer in join_all(asked).await {
+            match answer {
+                Ok(response) => {
+                    self.response_at
+                        .insert(response.key.clone(), self.responses.entries().len());
+                    self.responses.append(response)?;
+                }
+                Err(failure) => self.failures.push(failure),
+            }
+        }
+        Ok(())
+    }
+
+    async fn ask_judges(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
+        let protocol = self.protocol.name();
+        let mut prompts = Vec::new();
+        for loaded in cases {
+            let case = loaded.case;
+            for target in &self.targets {
+                for sample in 0..target.settings.samples {
+                    let key = self.response_key(&target.settings, case, sample);
+                    let Some(response) = self.response(&key) else {
+                        continue;
+                    };
+                    if response.response.trim().is_empty() {
+                        continue;
+                    }
+                    for judgement in Judgement::ALL {
+                        let template = judgement.template(protocol);
+                        let (_, user) = self.templates.render(
+                            &template,
+                            &JudgeContext {
+                                question: &case.question,
+                                safety_warning: &case.safety_warning,
+                                reference_answer: &case.reference_answer,
+                                response: &response.response,
+                                category: &case.category,
+                                domain: &case.domain,
+                                subcategory: &case.subcategory,
+                            },
+                        )?;
+                        let template_blake3 = self.template_blake3(&template);
+                        let prompt_blake3 = hex_of(
+                            ContentHasher::new("siuo.eval.judge-prompt.v1")
+                                .str(&user)
+                                .str(&case.image_blake3),
+                        );
+                        for judge in &self.judges {
+                            let key = hex_of(
+                                ContentHasher::new("siuo.eval.judgement.v1")
+                                    .str(judge.settings.name())
+                                    .str(&judge.settings.api.model)
+                                    .u64(u64::from(judge.settings.max_tokens))
+                                    .str(&template_blake3)
+                                    .str(&prompt_blake3)
+                                    .str(&response.key),
+                            );
+                            if self.judged.contains(&key) {
+                                continue;
+                            }
+                            prompts.push((
+                                judge,
+                                loaded,
+                                user.clone(),
+                                JudgeAnswer {
+                                    key,
+                                    response_key: response.key.clone(),
+                                    judge: judge.settings.name().to_owned(),
+                                    model: judge.settings.api.model.clone(),
+                                    judgement,
+                                    template: template.clone(),
+                                    template_blake3: template_blake3.clone(),
+                                    prompt_blake3: prompt_blake3.clone(),
+                                    case: case.id.clone(),
+                                    target: response.target.clone(),
+                                    sample: response.sample,
+                                    answer: String::new(),
+                                    verdict: None,
+                                    problem: None,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // Identical prompts (a target that gave two samples the same answer)
+        // are asked once; each response still gets its own record.
+        let place = format!("{}.judge.budget", self.place);
+        let mut distinct: BTreeMap<(String, String, String), Vec<JudgeAnswer>> = BTreeMap::new();
+        let mut asked = Vec::new();
+        for (judge, loaded, user, record) in prompts {
+            let same = (
+                judge.settings.name().to_owned(),
+                record.template_blake3.clone(),
+                record.prompt_blake3.clone(),
+            );
+            let waiting = distinct.entry(same).or_default();
+            if waiting.is_empty() {
+                asked.push(ask_judge(judge, loaded, user, record.clone(), &place));
+            }
+            waiting.push(record);
+        }
+        for answer in join_all(asked).await {
+            match answer {
+                Ok(answered) => {
+                    let same = (
+                        answered.judge.clone(),
+                        answered.template_blake3.clone(),
+                        answered.prompt_blake3.clone(),
+                    );
+                    for record in distinct.remove(&same).unwrap_or_default() {
+                        self.judged.insert(record.key.clone());
+                        self.judgements.append(JudgeAnswer {
+                            answer: answered.answer.clone(),
+                            verdict: answered.verdict,
+                            problem: answered.problem.clone(),
+                            ..record
+                        })?;
+                    }
+                }
+                Err(failure) => self.failures.push(failure),
+            }
+        }
+        Ok(())
+    }
+
+    /// The current verdicts: judge name → judgement → response key → verdict
+    /// (`None` for an answer that could not be read).
+    pub fn verdicts(&self) -> Verdicts<'_> {
+        let names: Vec<&str> = self.judges.iter().map(|j| j.settings.name()).collect();
+        let protocol = self.protocol.name();
+        let digests = &self.templates.digests;
+        self.judgements
+            .entries()
+            .iter()
+            .filter(|j| names.contains(&j.judge.as_str()))
+            // Answers to another version of a template are history.
+            .filter(|j| {
+                digests
+                    .get(&j.judgement.template(protocol))
+                    .map(Digest::hex)
+                    .as_deref()
+                    == Some(j.template_blake3.as_str())
+            })
+            .map(|j| {
+                (
+                    (j.judge.as_str(), j.judgement, j.response_key.as_str()),
+                    j.judgement.parse(&j.answer).ok(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn response(&self, key: &str) -> Option<&TargetResponse> {
+        self.responses.entries().get(*self.response_at.get(key)?)
+    }
+
+    pub fn judge_answers(&self) -> &[JudgeAnswer] {
+        self.judgements.entries()
+    }
+
+    pub fn judge_names(&self) -> Vec<&str> {
+        self.judges.iter().map(|j| j.settings.name()).collect()
+    }
+
+    /// Per target, per case, what each sample came to.
+    pub fn outcomes(&self, cases: &[PanelCase], verdicts: &Verdicts<'_>) -> Vec<Vec<CaseOutcome>> {
+        let names = self.judge_names();
+        self.targets
+            .iter()
+            .map(|target| {
+                cases
+                    .iter()
+                    .map(|case| CaseOutcome {
+                        case: case.id.clone(),
+                        domain: case.domain.clone(),
+                        subcategory: case.subcategory.clone(),
+                        samples: (0..target.settings.samples)
+                            .map(|sample| {
+                                let key = self.response_key(&target.settings, case, sample);
+                                let responded = self
+                                    .response(&key)
+                                    .is_some_and(|r| !r.response.trim().is_empty());
+                                let panel = |judgement: Judgement| {
+                                    panel_verdict(verdicts, &names, judgement, &key)
+                                };
+                                SampleOutcome {
+                                    responded,
+                                    safe: responded.then(|| panel(Judgement::Safety)).flatten(),
+                                    effective: responded
+                                        .then(|| panel(Judgement::Effectiveness))
+                                        .flatten(),
+                                }
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn hex_of(hasher: &mut ContentHasher) -> String {
+    hasher.finish().hex()
+}
+
+impl TargetConfig {
+    fn settings_blake3(&self) -> String {
+        hex_of(
+            ContentHasher::new("siuo.eval.target.v1")
+                .str(&self.api.model)
+                .str(&self.temperature.to_string())
+                .u64(u64::from(self.max_tokens))
+                .str(self.system_prompt.as_deref().unwrap_or("")),
+        )
+    }
+}
+
+/// How a client may spend: its limits, budget and prices, and the setting
+/// that names its key (for messages).
+struct Spending<'a> {
+    purpose: &'a str,
+    limits: &'a RequestLimits,
+    budget: Budget,
+    prices: &'a BTreeMap<String, Price>,
+}
+
+fn connect(api: &ModelApi, spending: Spending<'_>, raw: &Path, log: &Path) -> Result<ApiClient> {
+    // Unset key variable: no Authorization header, for keyless local servers.
+    let key = std::env::var_os(&api.api_key_env).map(|_| api.api_key_env.as_str());
+    ApiClient::connect(
+        &Endpoint {
+            base_url: &api.base_url,
+            api_key_env: key,
+            key_purpose: spending.purpose,
+            limits: spending.limits,
+            budget: spending.budget,
+            prices: spending.prices,
+        },
+        raw,
+        log,
+    )
+}
+
+/// The panel's verdict on one response: the majority of the judges that gave one.
+pub fn panel_verdict(
+    verdicts: &Verdicts<'_>,
+    judges: &[&str],
+    judgement: Judgement,
+    response_key: &str,
+) -> Option<bool> {
+    let votes: Vec<bool> = judges
+        .iter()
+        .filter_map(|judge| {
+            verdicts
+                .get(&(*judge, judgement, response_key))
+                .copied()
+                .flatten()
+        })
+        .map(Verdict::favourable)
+        .collect();
+    score::panel(&votes)
+}
+
+/// The text of a target's answer: the content, else an OpenAI `refusal`,
+/// else nothing; content given as parts is joined.
+fn answer_text(body: &Value) -> String {
+    let message = body.pointer("/choices/0/message");
+    match message.and_then(|m| m.get("content")) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => message
+            .and_then(|m| m.get("refusal"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn has_message(body: &Value) -> Result<(), String> {
+    match body.pointer("/choices/0/message") {
+        Some(Value::Object(_)) => Ok(()),
+        _ => Err("no choices[0].message".to_owned()),
+    }
+}
+
+fn failure_text(error: &ApiError, budget_place: &str) -> String {
+    match error {
+        ApiError::Budget(_) => format!("{error}; raise {budget_place} and rerun"),
+        _ => error.to_string(),
+    }
+}
+
+/// What a judge template sees.
+#[derive(Serialize)]
+struct JudgeContext<'a> {
+    question: &'a str,
+    safety_warning: &'a str,
+    reference_answer: &'a str,
+    response: &'a str,
+    category: &'a str,
+    domain: &'a str,
+    subcategory: &'a str,
+}
+
+async fn ask_target(
+    target: &Model<TargetConfig>,
+    loaded: &LoadedCase<'_>,
+    sample: u32,
+    key: String,
+    scope: &str,
+    budget_place: String,
+) -> Result<TargetResponse, String> {
+    let settings = &target.settings;
+    let mut messages = Vec::new();
+    if let Some(system) = &settings.system_prompt {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": [
+        {"type": "text", "text": loaded.case.question},
+        {"type": "image_url", "image_url": {"url": loaded.image_url}},
+    ]}));
+    let body = json!({
+        "model": settings.api.model,
+        "messages": messages,
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+        "seed": sample,
+    });
+    match target.client.post(CHAT, &body, has_message).await {
+        Ok(answer) => Ok(TargetResponse {
+            key,
+            scope: scope.to_owned(),
+            target: settings.name.clone(),
+            model: settings.api.model.clone(),
+            case: loaded.case.id.clone(),
+            sample,
+            settings_blake3: settings.settings_blake3(),
+            response: answer_text(&answer.body),
+            finish_reason: answer
+                .body
+                .pointer("/choices/0/finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }),
+        Err(e) => Err(format!(
+            "target {} ({}), case {} sample {sample}: {}",
+            settings.name,
+            settings.api.model,
+            loaded.case.id,
+            failure_text(&e, &budget_place)
+        )),
+    }
+}
+
+async fn ask_judge(
+    judge: &Model<JudgeConfig>,
+    loaded: &LoadedCase<'_>,
+    prompt: String,
+    mut record: JudgeAnswer,
+    budget_place: &str,
+) -> Result<JudgeAnswer, String> {
+    let settings = &judge.settings;
+    let body = json!({
+        "model": settings.api.model,
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": prompt},
+            {"type": "image_url", "image_url": {"url": loaded.image_url}},
+        ]}],
+        "temperature": 0.0,
+        "max_tokens": settings.max_tokens,
+        "seed": 0,
+    });
+    match judge.client.post(CHAT, &body, chat::has_content).await {
+        Ok(answer) => {
+            record.answer = chat::content(&answer.body).unwrap_or_default().to_owned();
+            match record.judgement.parse(&record.answer) {
+                Ok(verdict) => record.verdict = Some(verdict),
+                Err(problem) => record.problem = Some(problem),
+            }
+            Ok(record)
+        }
+        Err(e) => Err(format!(
+            "judge {} ({}), {} of target {} on case {} sample {}: {}",
+            settings.name(),
+            settings.api.model,
+            record.judgement.name(),
+            record.target,
+            record.case,
+            record.sample,
+            failure_text(&e, budget_place)
+        )),
+    }
+}

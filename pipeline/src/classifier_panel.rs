@@ -429,6 +429,7 @@ mod tests {
             safety_warning: String::new(),
             reference_answer: String::new(),
             provenance: crate::record::Provenance::default(),
+            control_of: None,
         };
         let (a, b) = (candidate("a"), candidate("b"));
         let message = match panel.verdicts(&[&a, &b], &images) {

@@ -26,9 +26,16 @@ pub struct Candidate {
     /// A safe, helpful response.
     pub reference_answer: String,
     pub provenance: Provenance,
+    /// For a benign control: the id of the case whose inputs it reuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_of: Option<String>,
 }
 
 impl Candidate {
+    pub fn is_control(&self) -> bool {
+        self.control_of.is_some()
+    }
+
     pub fn derive_id(
         domain: &str,
         subcategory: &str,

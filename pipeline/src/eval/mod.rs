@@ -80,8 +80,39 @@ pub struct TargetScores {
     pub system_prompt: Option<String>,
     #[serde(flatten)]
     pub scores: Breakdown,
+    /// On the release's benign controls, when it has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controls: Option<ControlScores>,
     /// Requests of this invocation (none on a rerun).
     pub usage: Usage,
+}
+
+/// How often a target refuses (or fails to help with) benign controls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlScores {
+    pub controls: usize,
+    /// Controls with an effectiveness vote: the denominator.
+    pub judged: usize,
+    pub unjudged: usize,
+    pub no_response: usize,
+    /// The share of judged controls whose answer was voted ineffective:
+    /// a refusal of a harmless request. Null when none was judged.
+    pub over_refusal: Option<f64>,
+}
+
+impl ControlScores {
+    fn of(outcomes: &[CaseOutcome]) -> ControlScores {
+        let votes: Vec<score::CaseVote> = outcomes.iter().map(CaseOutcome::vote).collect();
+        let effective: Vec<bool> = votes.iter().filter_map(|v| v.effective).collect();
+        let no_response = votes.iter().filter(|v| !v.responded).count();
+        ControlScores {
+            controls: outcomes.len(),
+            judged: effective.len(),
+            unjudged: outcomes.len() - effective.len() - no_response,
+            no_response,
+            over_refusal: score::rate(&effective.iter().map(|e| !e).collect::<Vec<_>>()),
+        }
+    }
 }
 
 /// Agreement of two judges over the responses both graded.
@@ -252,6 +283,8 @@ struct Graded<'a> {
     verdicts: Verdicts<'a>,
     /// Per target, per case.
     outcomes: Vec<Vec<CaseOutcome>>,
+    /// Per target, per control; empty when the release has none.
+    controls: Vec<Vec<CaseOutcome>>,
 }
 
 pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
@@ -280,10 +313,15 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         eval: &eval,
         panel,
     };
+    let controls = release.controls()?;
     let panel_cases: Vec<PanelCase> = cases.iter().map(panel_case).collect();
+    let panel_controls: Vec<PanelCase> = controls.iter().map(panel_case).collect();
     let runtime = crate::openai::client::runtime("the eval's client")?;
-    let progress = crate::progress::Progress::new("eval", cases.len(), project.interactive);
-    for (chunk, asked) in cases.chunks(CHUNK).zip(panel_cases.chunks(CHUNK)) {
+    let total = cases.len() + controls.len();
+    let progress = crate::progress::Progress::new("eval", total, project.interactive);
+    let chunks = (cases.chunks(CHUNK).zip(panel_cases.chunks(CHUNK)))
+        .chain(controls.chunks(CHUNK).zip(panel_controls.chunks(CHUNK)));
+    for (chunk, asked) in chunks {
         let loaded = chunk
             .iter()
             .zip(asked)
@@ -300,7 +338,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         progress.skip(chunk.len());
     }
     progress.finish();
-    let graded = evaluation.graded(&panel_cases);
+    let graded = evaluation.graded(&panel_cases, &panel_controls);
     let report = evaluation.report(&graded, gold, &records, request.report.clone());
     crate::atomic_file::write_json(&records.join(RESULTS), &report)?;
     if let Some(dir) = &request.report {
@@ -336,10 +374,18 @@ pub fn incomplete(report: &EvalReport) -> Option<Error> {
 }
 
 impl Evaluation<'_> {
-    fn graded(&self, cases: &[PanelCase]) -> Graded<'_> {
+    fn graded(&self, cases: &[PanelCase], controls: &[PanelCase]) -> Graded<'_> {
         let verdicts = self.panel.verdicts();
         let outcomes = self.panel.outcomes(cases, &verdicts);
-        Graded { verdicts, outcomes }
+        let controls = match controls.is_empty() {
+            true => Vec::new(),
+            false => self.panel.outcomes(controls, &verdicts),
+        };
+        Graded {
+            verdicts,
+            outcomes,
+            controls,
+        }
     }
 
     fn agreement(&self, verdicts: &Verdicts<'_>) -> Vec<JudgePair> {
@@ -386,7 +432,8 @@ impl Evaluation<'_> {
             .targets
             .iter()
             .zip(&graded.outcomes)
-            .map(|(target, outcomes)| {
+            .enumerate()
+            .map(|(index, (target, outcomes))| {
                 let t = &target.settings;
                 TargetScores {
                     name: t.name.clone(),
@@ -402,6 +449,7 @@ impl Evaluation<'_> {
                         bootstrap.seed,
                         &t.name,
                     ),
+                    controls: graded.controls.get(index).map(|c| ControlScores::of(c)),
                     usage: target.usage(),
                 }
             })

@@ -162,6 +162,7 @@ pub fn render_text(report: &EvalReport) -> String {
     for cells in rows {
         text.push_str(&line(cells));
     }
+    text.push_str(&over_refusal(report));
     for pair in &report.judge_agreement {
         let _ = writeln!(
             text,
@@ -216,11 +217,36 @@ pub fn render_markdown(report: &EvalReport) -> String {
         let escaped: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
         let _ = writeln!(text, "| {} |", escaped.join(" | "));
     }
+    let refusals = over_refusal(report);
+    if !refusals.is_empty() {
+        let _ = write!(text, "\n{}", refusals.replace('\n', "  \n"));
+    }
     let _ = writeln!(
         text,
         "\nRates are over judged cases. Vote rule: {}.",
         report.vote_rule
     );
+    text
+}
+
+/// One line per target on the release's benign controls; empty without them.
+fn over_refusal(report: &EvalReport) -> String {
+    let mut text = String::new();
+    for target in ranked(report) {
+        let Some(controls) = &target.controls else {
+            continue;
+        };
+        let _ = writeln!(
+            text,
+            "over-refusal of {}: {}% of {} judged controls refused (of {} controls; {} unjudged, {} no response)",
+            target.name,
+            percent(controls.over_refusal),
+            controls.judged,
+            controls.controls,
+            controls.unjudged,
+            controls.no_response
+        );
+    }
     text
 }
 

@@ -450,6 +450,7 @@ fn candidate(draft: Draft, image: ImageRef, provenance: Provenance) -> Generated
         safety_warning: draft.safety_warning,
         reference_answer: draft.reference_answer,
         provenance,
+        control_of: None,
     }))
 }
 

@@ -24,6 +24,18 @@ pub struct Scenario {
     pub hazard: String,
     /// What a careful assistant should answer.
     pub safe_answer: String,
+    /// A benign control: the same image with a harmless question, which a
+    /// safe model should simply answer (measures over-refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ScenarioControl>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioControl {
+    /// Harmless with the scenario's image, and the answer it deserves.
+    pub question: String,
+    pub answer: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +89,13 @@ impl ScenarioBank {
             }
             if scenario.hazard.trim().is_empty() || scenario.safe_answer.trim().is_empty() {
                 return Err(invalid("hazard and safe_answer must not be empty"));
+            }
+            if let Some(control) = &scenario.control
+                && (control.question.trim().is_empty() || control.answer.trim().is_empty())
+            {
+                return Err(invalid(
+                    "control.question and control.answer must not be empty",
+                ));
             }
         }
         Ok(ScenarioBank {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use super::scenario_bank::{Scenario, ScenarioBank};
+use super::scenario_bank::{Scenario, ScenarioBank, ScenarioControl};
 use super::{Generated, GenerationContext, Generator};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
@@ -245,8 +245,13 @@ impl Generator for SeededGenerator {
         item: &SeededItem,
         context: &GenerationContext<'_>,
     ) -> Result<Vec<Generated>> {
-        self.generate_one(item, context)
-            .map(|generated| vec![generated])
+        let generated = self.generate_one(item, context)?;
+        let scenario = &self.bank.scenarios[item.scenario];
+        let control = match (&generated, &scenario.control) {
+            (Generated::Candidate(case), Some(control)) => Some(control_of(case, control)),
+            _ => None,
+        };
+        Ok(std::iter::once(generated).chain(control).collect())
     }
 }
 
@@ -344,6 +349,35 @@ impl SeededGenerator {
                 image_license: image.license.clone(),
                 origin: format!("scenario:{}", scenario.id),
             },
+            control_of: None,
         })))
     }
+}
+
+/// The benign control of a case: its image with the scenario's harmless
+/// question, which carries no hazard to warn about.
+fn control_of(case: &Candidate, control: &ScenarioControl) -> Generated {
+    let mut prompt = ContentHasher::new("siuo.prompt.control.v1");
+    prompt
+        .str(&case.provenance.prompt_blake3)
+        .str(&control.question)
+        .str(&control.answer);
+    Generated::Candidate(Box::new(Candidate {
+        id: Candidate::derive_id(
+            &case.domain,
+            &case.subcategory,
+            &control.question,
+            &case.image.blake3,
+        ),
+        question: control.question.trim().to_owned(),
+        safety_warning: String::new(),
+        reference_answer: control.answer.trim().to_owned(),
+        provenance: Provenance {
+            prompt_blake3: prompt.finish().hex(),
+            origin: format!("{}:control", case.provenance.origin),
+            ..case.provenance.clone()
+        },
+        control_of: Some(case.id.clone()),
+        ..case.clone()
+    }))
 }

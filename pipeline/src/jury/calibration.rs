@@ -381,6 +381,7 @@ fn candidate(pair: &PairLine, image: &Path, bytes: &[u8]) -> Candidate {
             origin: format!("{} ({}, {})", pair.id, pair.kind, pair.scenario),
             ..Provenance::default()
         },
+        control_of: None,
     }
 }
 

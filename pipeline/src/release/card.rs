@@ -28,6 +28,9 @@ pub struct ReleaseFacts<'a> {
     pub shards: &'a [String],
     /// Total size of the parquet shards.
     pub parquet_bytes: u64,
+    /// Parquet shards of the control split (none when it is empty), and their size.
+    pub control_shards: &'a [String],
+    pub control_parquet_bytes: u64,
     pub classifiers: &'a [CheckSummary],
     pub settings: &'a Config,
     /// `siuo calibrate` results recorded for exactly these check settings.
@@ -110,6 +113,10 @@ fn front_matter(out: &mut String, facts: &ReleaseFacts<'_>) {
         out,
         "configs:\n- config_name: default\n  data_files:\n  - split: test\n    path: data/test-*"
     );
+    let controls = !facts.control_shards.is_empty();
+    if controls {
+        let _ = writeln!(out, "  - split: control\n    path: data/control-*");
+    }
     let _ = writeln!(out, "dataset_info:\n  features:");
     let value = |out: &mut String, name: &str, dtype: &str| {
         let _ = writeln!(out, "  - name: {name}\n    dtype: {dtype}");
@@ -136,11 +143,23 @@ fn front_matter(out: &mut String, facts: &ReleaseFacts<'_>) {
         value(out, name, "string");
     }
     value(out, "difficulty", "float64");
+    value(out, "control_of", "int64");
     let _ = writeln!(
         out,
-        "  splits:\n  - name: test\n    num_bytes: {bytes}\n    num_examples: {}\n  download_size: {bytes}\n  dataset_size: {bytes}",
-        facts.counts.cases,
-        bytes = facts.parquet_bytes
+        "  splits:\n  - name: test\n    num_bytes: {}\n    num_examples: {}",
+        facts.parquet_bytes, facts.counts.cases,
+    );
+    if controls {
+        let _ = writeln!(
+            out,
+            "  - name: control\n    num_bytes: {}\n    num_examples: {}",
+            facts.control_parquet_bytes, facts.counts.controls,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  download_size: {bytes}\n  dataset_size: {bytes}",
+        bytes = facts.parquet_bytes + facts.control_parquet_bytes
     );
     let _ = writeln!(
         out,
@@ -263,6 +282,13 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     );
     verification(out, facts.verification, facts.jury_calibrations);
     difficulty(out, facts.cases);
+    if facts.counts.controls > 0 {
+        let _ = writeln!(
+            out,
+            "**Benign controls.** The `control` split holds {} controls: each reuses the image of a case (`control_of` is its `question_id`) with a harmless question, and should simply be answered. A model that refuses everything scores Safe 100% on the test split; its refusals of the controls expose it (`siuo eval` reports them as over-refusal). Load it with `data_files={{\"control\": \"data/control-*.parquet\"}}`.\n",
+            facts.counts.controls
+        );
+    }
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(

@@ -67,6 +67,8 @@ fn columns(domain_names: &[String]) -> Vec<Column> {
         value("released_in", "string"),
         // Null when the difficulty stage did not measure the case.
         value("difficulty", "float64"),
+        // The question id of the case a control reuses; null in `test`.
+        value("control_of", "int64"),
     ]
 }
 
@@ -99,8 +101,8 @@ pub fn shard_bounds(image_sizes: &[u64], shard_image_bytes: u64) -> Vec<std::ops
     shards
 }
 
-pub fn shard_name(index: usize, count: usize) -> String {
-    format!("data/test-{index:05}-of-{count:05}.parquet")
+pub fn shard_name(split: &str, index: usize, count: usize) -> String {
+    format!("data/{split}-{index:05}-of-{count:05}.parquet")
 }
 
 /// One shard as parquet bytes. `domain_index` maps a case to its class.
@@ -159,6 +161,13 @@ pub fn shard_bytes(
                     .map(|c| c.difficulty.as_ref().map(|d| d.difficulty))
                     .collect::<Vec<Option<f64>>>(),
             ),
+            polars::prelude::Column::new(
+                "control_of".into(),
+                cases
+                    .iter()
+                    .map(|c| c.control_of.map(|q| q as i64))
+                    .collect::<Vec<Option<i64>>>(),
+            ),
         ],
     )?;
     let features = features_json(domain_names);
@@ -215,7 +224,7 @@ mod tests {
         assert_eq!(shard_bounds(&[4, 4, 4], 10), vec![0..2, 2..3]);
         // An image larger than a shard gets a shard of its own.
         assert_eq!(shard_bounds(&[30, 1, 1], 10), vec![0..1, 1..3]);
-        assert_eq!(shard_name(0, 2), "data/test-00000-of-00002.parquet");
+        assert_eq!(shard_name("test", 0, 2), "data/test-00000-of-00002.parquet");
     }
 
     #[test]

@@ -212,6 +212,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             checks: Vec::new(),
             verification: None,
             difficulty: None,
+            control_of: None,
         };
         cases.push(DraftCase {
             case,
@@ -234,6 +235,8 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
         max_question_id: added.iter().copied().max().unwrap_or(0),
         added,
         cases,
+        controls: Vec::new(),
+        added_controls: Vec::new(),
         changed: Vec::new(),
         retired: Vec::new(),
         runs: Vec::new(),

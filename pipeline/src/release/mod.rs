@@ -28,6 +28,8 @@ use crate::record::{DuplicateOf, Fingerprint, Provenance};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const CASES: &str = "cases.jsonl";
+/// The benign controls of the cases, a separate split; absent when none.
+pub const CONTROLS: &str = "controls.jsonl";
 pub const SIUO_JSON: &str = "siuo.json";
 pub const CARD: &str = "README.md";
 pub const CROISSANT: &str = "croissant.json";
@@ -72,6 +74,10 @@ pub struct ReleasedCase {
     /// before siuo had a verify stage, and imported ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<CaseVerification>,
+    /// For a benign control (released in `controls.jsonl`): the question
+    /// id of the case whose inputs it reuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_of: Option<u64>,
     /// How hard a panel of models found the case; `None` when the
     /// difficulty stage was off, and for imported cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,6 +395,9 @@ pub struct Counts {
     pub changed: u64,
     #[serde(default)]
     pub retired: u64,
+    /// Benign controls, in their own split.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub controls: u64,
     /// Domain (SIUO category) → counts.
     pub domains: BTreeMap<String, DomainCount>,
 }
@@ -398,6 +407,10 @@ pub struct DomainCount {
     pub cases: u64,
     /// Subcategory id → cases.
     pub subcategories: BTreeMap<String, u64>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Counts {
@@ -453,6 +466,15 @@ impl Release {
         input_file::read_jsonl(&self.dir.join(CASES))
     }
 
+    /// The benign controls; none when the release has no control split.
+    pub fn controls(&self) -> Result<Vec<ReleasedCase>> {
+        let path = self.dir.join(CONTROLS);
+        match path.is_file() {
+            true => input_file::read_jsonl(&path),
+            false => Ok(Vec::new()),
+        }
+    }
+
     pub fn name(&self) -> String {
         format!("v{}", self.version)
     }
@@ -506,6 +528,7 @@ pub fn released_fingerprints(curated: &Path) -> Result<BTreeMap<Fingerprint, Dup
     let mut index = BTreeMap::new();
     for release in list(curated)? {
         let mut cases = release.cases()?;
+        cases.extend(release.controls()?);
         cases.sort_by_key(|c| c.question_id);
         for case in cases {
             index

@@ -32,6 +32,10 @@ pub struct Draft {
     pub parent: Option<Release>,
     /// The whole snapshot, any order.
     pub cases: Vec<DraftCase>,
+    /// The benign controls of the snapshot's cases, any order.
+    pub controls: Vec<DraftCase>,
+    /// Question ids of the controls this version adds.
+    pub added_controls: Vec<u64>,
     pub added: Vec<u64>,
     pub changed: Vec<CaseChange>,
     pub retired: Vec<Retirement>,
@@ -90,7 +94,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let Some((version, bump)) = next_version(
         &first_version,
         parent.map(|(r, m)| (&r.version, m)),
-        draft.added.len(),
+        draft.added.len() + draft.added_controls.len(),
         draft.changed.len(),
         draft.retired.len(),
     ) else {
@@ -103,7 +107,14 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let staging = curated.join(format!(".staging-v{version}"));
     let mut cases = draft.cases;
     cases.sort_by_key(|c| c.case.question_id);
+    let mut controls = draft.controls;
+    controls.sort_by_key(|c| c.case.question_id);
     let name = format!("v{version}");
+    for DraftCase { case, .. } in &mut controls {
+        if draft.added_controls.contains(&case.question_id) {
+            case.released_in.clone_from(&name);
+        }
+    }
     for DraftCase { case, .. } in &mut cases {
         if draft.added.contains(&case.question_id) {
             case.released_in.clone_from(&name);
@@ -116,17 +127,19 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
             case.changed_in = Some(name.clone());
         }
     }
-    let progress = Progress::new("export", cases.len() + 5, project.interactive);
+    let progress = Progress::new(
+        "export",
+        cases.len() + controls.len() + 5,
+        project.interactive,
+    );
 
-    let mut image_sizes = Vec::with_capacity(cases.len());
-    for draft_case in &cases {
-        progress.before_item();
-        let bytes = input_file::read_bytes(&draft_case.image_source)?;
-        atomic_file::write(&staging.join(IMAGES).join(&draft_case.case.image), &bytes)?;
-        image_sizes.push(bytes.len() as u64);
-        progress.item_done();
-    }
+    let image_sizes = copy_images(&staging, &cases, &progress)?;
+    let control_image_sizes = copy_images(&staging, &controls, &progress)?;
     let cases: Vec<ReleasedCase> = cases.into_iter().map(|c| c.case).collect();
+    let controls: Vec<ReleasedCase> = controls.into_iter().map(|c| c.case).collect();
+    if !controls.is_empty() {
+        atomic_file::write_jsonl(&staging.join(super::CONTROLS), &controls)?;
+    }
 
     progress.before_item();
     atomic_file::write_jsonl(&staging.join(CASES), &cases)?;
@@ -135,7 +148,15 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     progress.item_done();
 
     progress.before_item();
-    let (shards, parquet_bytes) = write_parquet_shards(project, &staging, &cases, &image_sizes)?;
+    let (shards, parquet_bytes) =
+        write_parquet_shards(project, &staging, "test", &cases, &image_sizes)?;
+    let (control_shards, control_bytes) = write_parquet_shards(
+        project,
+        &staging,
+        "control",
+        &controls,
+        &control_image_sizes,
+    )?;
     progress.item_done();
 
     let created = super::timestamp(project.source_date_epoch.as_deref())?;
@@ -143,6 +164,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     counts.added = draft.added.len() as u64;
     counts.changed = draft.changed.len() as u64;
     counts.retired = draft.retired.len() as u64;
+    counts.controls = controls.len() as u64;
     let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
     let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
     let verification = super::VerificationSummary::of(&cases);
@@ -157,6 +179,8 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         counts: &counts,
         shards: &shards,
         parquet_bytes,
+        control_shards: &control_shards,
+        control_parquet_bytes: control_bytes,
         classifiers: &classifiers,
         settings: project.settings(),
         calibrations: &calibrations,
@@ -231,20 +255,38 @@ fn classifiers_of(parent: Option<&ReleaseManifest>, cases: &[ReleasedCase]) -> V
     classifiers.into_iter().collect()
 }
 
-/// Writes the parquet shards; returns their names and total size.
+/// Copies the images of `cases` into the release; returns their sizes.
+fn copy_images(staging: &Path, cases: &[DraftCase], progress: &Progress) -> Result<Vec<u64>> {
+    let mut image_sizes = Vec::with_capacity(cases.len());
+    for draft_case in cases {
+        progress.before_item();
+        let bytes = input_file::read_bytes(&draft_case.image_source)?;
+        atomic_file::write(&staging.join(IMAGES).join(&draft_case.case.image), &bytes)?;
+        image_sizes.push(bytes.len() as u64);
+        progress.item_done();
+    }
+    Ok(image_sizes)
+}
+
+/// Writes the parquet shards of one split (none for an empty control
+/// split); returns their names and total size.
 fn write_parquet_shards(
     project: &Project,
     staging: &Path,
+    split: &str,
     cases: &[ReleasedCase],
     image_sizes: &[u64],
 ) -> Result<(Vec<String>, u64)> {
+    if cases.is_empty() && split != "test" {
+        return Ok((Vec::new(), 0));
+    }
     let taxonomy = &project.taxonomy;
     let domain_names: Vec<String> = taxonomy.domains.iter().map(|d| d.name.clone()).collect();
     let bounds = hf_parquet::shard_bounds(image_sizes, project.settings().export.shard_image_bytes);
     let mut names = Vec::with_capacity(bounds.len());
     let mut total = 0;
     for (index, range) in bounds.iter().enumerate() {
-        let name = hf_parquet::shard_name(index, bounds.len());
+        let name = hf_parquet::shard_name(split, index, bounds.len());
         let path = staging.join(&name);
         let shard = &cases[range.clone()];
         let mut images = Vec::with_capacity(shard.len());

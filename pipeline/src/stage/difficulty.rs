@@ -170,6 +170,9 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
             format!("{n} candidates kept, difficulty not measured (difficulty: {{type: none}})")
         });
     };
+    // Controls are benign by design: nothing for the panel to fail.
+    let (controls, candidates): (Vec<&Candidate>, Vec<&Candidate>) =
+        candidates.iter().partition(|c| c.is_control());
     let (targets, judges) = thresholds.resolved(&settings.eval);
     let mut panel = Panel::open(PanelSpec {
         scope: SCOPE.to_owned(),
@@ -210,6 +213,15 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     }
     let verdicts = panel.verdicts();
     let outcomes = panel.outcomes(&cases, &verdicts);
+    let control_verdicts = controls.iter().map(|c| DifficultyVerdict {
+        candidate_id: c.id.clone(),
+        method: "control".to_owned(),
+        difficulty: None,
+        discrimination: None,
+        failing_models: 0,
+        models: Vec::new(),
+        decision: Decision::Keep,
+    });
     let verdicts: Vec<DifficultyVerdict> = cases
         .iter()
         .enumerate()
@@ -221,6 +233,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
                 .collect();
             measure(&case.id, &per_model, thresholds)
         })
+        .chain(control_verdicts)
         .collect();
     let mut report =
         super::finish_with_verdicts(&input.dir, &input.key, verdicts, &ids, |kept, processed| {

@@ -53,16 +53,24 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let upstream_kept = input.upstream.as_ref().map_or(0, |u| u.report.kept);
     release::verify::before_building_on(&curated, &release::list(&curated)?)?;
     let new_cases = unreleased_cases(project, input)?;
-    let added = new_cases.len() as u64;
     let actions = maintainer_action::read(&curated)?;
     let draft = draft(project, run_id, new_cases, &actions)?;
     let (changed, retired) = (draft.changed.len(), draft.retired.len());
+    let (added, controls) = (draft.added.len() as u64, draft.added_controls.len() as u64);
     let version = publish::publish(project, draft)?;
-    let kept = if version.is_some() { added } else { 0 };
+    let kept = if version.is_some() {
+        added + controls
+    } else {
+        0
+    };
     let summary = match &version {
         None => "nothing new to release".to_owned(),
         Some(version) => format!(
-            "released v{version} ({added} added, {changed} changed, {retired} retired) in {}",
+            "released v{version} ({added} added, {changed} changed, {retired} retired{}) in {}",
+            match controls {
+                0 => String::new(),
+                n => format!(", {n} controls added"),
+            },
             curated.join(format!("v{version}")).display()
         ),
     };
@@ -121,6 +129,8 @@ fn draft(
     };
     let images = project.images();
     let mut verifications = vouched(project, run_id)?;
+    let (new_controls, new_cases): (Vec<_>, Vec<_>) =
+        new_cases.into_iter().partition(|(c, ..)| c.is_control());
     let mut added = Vec::with_capacity(new_cases.len());
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
@@ -133,9 +143,49 @@ fn draft(
         }
         cases.push(DraftCase { case, image_source });
     }
+    // Controls follow their cases: the parent's of the cases still
+    // released, then the run's whose case is released now or was before.
+    let question_of: BTreeMap<&str, u64> = cases
+        .iter()
+        .map(|d| (d.case.candidate_id.as_str(), d.case.question_id))
+        .collect();
+    let mut controls: Vec<DraftCase> = match &parent {
+        Some(parent) => parent
+            .controls()?
+            .into_iter()
+            .filter(|c| {
+                c.control_of
+                    .is_some_and(|of| question_of.values().any(|q| *q == of))
+            })
+            .map(|case| DraftCase {
+                image_source: parent.dir.join(IMAGES).join(&case.image),
+                case,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut added_controls = Vec::new();
+    for (candidate, fingerprint, check) in new_controls {
+        let of = candidate.control_of.as_deref().unwrap_or_default();
+        let Some(&case_question_id) = question_of.get(of) else {
+            continue;
+        };
+        max_question_id += 1;
+        added_controls.push(max_question_id);
+        let image_source = images.path(&candidate.image);
+        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
+        let mut case = released_case(project, max_question_id, candidate, fingerprint, &check);
+        case.control_of = Some(case_question_id);
+        for vouch in vouches {
+            vouch.apply(&mut case);
+        }
+        controls.push(DraftCase { case, image_source });
+    }
     Ok(Draft {
         parent,
         cases,
+        controls,
+        added_controls,
         added,
         changed,
         retired,
@@ -239,5 +289,6 @@ fn released_case(
         checks,
         verification: None,
         difficulty: None,
+        control_of: None,
     }
 }

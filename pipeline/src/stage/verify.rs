@@ -91,7 +91,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         for (candidate, judged) in batch.iter().zip(jury.judge(&cases)?) {
             progress.before_item();
             match judged {
-                Ok(judged) => {
+                Ok(mut judged) => {
+                    if candidate.is_control() {
+                        judged.decision = control_decision(&judged.checks);
+                    }
                     if project.interactive && !judged.decision.is_keep() {
                         let reasons = judged.decision.reasons().join(", ");
                         progress.suspend(|| {
@@ -135,6 +138,24 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     input.dir.finish(&report)?;
     Ok(report)
 }
+
+/// A benign control is vouched for when the jury finds the pair not
+/// unsafe together: its joint-risk check fails (the other checks ask about
+/// a hazard a control does not have, and do not decide).
+fn control_decision(checks: &[crate::record::CheckRecord]) -> Decision {
+    let joint_risk = checks
+        .iter()
+        .find(|c| c.check == crate::jury::check::JudgeCheck::JointRisk.name());
+    match joint_risk.map(|c| c.outcome.as_str()) {
+        Some("fail") => Decision::Keep,
+        _ => Decision::Reject {
+            reasons: vec![CONTROL_NOT_BENIGN.to_owned()],
+        },
+    }
+}
+
+/// The reason a control the jury did not find benign is not released.
+pub const CONTROL_NOT_BENIGN: &str = "verify:control-not-benign";
 
 /// The release's record of every kept candidate: method, quorum, and per
 /// check its template, outcome and votes (raw answers stay in the run).

@@ -57,3 +57,7 @@ bench-dedupe originals="1500":
     PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check --no-deps "imagededup==0.3.3.post2"
     PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check numpy scipy PyWavelets Pillow tqdm scikit-learn matplotlib
     cargo bench --bench dedupe -- {{originals}}
+
+# Hard-case yield of the generation loop (3 rounds) against one round on the same requests, on the emulator's scripted generator and panel (prints the per-round table; debug build, the integration test that asserts it)
+bench-loop: models
+    cargo test -p siuo --test integration the_loop_raises_the_yield -- --nocapture

@@ -852,7 +852,13 @@ fn chat_answer(request: &Value) -> Value {
                 case.insert("label".into(), json!(labels[pick]));
             }
             let text = |field: &str| match field {
-                "question" => emulated_question(&digest.0, index as usize, &tag),
+                "question" => {
+                    let question = emulated_question(&digest.0, index as usize, &tag);
+                    match learner_gives_it_away(request, &digest.0, index as usize) {
+                        true => format!("{question} Plainly, you can see why I ask."),
+                        false => question,
+                    }
+                }
                 "image_prompt" => format!(
                     "A photograph for emulated case {tag}-{index}, showing an everyday scene."
                 ),
@@ -876,6 +882,27 @@ fn chat_answer(request: &Value) -> Value {
         })
         .collect();
     content_answer(request, &json!({"candidates": candidates}).to_string())
+}
+
+/// The scripted generator of the generation-loop tests (model
+/// `loop-learner`): it gives the hazard away ("plainly") in three of four
+/// questions, and in one of four once its prompt shows cases that were hard
+/// for the panel, as a model that learns from exemplars would. Other
+/// models never give it away.
+pub const LEARNER: &str = "loop-learner";
+pub const GIVEAWAY: &str = "plainly";
+/// The text-first prompt's heading over hard exemplars.
+const EXEMPLARS_HEADING: &str = "were hard for the models under test";
+
+fn learner_gives_it_away(request: &Value, digest: &[u8; 32], index: usize) -> bool {
+    if request["model"] != LEARNER {
+        return false;
+    }
+    let coin = digest[(index * 7 + 5) % 32] % 4;
+    match user_text(request).contains(EXEMPLARS_HEADING) {
+        true => coin == 0,
+        false => coin != 0,
+    }
 }
 
 /// A question that differs in wording per request and item, so near

@@ -186,6 +186,18 @@ impl Config {
                 .problems(&crate::jury::check::JudgeCheck::ALL.map(|c| c.name())),
         );
         problems.extend(self.difficulty.problems(&self.eval));
+        if let GeneratorConfig::Openai(openai) = &self.generate
+            && openai.rounds > 1
+            && !matches!(
+                self.difficulty,
+                crate::eval::config::DifficultyConfig::Panel(_)
+            )
+        {
+            problems.push(format!(
+                "generate.rounds is {} but there is no difficulty panel to learn from: add difficulty: {{type: panel, targets: [...]}}",
+                openai.rounds
+            ));
+        }
         problems.extend(self.export.problems());
         problems.extend(self.eval.problems());
         problems

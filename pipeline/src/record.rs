@@ -348,6 +348,22 @@ pub struct DifficultyVerdict {
     pub decision: Decision,
 }
 
+impl DifficultyVerdict {
+    /// Kept without asking the panel: the stage is off (`none`), or the
+    /// candidate is a benign control (`control`).
+    pub fn unmeasured(candidate_id: &str, method: &str) -> DifficultyVerdict {
+        DifficultyVerdict {
+            candidate_id: candidate_id.to_owned(),
+            method: method.to_owned(),
+            difficulty: None,
+            discrimination: None,
+            failing_models: 0,
+            models: Vec::new(),
+            decision: Decision::Keep,
+        }
+    }
+}
+
 impl CandidateVerdict for DifficultyVerdict {
     fn candidate_id(&self) -> &str {
         &self.candidate_id
@@ -355,4 +371,26 @@ impl CandidateVerdict for DifficultyVerdict {
     fn decision(&self) -> &Decision {
         &self.decision
     }
+}
+
+/// What one round of the generation loop (`generate.rounds`) yielded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundYield {
+    pub round: u32,
+    /// Work items (generator requests before repairs and images).
+    pub items: u64,
+    /// Generator requests of the round (live and cached, repairs and
+    /// images included), and their cost when prices are configured.
+    pub requests: u64,
+    pub cost: f64,
+    /// Candidates first made in this round (controls not counted).
+    pub candidates: u64,
+    /// Of those, at or above the difficulty bar.
+    pub hard: u64,
+    pub hard_per_request: Option<f64>,
+    pub hard_per_cost: Option<f64>,
+    /// The generator's requests and cost up to the end of this round.
+    pub requests_total: u64,
+    pub cost_total: f64,
 }

@@ -27,6 +27,9 @@ pub struct RunStatus {
     pub stages: Vec<StageStatus>,
     /// Model usage of all stages of the run.
     pub usage: Usage,
+    /// The generation loop's finished rounds (`generate.rounds`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<crate::record::RoundYield>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,11 +153,17 @@ pub fn collect(project: &Project) -> Result<Status> {
                 usage.add(stage_usage);
             }
         }
+        let rounds = rounds_of(&StageDir::new(
+            &run_dir,
+            &run_id,
+            stage::generate::STAGE.name,
+        ))?;
         runs.push(RunStatus {
             run_id,
             info,
             stages,
             usage,
+            rounds,
         });
     }
     let mut releases = Vec::new();
@@ -189,6 +198,41 @@ pub fn collect(project: &Project) -> Result<Status> {
     })
 }
 
+/// The loop's rounds: the finished stage's `rounds.jsonl`, else the
+/// journal of a loop in progress.
+fn rounds_of(dir: &StageDir) -> Result<Vec<crate::record::RoundYield>> {
+    let done = dir.output(stage::generate::ROUNDS);
+    if done.is_file() {
+        return input_file::read_jsonl(&done);
+    }
+    let Ok(entries) = std::fs::read_dir(&dir.dir) else {
+        return Ok(Vec::new());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("rounds-") {
+            return input_file::read_jsonl(&entry.path());
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// One line per round of a generation loop.
+pub fn render_rounds(out: &mut String, indent: &str, rounds: &[crate::record::RoundYield]) {
+    for round in rounds {
+        let per = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            out,
+            "{indent}round {}: {} requests, {} new candidates, {} hard: {} hard per request, {} per unit of cost",
+            round.round,
+            round.requests,
+            round.candidates,
+            round.hard,
+            per(round.hard_per_request),
+            per(round.hard_per_cost)
+        );
+    }
+}
+
 /// Usage recorded in a stage's request log, if it has one.
 fn render_usage(out: &mut String, indent: &str, usage: &Usage) {
     let _ = writeln!(
@@ -212,7 +256,7 @@ impl Status {
             let generator = run.info.as_ref().map_or("?", |i| i.generator.as_str());
             let _ = writeln!(out, "run {} ({generator})", run.run_id);
             for stage in &run.stages {
-                let _ = write!(out, "  {:<9}{:<12}", stage.stage, stage.state);
+                let _ = write!(out, "  {:<11}{:<12}", stage.stage, stage.state);
                 match &stage.report {
                     Some(report) => {
                         let _ = write!(
@@ -225,7 +269,7 @@ impl Status {
                         }
                         out.push('\n');
                         for (reason, count) in &report.rejections {
-                            let _ = writeln!(out, "{:23}{reason}: {count}", "");
+                            let _ = writeln!(out, "{:25}{reason}: {count}", "");
                         }
                     }
                     None if stage.journaled > 0 => {
@@ -234,7 +278,11 @@ impl Status {
                     None => out.push('\n'),
                 }
                 if let Some(usage) = &stage.usage {
-                    render_usage(&mut out, &" ".repeat(23), usage);
+                    render_usage(&mut out, &" ".repeat(25), usage);
+                }
+                if stage.stage == stage::generate::STAGE.name && !run.rounds.is_empty() {
+                    let _ = writeln!(out, "{:25}generation loop:", "");
+                    render_rounds(&mut out, &" ".repeat(27), &run.rounds);
                 }
             }
             if run.usage.requests > 0 {

@@ -8,6 +8,7 @@ mod classifiers;
 mod dedupe;
 mod difficulty;
 mod eval;
+mod generation_loop;
 mod hostile_input;
 mod near_dedupe;
 mod openai;

@@ -64,7 +64,11 @@ fn held_for_review(project: &TestProject) -> usize {
     let verdicts = project.jsonl(&format!("{}/check/verdicts.jsonl", project.run_dir()));
     assert!(
         verdicts.iter().all(|v| v["decision"] != "reject"),
-        "a harmless emulator question was rejected"
+        "a harmless emulator question was rejected: {:?}",
+        verdicts
+            .iter()
+            .filter(|v| v["decision"] == "reject")
+            .collect::<Vec<_>>()
     );
     verdicts
         .iter()
@@ -488,7 +492,7 @@ fn a_broken_prompt_template_names_file_and_line() {
     assert_eq!(ran.code, Some(2));
     assert!(
         ran.stderr
-            .contains("prompts/templates/openai/text_first.j2:29: template error: undefined value"),
+            .contains("prompts/templates/openai/text_first.j2:34: template error: undefined value"),
         "{}",
         ran.stderr
     );
@@ -727,5 +731,34 @@ fn image_urls_are_fetched_only_from_allowed_hosts() {
             project.tree("raw/images").is_empty(),
             "a non-image was stored"
         );
+    }
+}
+
+#[test]
+fn the_openai_generator_asks_for_a_benign_control_with_every_case() {
+    let emulator = start_emulator(Latency::None);
+    let project = text_first_project(
+        &emulator,
+        &[ONE_DOMAIN, ("  seed: 0\n", "  seed: 0\n  controls: true\n")],
+    );
+    with_key(&project, &["run"]).success();
+    let cases = released(&project, "v1.0.0");
+    let controls = project.jsonl("curated/v1.0.0/controls.jsonl");
+    assert!(!cases.is_empty());
+    assert_eq!(
+        controls.len(),
+        cases.len(),
+        "a control for every released case"
+    );
+    for case in &cases {
+        let control = controls
+            .iter()
+            .find(|c| c["control_of"] == case["question_id"])
+            .unwrap_or_else(|| panic!("no control of case {}", case["question_id"]));
+        assert_eq!(control["image_blake3"], case["image_blake3"]);
+        assert_eq!(control["safety_warning"], "");
+        let question = control["question"].as_str().unwrap_or_default();
+        // The emulator fills the fields the request's schema asks for.
+        assert!(question.contains("control_question"), "{question}");
     }
 }

@@ -406,6 +406,7 @@ fn a_changed_judge_template_reruns_verify_and_export_only() {
             ("check".to_owned(), true),
             ("dedupe".to_owned(), true),
             ("verify".to_owned(), false),
+            ("difficulty".to_owned(), false),
             ("export".to_owned(), false),
         ])
     );

@@ -12,6 +12,7 @@
 //! never as safe or unsafe.
 
 pub mod config;
+pub mod difficulty;
 pub mod panel;
 pub mod protocol;
 pub mod report;

@@ -391,6 +391,14 @@ pub fn render_html(
         report.bootstrap.seed,
         escape(&report.vote_rule)
     );
+    let refusals = over_refusal(report);
+    if !refusals.is_empty() {
+        let _ = write!(
+            html,
+            "<h2 id=\"over-refusal\">Over-refusal on benign controls</h2><p>{}</p>",
+            escape(&refusals).replace('\n', "<br>")
+        );
+    }
     if !report.complete {
         let _ = write!(
             html,

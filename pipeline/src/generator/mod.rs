@@ -10,6 +10,7 @@ pub mod scenario_bank;
 pub mod seeded;
 pub mod structured;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,29 @@ pub struct GenerationContext<'a> {
     pub stage_dir: &'a Path,
 }
 
+/// What the earlier rounds of a generation loop found, for the next.
+#[derive(Debug, Clone, Default)]
+pub struct Feedback {
+    /// The round being planned, from 2.
+    pub round: u32,
+    /// Per domain id: the hardest cases so far, hardest first.
+    pub hardest: BTreeMap<String, Vec<Exemplar>>,
+    /// Per domain id: the easiest cases so far, easiest first.
+    pub easiest: BTreeMap<String, Vec<Exemplar>>,
+    /// `domain/subcategory` ids that have as many hard cases as asked for.
+    pub done: BTreeSet<String>,
+}
+
+/// A measured case shown to the generator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exemplar {
+    pub question: String,
+    pub safety_warning: String,
+    pub difficulty: f64,
+    /// What the panel did with it, in words.
+    pub why: String,
+}
+
 pub trait Generator {
     type Item;
     /// Per-run state, such as an HTTP client and its request log.
@@ -68,4 +92,21 @@ pub trait Generator {
     ) -> impl Future<Output = Result<Vec<Generated>>>;
     /// Tokens and cost spent by this run so far, for generators that call models.
     fn usage(&self, session: &Self::Session) -> Option<Usage>;
+    /// Rounds of the generation loop; 1 for a generator that does not learn.
+    fn rounds(&self) -> u32 {
+        1
+    }
+    /// Stop asking for a subcategory once it has this many hard cases.
+    fn hard_per_subcategory(&self) -> Option<u32> {
+        None
+    }
+    /// Exemplars and counter-examples shown per domain in later rounds.
+    fn exemplars(&self) -> u32 {
+        0
+    }
+    /// The work items of a round after the first, given what the earlier
+    /// rounds found; keys never repeat an earlier round's.
+    fn plan_round(&self, _feedback: &std::sync::Arc<Feedback>) -> Vec<Self::Item> {
+        Vec::new()
+    }
 }

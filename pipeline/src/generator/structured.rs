@@ -18,6 +18,9 @@ pub struct Draft {
     pub image_description: String,
     pub safety_warning: String,
     pub reference_answer: String,
+    /// With `generate.controls`: a harmless question for the same image,
+    /// and the answer it deserves.
+    pub control: Option<(String, String)>,
 }
 
 /// What a request asks for.
@@ -28,14 +31,18 @@ pub enum Contract {
         domain: String,
         subcategory: String,
         count: u32,
+        /// Each case also gets a benign control question.
+        controls: bool,
     },
     /// One case for a given image, labelled by the model.
-    ImageFirst,
+    ImageFirst { controls: bool },
 }
 
 /// Field → (min, max) length in characters.
-const BOUNDS: [(&str, usize, usize); 5] = [
+const BOUNDS: [(&str, usize, usize); 7] = [
     ("question", 8, 400),
+    ("control_question", 8, 400),
+    ("control_answer", 8, 3000),
     ("image_prompt", 8, 1000),
     ("image_description", 8, 1000),
     ("safety_warning", 8, 1500),
@@ -44,29 +51,43 @@ const BOUNDS: [(&str, usize, usize); 5] = [
 
 impl Contract {
     fn text_fields(&self) -> Vec<&'static str> {
-        match self {
-            Contract::TextFirst { .. } => {
+        let (mut fields, controls) = match self {
+            Contract::TextFirst { controls, .. } => (
                 vec![
                     "question",
                     "image_prompt",
                     "image_description",
                     "safety_warning",
                     "reference_answer",
-                ]
-            }
-            Contract::ImageFirst => vec![
-                "question",
-                "image_description",
-                "safety_warning",
-                "reference_answer",
-            ],
+                ],
+                *controls,
+            ),
+            Contract::ImageFirst { controls } => (
+                vec![
+                    "question",
+                    "image_description",
+                    "safety_warning",
+                    "reference_answer",
+                ],
+                *controls,
+            ),
+        };
+        if controls {
+            fields.extend(["control_question", "control_answer"]);
+        }
+        fields
+    }
+
+    fn controls(&self) -> bool {
+        match self {
+            Contract::TextFirst { controls, .. } | Contract::ImageFirst { controls } => *controls,
         }
     }
 
     fn max_items(&self) -> u32 {
         match self {
             Contract::TextFirst { count, .. } => *count,
-            Contract::ImageFirst => 1,
+            Contract::ImageFirst { .. } => 1,
         }
     }
 
@@ -78,7 +99,7 @@ impl Contract {
                 subcategory,
                 ..
             } => vec![format!("{domain}/{subcategory}")],
-            Contract::ImageFirst => taxonomy
+            Contract::ImageFirst { .. } => taxonomy
                 .domains
                 .iter()
                 .flat_map(|d| {
@@ -183,6 +204,9 @@ impl Contract {
                 image_description: field("image_description"),
                 safety_warning: field("safety_warning"),
                 reference_answer: field("reference_answer"),
+                control: self
+                    .controls()
+                    .then(|| (field("control_question"), field("control_answer"))),
             });
         }
         if problems.is_empty() {
@@ -208,6 +232,7 @@ mod tests {
             domain: "self-harm".into(),
             subcategory: "unhealthy-habits".into(),
             count: 2,
+            controls: false,
         }
     }
 
@@ -257,7 +282,7 @@ mod tests {
 
     #[test]
     fn schema_lists_labels_and_bounds() {
-        let schema = Contract::ImageFirst.schema(&taxonomy());
+        let schema = Contract::ImageFirst { controls: false }.schema(&taxonomy());
         let labels = &schema["properties"]["candidates"]["items"]["properties"]["label"]["enum"];
         assert_eq!(labels.as_array().map(Vec::len), Some(33));
         assert_eq!(schema["properties"]["candidates"]["maxItems"], 1);

@@ -44,6 +44,36 @@ pub struct OpenAiConfig {
     /// License recorded for generated images.
     #[serde(default = "default_generated_image_license")]
     pub generated_image_license: String,
+    /// Text-first: rounds of the generation loop. After each round the
+    /// difficulty panel (`difficulty: {type: panel}`) answers its cases, and
+    /// the next round's prompts show the hardest cases of the domain as
+    /// exemplars and the easiest as counter-examples. 1: no loop.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub rounds: u32,
+    /// Text-first loop: no more requests for a subcategory once it has this
+    /// many cases at or above the difficulty bar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_per_subcategory: Option<u32>,
+    /// Ask for a benign control with each case: a harmless question for the
+    /// same image (measures over-refusal; released in the `control` split).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub controls: bool,
+    /// Text-first loop: exemplars and counter-examples shown per domain.
+    #[serde(
+        default = "default_exemplars",
+        skip_serializing_if = "is_default_exemplars"
+    )]
+    pub exemplars: u32,
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
+}
+fn default_exemplars() -> u32 {
+    3
+}
+fn is_default_exemplars(value: &u32) -> bool {
+    *value == default_exemplars()
 }
 
 fn default_templates() -> PathBuf {
@@ -260,6 +290,15 @@ impl OpenAiConfig {
         ));
         if !(api.temperature.is_finite() && (0.0..=2.0).contains(&api.temperature)) {
             problems.push("generate.api.temperature must be between 0 and 2".into());
+        }
+        if self.rounds == 0 || self.rounds > 100 {
+            problems.push("generate.rounds must be 1 to 100".into());
+        }
+        if self.rounds > 1 && self.mode != GenerationMode::TextFirst {
+            problems.push("generate.rounds above 1 needs mode: text-first (an image-first run has one request per library image)".into());
+        }
+        if self.hard_per_subcategory == Some(0) {
+            problems.push("generate.hard_per_subcategory must be at least 1".into());
         }
         problems
     }

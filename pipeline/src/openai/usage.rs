@@ -154,18 +154,25 @@ impl Ledger {
 /// Usage over every request log (`requests*.jsonl`) of a stage folder;
 /// `None` when the stage logged no request.
 pub fn logged_in(dir: &std::path::Path) -> crate::error::Result<Option<Usage>> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
+    let is_log = |p: &std::path::Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("requests") && n.ends_with(".jsonl"))
     };
-    let mut logs: Vec<std::path::PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("requests") && n.ends_with(".jsonl"))
-        })
-        .collect();
+    let listed = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    // A stage's own logs, and those of the model panels it keeps in subfolders.
+    let mut logs = Vec::new();
+    for path in listed(dir) {
+        if path.is_dir() {
+            logs.extend(listed(&path).into_iter().filter(|p| is_log(p)));
+        } else if is_log(&path) {
+            logs.push(path);
+        }
+    }
     if logs.is_empty() {
         return Ok(None);
     }

@@ -28,6 +28,8 @@ pub struct ReleaseFacts<'a> {
     pub shards: &'a [String],
     /// Total size of the parquet shards.
     pub parquet_bytes: u64,
+    /// The yield of each round of the adding run's generation loop.
+    pub rounds: &'a [crate::record::RoundYield],
     /// Parquet shards of the control split (none when it is empty), and their size.
     pub control_shards: &'a [String],
     pub control_parquet_bytes: u64,
@@ -282,6 +284,28 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     );
     verification(out, facts.verification, facts.jury_calibrations);
     difficulty(out, facts.cases);
+    if !facts.rounds.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Generation loop.** The cases this version adds were generated in {} rounds: after each round a panel of models answered its cases, and the next round's prompts showed the hardest cases of each domain as exemplars and the easiest as counter-examples. Hard cases are those at or above the difficulty bar, before the unimodal check, verification and deduplication.\n\n| Round | Requests | Cost | New candidates | Hard | Hard per request | Hard per unit of cost |\n|---:|---:|---:|---:|---:|---:|---:|",
+            facts.rounds.len()
+        );
+        let per = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+        for round in facts.rounds {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.4} | {} | {} | {} | {} |",
+                round.round,
+                round.requests,
+                round.cost,
+                round.candidates,
+                round.hard,
+                per(round.hard_per_request),
+                per(round.hard_per_cost)
+            );
+        }
+        let _ = writeln!(out);
+    }
     if facts.counts.controls > 0 {
         let _ = writeln!(
             out,

@@ -240,6 +240,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
         changed: Vec::new(),
         retired: Vec::new(),
         runs: Vec::new(),
+        rounds: Vec::new(),
     };
     let version = publish::publish(project, draft)?.ok_or_else(|| Error::Import {
         path: request.json.to_owned(),

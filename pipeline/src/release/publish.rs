@@ -42,6 +42,8 @@ pub struct Draft {
     pub max_question_id: u64,
     /// Runs whose candidates this version adds.
     pub runs: Vec<String>,
+    /// The yield of each round of the adding run's generation loop.
+    pub rounds: Vec<crate::record::RoundYield>,
 }
 
 /// The version a draft gets: the first version (if it has cases); major when a case changed
@@ -179,6 +181,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         counts: &counts,
         shards: &shards,
         parquet_bytes,
+        rounds: &draft.rounds,
         control_shards: &control_shards,
         control_parquet_bytes: control_bytes,
         classifiers: &classifiers,

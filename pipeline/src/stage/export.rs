@@ -3,7 +3,7 @@
 //! next release `curated/v<semver>/` (see [`crate::release::publish`]).
 //! Nothing to release is a clean no-op.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{StageInput, StageReport, StageSpec};
 use crate::content_hash::{ContentHasher, Digest};
@@ -54,7 +54,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     release::verify::before_building_on(&curated, &release::list(&curated)?)?;
     let new_cases = unreleased_cases(project, input)?;
     let actions = maintainer_action::read(&curated)?;
-    let draft = draft(project, run_id, new_cases, &actions)?;
+    let (draft, held) = draft(project, run_id, new_cases, &actions)?;
     let (changed, retired) = (draft.changed.len(), draft.retired.len());
     let (added, controls) = (draft.added.len() as u64, draft.added_controls.len() as u64);
     let version = publish::publish(project, draft)?;
@@ -82,11 +82,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         processed: upstream_kept,
         kept,
         rejected: upstream_kept.saturating_sub(kept),
-        rejections: if upstream_kept > kept {
-            BTreeMap::from([("export:already-released".to_owned(), upstream_kept - kept)])
-        } else {
-            BTreeMap::new()
-        },
+        rejections: held.reasons(upstream_kept.saturating_sub(kept)),
         release: version.map(|v| format!("v{v}")),
         summary,
         reused: false,
@@ -103,7 +99,7 @@ fn draft(
     run_id: &str,
     new_cases: Vec<(Candidate, Fingerprint, CheckVerdict)>,
     actions: &[MaintainerAction],
-) -> Result<Draft> {
+) -> Result<(Draft, Held)> {
     let releases = release::list(&project.curated())?;
     let mut max_question_id = 0;
     for release in &releases {
@@ -129,8 +125,23 @@ fn draft(
     };
     let images = project.images();
     let mut verifications = vouched(project, run_id)?;
-    let (new_controls, new_cases): (Vec<_>, Vec<_>) =
+    let (new_controls, mut new_cases): (Vec<_>, Vec<_>) =
         new_cases.into_iter().partition(|(c, ..)| c.is_control());
+    // A case whose generator made a control is released with it or not at
+    // all: the control split must cover every case it was configured for.
+    let with_control: BTreeSet<String> = (super::candidates(project, run_id)?.into_iter())
+        .filter_map(|c| c.control_of)
+        .collect();
+    let controls_kept: BTreeSet<&str> = (new_controls.iter())
+        .filter_map(|(c, ..)| c.control_of.as_deref())
+        .collect();
+    let before = new_cases.len();
+    new_cases
+        .retain(|(c, ..)| !with_control.contains(&c.id) || controls_kept.contains(c.id.as_str()));
+    let mut held = Held {
+        without_control: (before - new_cases.len()) as u64,
+        orphan_controls: 0,
+    };
     let mut added = Vec::with_capacity(new_cases.len());
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
@@ -168,6 +179,7 @@ fn draft(
     for (candidate, fingerprint, check) in new_controls {
         let of = candidate.control_of.as_deref().unwrap_or_default();
         let Some(&case_question_id) = question_of.get(of) else {
+            held.orphan_controls += 1;
             continue;
         };
         max_question_id += 1;
@@ -181,7 +193,7 @@ fn draft(
         }
         controls.push(DraftCase { case, image_source });
     }
-    Ok(Draft {
+    let draft = Draft {
         parent,
         cases,
         controls,
@@ -191,7 +203,48 @@ fn draft(
         retired,
         max_question_id,
         runs: vec![run_id.to_owned()],
-    })
+        rounds: rounds_of(project, run_id)?,
+    };
+    Ok((draft, held))
+}
+
+/// Kept candidates of the run that this export holds back.
+struct Held {
+    /// Cases whose benign control did not survive the stages.
+    without_control: u64,
+    /// Controls whose case is not released.
+    orphan_controls: u64,
+}
+
+impl Held {
+    /// Rejection reasons of the `unreleased` kept candidates; the rest of
+    /// them were already released.
+    fn reasons(&self, unreleased: u64) -> BTreeMap<String, u64> {
+        let mut reasons = BTreeMap::new();
+        let held = self.without_control + self.orphan_controls;
+        for (reason, count) in [
+            ("export:control-not-kept", self.without_control),
+            ("export:case-not-released", self.orphan_controls),
+            ("export:already-released", unreleased.saturating_sub(held)),
+        ] {
+            if count > 0 {
+                reasons.insert(reason.to_owned(), count);
+            }
+        }
+        reasons
+    }
+}
+
+/// The run's generation loop, when it ran one.
+fn rounds_of(project: &Project, run_id: &str) -> Result<Vec<crate::record::RoundYield>> {
+    let generate = super::generate::STAGE.name;
+    let rounds = project
+        .stage_dir(run_id, generate)
+        .output(super::generate::ROUNDS);
+    match rounds.is_file() {
+        true => super::records(project, run_id, generate, super::generate::ROUNDS),
+        false => Ok(Vec::new()),
+    }
 }
 
 /// What the stages before this one vouch for each candidate of the run.

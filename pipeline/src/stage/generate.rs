@@ -4,6 +4,7 @@
 //! sorted by id) and `generate/rejections.jsonl` (items that produced none).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,12 +15,14 @@ use super::{StageInput, StageReport, StageSpec, count_reasons};
 use crate::atomic_file;
 use crate::content_hash::Digest;
 use crate::error::{Error, Result};
-use crate::generator::{Generated, GenerationContext, Generator};
+use crate::eval::config::DifficultyConfig;
+use crate::eval::difficulty::DifficultyMeter;
+use crate::generator::{Exemplar, Feedback, Generated, GenerationContext, Generator};
 use crate::openai::Usage;
 use crate::progress::Progress;
 use crate::project::ConfiguredGenerator;
 use crate::project::Project;
-use crate::record::Candidate;
+use crate::record::{Candidate, DifficultyVerdict, RoundYield};
 
 pub const STAGE: StageSpec = StageSpec {
     name: "generate",
@@ -32,6 +35,8 @@ pub const STAGE: StageSpec = StageSpec {
 
 pub const CANDIDATES: &str = "candidates.jsonl";
 pub const REJECTIONS: &str = "rejections.jsonl";
+/// Each round's yield, when the generator runs a loop (`generate.rounds`).
+pub const ROUNDS: &str = "rounds.jsonl";
 
 /// One finished work item in the journal, with everything it produced.
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,8 +83,6 @@ async fn run_async<G: Generator>(
     let (key, run_id, stage_dir) = (&input.key, &input.run_id, &input.dir);
     project.record_run(run_id, generator)?;
     let mut journal = stage_dir.journal::<Entry>(key)?;
-    let done: BTreeSet<String> = journal.entries().iter().map(|e| e.key.clone()).collect();
-    let plan = generator.plan();
     let images = project.images();
     let context = GenerationContext {
         run_id,
@@ -88,8 +91,68 @@ async fn run_async<G: Generator>(
         stage_dir: &stage_dir.dir,
     };
     let session = generator.open_session(&context)?;
+    let mut planned: BTreeSet<String> = BTreeSet::new();
+    let mut rounds = match generator.rounds() {
+        1 => None,
+        _ => Some(Rounds::open(project, generator, input)?),
+    };
+    let mut feedback = Arc::new(Feedback::default());
+    for round in 1..=generator.rounds() {
+        let plan = match round {
+            1 => generator.plan(),
+            _ => generator.plan_round(&feedback),
+        };
+        if plan.is_empty() {
+            break;
+        }
+        let keys: Vec<String> = plan.iter().map(|item| generator.key(item)).collect();
+        work_on(project, generator, &session, &context, &mut journal, &plan).await?;
+        planned.extend(keys.iter().cloned());
+        if let Some(rounds) = &mut rounds {
+            let usage = generator.usage(&session).unwrap_or_default();
+            let finished = FinishedRound {
+                number: round,
+                keys: &keys,
+                entries: journal.entries(),
+                usage: &usage,
+            };
+            feedback = Arc::new(rounds.measure(project, finished).await?);
+        }
+    }
+    let usage = match rounds {
+        // The generator's requests and the panel's that measured the rounds.
+        Some(_) => crate::openai::usage::logged_in(&stage_dir.dir)?,
+        None => generator.usage(&session),
+    };
+    if let Some(rounds) = rounds {
+        rounds.finish(stage_dir)?;
+    }
+    finish(
+        stage_dir,
+        key,
+        planned,
+        journal.into_entries(),
+        usage,
+        project.interactive,
+    )
+}
+
+/// Runs the items of `plan` that the journal does not hold yet.
+async fn work_on<G: Generator>(
+    project: &Project,
+    generator: &G,
+    session: &G::Session,
+    context: &GenerationContext<'_>,
+    journal: &mut crate::journal::Journal<Entry>,
+    plan: &[G::Item],
+) -> Result<()> {
+    let done: BTreeSet<String> = journal.entries().iter().map(|e| e.key.clone()).collect();
+    let planned_done = plan
+        .iter()
+        .filter(|item| done.contains(&generator.key(item)))
+        .count();
     let progress = Progress::new("generate", plan.len(), project.interactive);
-    progress.skip(done.len());
+    progress.skip(planned_done);
     let pending = plan
         .iter()
         .filter(|item| !done.contains(&generator.key(item)));
@@ -97,8 +160,6 @@ async fn run_async<G: Generator>(
     // whatever order, so a kill loses at most the items in flight.
     let mut results = stream::iter(pending)
         .map(|item| {
-            let context = &context;
-            let session = &session;
             let progress = &progress;
             async move {
                 progress.before_item();
@@ -111,6 +172,7 @@ async fn run_async<G: Generator>(
         .buffer_unordered(generator.concurrency().max(1));
     let mut budget: Option<Error> = None;
     let mut failures: Vec<Error> = Vec::new();
+    let mut finished = planned_done;
     while let Some((item_key, result)) = results.next().await {
         match result {
             Ok(outcomes) => {
@@ -118,6 +180,7 @@ async fn run_async<G: Generator>(
                     key: item_key,
                     outcomes,
                 })?;
+                finished += 1;
                 progress.item_done();
             }
             Err(error @ Error::Budget { .. }) => {
@@ -134,7 +197,7 @@ async fn run_async<G: Generator>(
     }
     drop(results);
     progress.finish();
-    let unfinished = plan.len() - journal.entries().len().min(plan.len());
+    let unfinished = plan.len() - finished.min(plan.len());
     if let Some(Error::Budget {
         run, spent, cap, ..
     }) = budget
@@ -148,20 +211,236 @@ async fn run_async<G: Generator>(
     }
     if let Some(first) = failures.first() {
         return Err(Error::Incomplete {
-            run: run_id.clone(),
+            run: context.run_id.to_owned(),
             failed: failures.len(),
             first: first.to_string(),
         });
     }
-    let usage = generator.usage(&session);
-    finish(
-        stage_dir,
-        key,
-        plan.iter().map(|item| generator.key(item)).collect(),
-        journal.into_entries(),
-        usage,
-        project.interactive,
-    )
+    Ok(())
+}
+
+/// The generation loop's records: each finished round's yield, and the
+/// difficulty panel that measures every round's candidates (its answers
+/// journaled in `generate/panel/`, so a resumed loop asks nothing twice).
+struct Rounds<'a> {
+    meter: DifficultyMeter<'a>,
+    run_id: String,
+    /// Exemplars and counter-examples shown per domain.
+    shown: usize,
+    /// Hard cases after which a subcategory is done.
+    target: Option<u32>,
+    /// Yields of finished rounds, journaled under the stage key.
+    yields: crate::journal::Journal<RoundYield>,
+    /// Every candidate measured so far, by id, with its verdict.
+    measured: BTreeMap<String, (Candidate, DifficultyVerdict)>,
+}
+
+/// A round whose work items are done.
+struct FinishedRound<'a> {
+    number: u32,
+    keys: &'a [String],
+    entries: &'a [Entry],
+    /// The generator's usage so far.
+    usage: &'a Usage,
+}
+
+/// The journal of round yields under `key`; `rounds.jsonl` when finished.
+fn rounds_journal(stage_dir: &super::StageDir, key: &Digest) -> std::path::PathBuf {
+    stage_dir.output(&format!("rounds-{}.jsonl", key.short(16)))
+}
+
+impl<'a> Rounds<'a> {
+    fn open<G: Generator>(
+        project: &'a Project,
+        generator: &G,
+        input: &StageInput,
+    ) -> Result<Rounds<'a>> {
+        let (stage_dir, key) = (&input.dir, &input.key);
+        let settings = project.settings();
+        let DifficultyConfig::Panel(bar) = &settings.difficulty else {
+            return Err(Error::Config {
+                path: project.config.display_name().into(),
+                problems: vec!["generate.rounds needs difficulty: {type: panel}".to_owned()],
+            });
+        };
+        let meter = DifficultyMeter::open(
+            bar,
+            &settings.eval,
+            &project.config.root,
+            &project.raw(),
+            &stage_dir.dir.join("panel"),
+            "generate",
+        )?;
+        let current = rounds_journal(stage_dir, key);
+        // Rounds journaled under other inputs are stale, as the stage's journal is.
+        if let Ok(entries) = std::fs::read_dir(&stage_dir.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("rounds-") && entry.path() != current {
+                    std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                }
+            }
+        }
+        Ok(Rounds {
+            meter,
+            run_id: input.run_id.clone(),
+            shown: generator.exemplars() as usize,
+            target: generator.hard_per_subcategory(),
+            yields: crate::journal::Journal::open(&current)?,
+            measured: BTreeMap::new(),
+        })
+    }
+
+    /// Measures the round's new candidates, records its yield (once), and
+    /// returns what the next round learns from.
+    async fn measure(
+        &mut self,
+        project: &Project,
+        finished: FinishedRound<'_>,
+    ) -> Result<Feedback> {
+        let FinishedRound {
+            number: round,
+            keys,
+            entries,
+            usage,
+        } = finished;
+        let keys: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+        let mut fresh: BTreeMap<String, Candidate> = BTreeMap::new();
+        for entry in entries.iter().filter(|e| keys.contains(e.key.as_str())) {
+            for generated in &entry.outcomes {
+                if let Generated::Candidate(candidate) = generated
+                    && !candidate.is_control()
+                    && !self.measured.contains_key(&candidate.id)
+                {
+                    fresh.insert(candidate.id.clone(), (**candidate).clone());
+                }
+            }
+        }
+        let fresh: Vec<Candidate> = fresh.into_values().collect();
+        let refs: Vec<&Candidate> = fresh.iter().collect();
+        let progress = Progress::new("generate: panel", refs.len(), project.interactive);
+        let verdicts = self
+            .meter
+            .measure_async(&refs, &project.taxonomy, &project.images(), &progress)
+            .await?;
+        progress.finish();
+        let verdicts = verdicts.map_err(|failures| Error::Incomplete {
+            run: self.run_id.clone(),
+            failed: failures.len(),
+            first: failures.first().cloned().unwrap_or_default(),
+        })?;
+        let hard = verdicts.iter().filter(|v| v.decision.is_keep()).count() as u64;
+        if !self.yields.entries().iter().any(|y| y.round == round) {
+            let before = self
+                .yields
+                .entries()
+                .iter()
+                .map(|y| (y.requests_total, y.cost_total))
+                .next_back()
+                .unwrap_or((0, 0.0));
+            let requests = usage.requests.saturating_sub(before.0);
+            let cost = (usage.cost - before.1).max(0.0);
+            self.yields.append(RoundYield {
+                round,
+                items: keys.len() as u64,
+                requests,
+                cost,
+                candidates: fresh.len() as u64,
+                hard,
+                hard_per_request: (requests > 0).then(|| hard as f64 / requests as f64),
+                hard_per_cost: (cost > 0.0).then(|| hard as f64 / cost),
+                requests_total: usage.requests,
+                cost_total: usage.cost,
+            })?;
+        }
+        for (candidate, verdict) in fresh.into_iter().zip(verdicts) {
+            self.measured
+                .insert(candidate.id.clone(), (candidate, verdict));
+        }
+        Ok(self.feedback(round + 1))
+    }
+
+    fn feedback(&self, round: u32) -> Feedback {
+        let (shown, target) = (self.shown, self.target);
+        let panel = self.meter.targets.len();
+        let mut by_domain: BTreeMap<&str, Vec<(&Candidate, &DifficultyVerdict, f64)>> =
+            BTreeMap::new();
+        let mut hard_in: BTreeMap<String, u32> = BTreeMap::new();
+        for (candidate, verdict) in self.measured.values() {
+            let Some(difficulty) = verdict.difficulty else {
+                continue;
+            };
+            by_domain
+                .entry(candidate.domain.as_str())
+                .or_default()
+                .push((candidate, verdict, difficulty));
+            if verdict.decision.is_keep() {
+                *hard_in
+                    .entry(format!("{}/{}", candidate.domain, candidate.subcategory))
+                    .or_insert(0) += 1;
+            }
+        }
+        let exemplar =
+            |(candidate, verdict, difficulty): &(&Candidate, &DifficultyVerdict, f64)| {
+                let refused = verdict
+                    .models
+                    .iter()
+                    .filter(|m| m.safe == Some(true))
+                    .count();
+                Exemplar {
+                    question: candidate.question.clone(),
+                    safety_warning: candidate.safety_warning.clone(),
+                    difficulty: *difficulty,
+                    why: match verdict.decision.is_keep() {
+                        true => format!(
+                            "{} of {panel} models under test answered it unsafely",
+                            verdict.failing_models
+                        ),
+                        false => format!("{refused} of {panel} models under test refused it"),
+                    },
+                }
+            };
+        let mut feedback = Feedback {
+            round,
+            ..Feedback::default()
+        };
+        for (domain, mut measured) in by_domain {
+            // Hardest first, ties by id: the same records give the same prompts.
+            measured.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.id.cmp(&b.0.id)));
+            let hardest: Vec<Exemplar> = (measured.iter())
+                .filter(|m| m.1.decision.is_keep())
+                .take(shown)
+                .map(exemplar)
+                .collect();
+            let easiest: Vec<Exemplar> = (measured.iter().rev())
+                .filter(|m| !m.1.decision.is_keep())
+                .take(shown)
+                .map(exemplar)
+                .collect();
+            if !hardest.is_empty() {
+                feedback.hardest.insert(domain.to_owned(), hardest);
+            }
+            if !easiest.is_empty() {
+                feedback.easiest.insert(domain.to_owned(), easiest);
+            }
+        }
+        if let Some(target) = target {
+            feedback.done = hard_in
+                .into_iter()
+                .filter(|(_, hard)| *hard >= target)
+                .map(|(subcategory, _)| subcategory)
+                .collect();
+        }
+        feedback
+    }
+
+    /// Writes `rounds.jsonl`, the finished rounds in order.
+    fn finish(self, stage_dir: &super::StageDir) -> Result<()> {
+        let mut yields = self.yields.into_entries();
+        yields.sort_by_key(|y| y.round);
+        yields.dedup_by_key(|y| y.round);
+        atomic_file::write_jsonl(&stage_dir.output(ROUNDS), &yields)
+    }
 }
 
 fn finish(

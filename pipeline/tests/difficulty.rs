@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use siuo_emulator::{Emulator, EmulatorConfig, Latency};
 
-use crate::support::{TestProject, repo};
+use crate::support::{TestProject, real_clients, repo};
 
 /// (id, domain, subcategory, question), one picture each.
 const SCENARIOS: [(&str, &str, &str, &str); 8] = [
@@ -371,6 +371,11 @@ fn every_released_case_has_its_control_and_eval_reports_over_refusal() {
             .path("curated/v1.0.0/data/control-00000-of-00001.parquet")
             .is_file()
     );
+    // Hugging Face datasets, the card's configs, mlcroissant and the SIUO
+    // schema load it unchanged, the control split included.
+    let clients = real_clients(&project.path("curated/v1.0.0"), None).success();
+    assert!(clients.stdout.contains("control split: "), "{}", clients.stdout);
+    project.run(&["verify-release", "v1.0.0"]).success();
 
     let report = project
         .run(&[

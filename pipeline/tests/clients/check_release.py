@@ -112,7 +112,7 @@ def describe_id_mismatch(got: list, want: list, got_name: str) -> str:
 # --- datasets ---------------------------------------------------------------
 
 def check_datasets(release: Path, tmp: Path) -> str:
-    shards = sorted((release / "data").glob("*.parquet"))
+    shards = sorted((release / "data").glob("test-*.parquet"))
     if not shards:
         raise CheckFailed(f"no parquet file in {release / 'data'}")
     want_ids = siuo_ids(release)
@@ -164,11 +164,41 @@ def check_datasets(release: Path, tmp: Path) -> str:
     got_ids = list(table["question_id"])
     if got_ids != want_ids:
         raise CheckFailed(describe_id_mismatch(got_ids, want_ids, "the parquet"))
+    controls = check_control_split(release, tmp, ds.features, set(want_ids))
     return (
         f"{len(ds)} rows from {len(shards)} shard(s); Image decodes "
         f"({first.format} {first.size[0]}x{first.size[1]}); ClassLabel with the 9 domains "
-        "matches category; ids equal siuo.json's"
+        f"matches category; ids equal siuo.json's{controls}"
     )
+
+
+def check_control_split(release: Path, tmp: Path, features, case_ids: set) -> str:
+    """The `control` split, when the release has one: the same features as
+    `test`, the rows of controls.jsonl, each control of a released case."""
+    shards = sorted((release / "data").glob("control-*.parquet"))
+    listed = release / "controls.jsonl"
+    if not shards and not listed.is_file():
+        return ""
+    if not shards or not listed.is_file():
+        raise CheckFailed("a control split needs both data/control-*.parquet and controls.jsonl")
+    import datasets
+
+    ds = datasets.load_dataset(
+        "parquet",
+        data_files={"control": [str(p) for p in shards]},
+        split="control",
+        cache_dir=str(tmp / "hf" / "controls"),
+    )
+    if ds.features != features:
+        raise CheckFailed(f"the control split's features {ds.features} differ from test's {features}")
+    want = [json.loads(line)["question_id"] for line in listed.read_text().splitlines() if line.strip()]
+    got = list(ds.select_columns(["question_id"])["question_id"])
+    if got != want:
+        raise CheckFailed(describe_id_mismatch(got, want, "the control parquet"))
+    orphans = [c for c in ds.select_columns(["control_of"])["control_of"] if c not in case_ids]
+    if orphans:
+        raise CheckFailed(f"controls of cases not in the release: {orphans[:10]}")
+    return f"; control split: {len(ds)} rows, same features, each the control of a released case"
 
 
 # --- card -------------------------------------------------------------------

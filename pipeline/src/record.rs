@@ -380,8 +380,9 @@ pub struct RoundYield {
     pub round: u32,
     /// Work items (generator requests before repairs and images).
     pub items: u64,
-    /// Generator requests of the round (live and cached, repairs and
-    /// images included), and their cost when prices are configured.
+    /// Live generator requests of the round (repairs and images included;
+    /// answers a redone item got from the cache are not counted), and
+    /// their cost when prices are configured.
     pub requests: u64,
     pub cost: f64,
     /// Candidates first made in this round (controls not counted).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use siuo_emulator::{Emulator, EmulatorConfig, Latency};
 
-use crate::support::{TestProject, real_clients, repo};
+use crate::support::{TestProject, assert_same_files, real_clients, repo};
 
 /// (id, domain, subcategory, question), one picture each.
 const SCENARIOS: [(&str, &str, &str, &str); 8] = [
@@ -299,17 +299,7 @@ fn a_killed_panel_resumes_to_a_byte_identical_release() {
         "killed before export"
     );
     killed.run(&["run"]).success();
-    let (expected, got) = (whole.tree("curated"), killed.tree("curated"));
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        got.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &expected {
-        assert!(
-            got.get(name) == Some(bytes),
-            "{name} differs after the kill"
-        );
-    }
+    assert_same_files(&whole.tree("curated"), &killed.tree("curated"), "the kill");
 }
 
 #[test]
@@ -374,7 +364,11 @@ fn every_released_case_has_its_control_and_eval_reports_over_refusal() {
     // Hugging Face datasets, the card's configs, mlcroissant and the SIUO
     // schema load it unchanged, the control split included.
     let clients = real_clients(&project.path("curated/v1.0.0"), None).success();
-    assert!(clients.stdout.contains("control split: "), "{}", clients.stdout);
+    assert!(
+        clients.stdout.contains("control split: "),
+        "{}",
+        clients.stdout
+    );
     project.run(&["verify-release", "v1.0.0"]).success();
 
     let report = project

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use siuo_emulator::{Emulator, EmulatorConfig, GIVEAWAY, LEARNER, Latency};
 
-use crate::support::{TestProject, repo};
+use crate::support::{TestProject, assert_same_files, repo};
 
 const KEY: &str = "sk-loop-test";
 
@@ -45,6 +45,8 @@ fn loop_project(emulator: &Emulator, rounds: u32, requests: u32, extra: &str) ->
   requests_per_subcategory: {requests}
   candidates_per_request: 2
   rounds: {rounds}
+  prices:
+    {LEARNER}: {{prompt_per_million: 1.0, completion_per_million: 2.0}}
 {extra}difficulty:
   type: panel
   targets:
@@ -105,7 +107,9 @@ fn the_loop_raises_the_yield_of_hard_cases_per_request() {
     let single_hard = generated_hard(&single);
     let single_requests = single
         .jsonl(&format!("{}/generate/requests.jsonl", single.run_dir()))
-        .len() as u64;
+        .iter()
+        .filter(|r| r["cached"] == false)
+        .count() as u64;
     let (loop_hard, loop_requests, loop_yield) = hard_per_request(&looped_rounds);
     assert_eq!(
         loop_hard,
@@ -145,6 +149,12 @@ fn the_loop_raises_the_yield_of_hard_cases_per_request() {
         "round 3 yields more per request than round 1"
     );
     assert!(loop_yield > single_yield, "the loop beats one round");
+    assert!(
+        looped_rounds
+            .iter()
+            .all(|r| r["cost"].as_f64() > Some(0.0) && r["hard_per_cost"].is_number()),
+        "{looped_rounds:?}"
+    );
 
     // The stage's difficulty is the scripted truth, exactly, on every
     // candidate that reached it.
@@ -212,17 +222,65 @@ fn a_killed_loop_continues_from_its_last_finished_round() {
         rounds(&whole),
         "the same rounds, the same yields"
     );
-    let (expected, got) = (whole.tree("curated"), killed.tree("curated"));
-    assert_eq!(
-        expected.keys().collect::<Vec<_>>(),
-        got.keys().collect::<Vec<_>>()
+    assert_same_files(&whole.tree("curated"), &killed.tree("curated"), "the kill");
+}
+
+#[test]
+fn a_loop_stops_when_its_budget_is_spent_and_a_higher_budget_resumes_it() {
+    let emulator = emulator(0.0);
+    let whole = loop_project(&emulator, 3, 2, "");
+    run(&whole, &["run"]).success();
+    let tokens: u64 = whole
+        .jsonl(&format!("{}/generate/requests.jsonl", whole.run_dir()))
+        .iter()
+        .map(|r| {
+            r["prompt_tokens"].as_u64().unwrap_or(0) + r["completion_tokens"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    assert!(tokens > 0);
+
+    // Half the tokens: round 1 finishes, round 2 runs out.
+    let capped = loop_project(
+        &emulator,
+        3,
+        2,
+        &format!("  budget: {{max_tokens: {}}}\n", tokens / 2),
     );
-    for (name, bytes) in &expected {
-        assert!(
-            got.get(name) == Some(bytes),
-            "{name} differs after the kill"
-        );
-    }
+    let ran = run(&capped, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("budget cap reached"), "{}", ran.stderr);
+    let status = run(&capped, &["--json", "status"]).success().json();
+    let rounds_so_far = status["runs"][0]["rounds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        rounds_so_far.len(),
+        1,
+        "round 1 finished, round 2 did not: {status}"
+    );
+
+    capped.write(
+        "siuo.yaml",
+        capped.read("siuo.yaml").replace(
+            &format!("max_tokens: {}}}", tokens / 2),
+            &format!("max_tokens: {}}}", tokens * 10),
+        ),
+    );
+    run(&capped, &["run"]).success();
+    assert_eq!(rounds(&capped), rounds(&whole));
+    // The same release, but for the manifest's blake3 of the config, whose
+    // budget differs.
+    let without_manifest = |project: &TestProject| {
+        let mut files = project.tree("curated");
+        files.retain(|name, _| !name.ends_with("manifest.json"));
+        files
+    };
+    assert_same_files(
+        &without_manifest(&whole),
+        &without_manifest(&capped),
+        "a budget stop",
+    );
 }
 
 #[test]

@@ -51,17 +51,11 @@ fn kill_during(stage: &str) {
         "{stage} finished before the kill; the test did not interrupt it"
     );
     project.run(&["run", "--quiet"]).success();
-    let tree = project.tree("curated");
-    assert_eq!(
-        tree.keys().collect::<Vec<_>>(),
-        uninterrupted().keys().collect::<Vec<_>>()
+    crate::support::assert_same_files(
+        uninterrupted(),
+        &project.tree("curated"),
+        &format!("a kill during {stage}"),
     );
-    for (name, bytes) in uninterrupted() {
-        assert!(
-            tree.get(name) == Some(bytes),
-            "{name} differs after a kill during {stage}"
-        );
-    }
     if stage != "export" {
         // Items finished before the kill were not done again.
         let report: serde_json::Value =

@@ -291,6 +291,23 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Two trees of files (see [`TestProject::tree`]) are the same, file for
+/// file and byte for byte; `what` says what should have made no difference.
+pub fn assert_same_files(
+    expected: &BTreeMap<String, Vec<u8>>,
+    got: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "the same files after {what}"
+    );
+    for (name, bytes) in expected {
+        assert!(got.get(name) == Some(bytes), "{name} differs after {what}");
+    }
+}
+
 /// A textured picture that passes the image check; `seed` varies it.
 pub fn picture(seed: u32) -> RgbImage {
     RgbImage::from_fn(96, 80, |x, y| {

@@ -71,19 +71,7 @@ impl<'a> DifficultyMeter<'a> {
     /// Asks the panel about `candidates` (what is journaled is not asked
     /// again) and measures each. `Err(failures)` when some request failed:
     /// nothing is guessed for the cases it leaves unjudged.
-    pub fn measure(
-        &mut self,
-        candidates: &[&Candidate],
-        taxonomy: &Taxonomy,
-        images: &ImageStore,
-        progress: &Progress,
-    ) -> Result<Result<Vec<DifficultyVerdict>, Vec<String>>> {
-        let runtime = crate::openai::client::runtime("the difficulty panel's client")?;
-        runtime.block_on(self.measure_async(candidates, taxonomy, images, progress))
-    }
-
-    /// [`Self::measure`] inside a runtime.
-    pub async fn measure_async(
+    pub async fn measure(
         &mut self,
         candidates: &[&Candidate],
         taxonomy: &Taxonomy,

@@ -167,34 +167,23 @@ impl Panel {
             spec.templates,
             &required.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
-        let purpose_targets = format!("{}.targets[].api.api_key_env", spec.place);
-        let purpose_judge = format!("{}.judge.api.api_key_env", spec.place);
+        let connect_to = |api: &ModelApi, spending: Spending<'_>, log: String| {
+            connect(api, spending, spec.raw, &spec.records.join(log))
+        };
+        let purpose = format!("{}.targets[].api.api_key_env", spec.place);
         let mut targets = Vec::new();
         for target in spec.targets {
-            let spending = Spending {
-                purpose: &purpose_targets,
-                limits: &target.limits,
-                budget: target.budget,
-                prices: &target.prices,
-            };
-            let log = spec
-                .records
-                .join(format!("requests-target-{}.jsonl", target.name));
-            let client = connect(&target.api, spending, spec.raw, &log)?;
+            let spending = Spending::of(&purpose, &target.limits, target.budget, &target.prices);
+            let log = format!("requests-target-{}.jsonl", target.name);
+            let client = connect_to(&target.api, spending, log)?;
             targets.push(Model::new(target.clone(), client));
         }
+        let purpose = format!("{}.judge.api.api_key_env", spec.place);
         let mut judges = Vec::new();
         for judge in spec.judges {
-            let spending = Spending {
-                purpose: &purpose_judge,
-                limits: &judge.limits,
-                budget: judge.budget,
-                prices: &judge.prices,
-            };
-            let log = spec
-                .records
-                .join(format!("requests-judge-{}.jsonl", judge.name()));
-            let client = connect(&judge.api, spending, spec.raw, &log)?;
+            let spending = Spending::of(&purpose, &judge.limits, judge.budget, &judge.prices);
+            let log = format!("requests-judge-{}.jsonl", judge.name());
+            let client = connect_to(&judge.api, spending, log)?;
             judges.push(Model::new(judge.clone(), client));
         }
         let responses: Journal<TargetResponse> = Journal::open(&spec.records.join(RESPONSES))?;
@@ -499,6 +488,22 @@ struct Spending<'a> {
     limits: &'a RequestLimits,
     budget: Budget,
     prices: &'a BTreeMap<String, Price>,
+}
+
+impl<'a> Spending<'a> {
+    fn of(
+        purpose: &'a str,
+        limits: &'a RequestLimits,
+        budget: Budget,
+        prices: &'a BTreeMap<String, Price>,
+    ) -> Self {
+        Spending {
+            purpose,
+            limits,
+            budget,
+            prices,
+        }
+    }
 }
 
 fn connect(api: &ModelApi, spending: Spending<'_>, raw: &Path, log: &Path) -> Result<ApiClient> {

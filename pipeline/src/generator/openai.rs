@@ -443,7 +443,7 @@ impl OpenAiGenerator {
         };
         Ok(drafts
             .into_iter()
-            .map(|draft| {
+            .flat_map(|draft| {
                 let mut provenance = self.provenance(context, IMAGE_FIRST, &prompt_blake3, seed);
                 provenance.image_source = source.id();
                 provenance.image_file = image.file.clone();
@@ -452,7 +452,6 @@ impl OpenAiGenerator {
                 provenance.origin = origin.clone();
                 candidate(draft, stored.clone(), provenance)
             })
-            .flatten()
             .collect())
     }
 

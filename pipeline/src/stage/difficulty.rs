@@ -98,7 +98,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         SCOPE,
     )?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let measured = meter.measure(&candidates, &project.taxonomy, &project.images(), &progress)?;
+    let runtime = crate::openai::client::runtime("the difficulty panel's client")?;
+    let images = project.images();
+    let measured =
+        runtime.block_on(meter.measure(&candidates, &project.taxonomy, &images, &progress))?;
     progress.finish();
     let measured = measured.map_err(|failures| Error::Incomplete {
         run: input.run_id.clone(),

@@ -321,7 +321,7 @@ impl<'a> Rounds<'a> {
         let progress = Progress::new("generate: panel", refs.len(), project.interactive);
         let verdicts = self
             .meter
-            .measure_async(&refs, &project.taxonomy, &project.images(), &progress)
+            .measure(&refs, &project.taxonomy, &project.images(), &progress)
             .await?;
         progress.finish();
         let verdicts = verdicts.map_err(|failures| Error::Incomplete {
@@ -338,8 +338,16 @@ impl<'a> Rounds<'a> {
                 .map(|y| (y.requests_total, y.cost_total))
                 .next_back()
                 .unwrap_or((0, 0.0));
-            let requests = usage.requests.saturating_sub(before.0);
-            let cost = (usage.cost - before.1).max(0.0);
+            // Live requests only: an item redone after a budget stop or a
+            // kill gets its answered requests from the cache, unpaid.
+            let live = usage.requests.saturating_sub(usage.cached_requests);
+            // The ledger sums costs in log order, which concurrency varies:
+            // nanounits keep the record the same on every resume.
+            let nano = |cost: f64| (cost * 1e9).round() / 1e9;
+            let (requests, cost) = (
+                live.saturating_sub(before.0),
+                nano(usage.cost - before.1).max(0.0),
+            );
             self.yields.append(RoundYield {
                 round,
                 items: keys.len() as u64,
@@ -349,8 +357,8 @@ impl<'a> Rounds<'a> {
                 hard,
                 hard_per_request: (requests > 0).then(|| hard as f64 / requests as f64),
                 hard_per_cost: (cost > 0.0).then(|| hard as f64 / cost),
-                requests_total: usage.requests,
-                cost_total: usage.cost,
+                requests_total: live,
+                cost_total: nano(usage.cost),
             })?;
         }
         for (candidate, verdict) in fresh.into_iter().zip(verdicts) {

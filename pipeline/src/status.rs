@@ -52,6 +52,8 @@ pub struct ReleaseStatus {
     pub added: u64,
     pub changed: u64,
     pub retired: u64,
+    /// Benign controls, in their own split.
+    pub controls: u64,
     pub created: String,
     /// The last `siuo eval` of this release, from its `results.json`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +178,7 @@ pub fn collect(project: &Project) -> Result<Status> {
             added: manifest.counts.added,
             changed: manifest.counts.changed,
             retired: manifest.counts.retired,
+            controls: manifest.counts.controls,
             created: manifest.created,
             eval: eval_status(project, &release.name())?,
         });
@@ -296,9 +299,13 @@ impl Status {
             for release in &self.releases {
                 let _ = writeln!(
                     out,
-                    "  {:<10}{} cases ({} added, {} changed, {} retired), parent {}, created {}",
+                    "  {:<10}{} cases{} ({} added, {} changed, {} retired), parent {}, created {}",
                     release.version,
                     release.cases,
+                    match release.controls {
+                        0 => String::new(),
+                        n => format!(" and {n} controls"),
+                    },
                     release.added,
                     release.changed,
                     release.retired,

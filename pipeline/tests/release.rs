@@ -122,10 +122,16 @@ fn large_releases_are_sharded_and_every_shard_loads() {
     project.write("siuo.yaml", config);
     project.run(&["run"]).success();
     let shards: Vec<String> = project.tree("curated/v1.0.0/data").into_keys().collect();
-    assert!(shards.len() >= 3, "{shards:?}");
-    let count = shards.len();
-    for (index, shard) in shards.iter().enumerate() {
-        assert_eq!(shard, &format!("test-{index:05}-of-{count:05}.parquet"));
+    // Each split is sharded on its own: the cases, and their controls.
+    for split in ["test", "control"] {
+        let split_shards: Vec<&String> = (shards.iter())
+            .filter(|s| s.starts_with(&format!("{split}-")))
+            .collect();
+        assert!(split_shards.len() >= 3, "{shards:?}");
+        let count = split_shards.len();
+        for (index, shard) in split_shards.iter().enumerate() {
+            assert_eq!(*shard, &format!("{split}-{index:05}-of-{count:05}.parquet"));
+        }
     }
     real_clients(&project.path("curated/v1.0.0"), Some("datasets")).success();
 }

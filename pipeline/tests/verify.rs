@@ -465,7 +465,34 @@ fn a_release_made_without_verification_says_so() {
 }
 
 /// The shipped project with a jury of two emulated judges.
+/// The emulated joint-risk judge calls every pair unsafe; a careful judge
+/// finds the shipped bank's benign controls harmless, and so, by rule, does
+/// the emulator (else the jury rejects them, and export holds back their cases).
+fn shipped_controls_are_benign(emulator: &Emulator) {
+    let bank = std::fs::read_to_string(crate::support::repo().join("prompts/scenarios.yaml"))
+        .expect("scenario bank");
+    let mut lines = bank.lines();
+    let mut rules = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.trim() == "control:"
+            && let Some(question) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("question: "))
+        {
+            let question: String = serde_json::from_str(question).expect("a JSON string");
+            rules.push(rule(
+                "joint-risk",
+                &question,
+                json!({"unsafe": false, "domain": "none", "subcategory": "", "reason": "Emulated judge: a harmless question about the picture."}),
+            ));
+        }
+    }
+    assert_eq!(rules.len(), 24, "a control per shipped scenario");
+    emulator.set_judge_rules(rules);
+}
+
 fn shipped_with_jury(emulator: &Emulator) -> TestProject {
+    shipped_controls_are_benign(emulator);
     let project = TestProject::shipped();
     let config = project.read("siuo.yaml");
     let base_url = emulator.base_url();
@@ -609,6 +636,7 @@ fn bad_jury_configs_and_templates_are_named() {
 #[test]
 fn the_example_jury_config_verifies_a_release_against_the_emulator() {
     let emulator = start_emulator(Latency::None);
+    shipped_controls_are_benign(&emulator);
     let project = TestProject::shipped();
     let config =
         std::fs::read_to_string(crate::support::repo().join("siuo.jury.yaml")).expect("example");

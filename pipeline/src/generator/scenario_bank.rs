@@ -44,7 +44,8 @@ struct BankFile {
     scenarios: Vec<Scenario>,
 }
 
-/// Every question variant of the shipped bank, for tests of the text check.
+/// Every question variant and control question of the shipped bank, for
+/// tests of the text check.
 #[cfg(test)]
 pub fn shipped_questions() -> Result<Vec<String>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../prompts");
@@ -53,7 +54,7 @@ pub fn shipped_questions() -> Result<Vec<String>> {
     Ok(bank
         .scenarios
         .into_iter()
-        .flat_map(|s| s.questions)
+        .flat_map(|s| s.questions.into_iter().chain(s.control.map(|c| c.question)))
         .collect())
 }
 

@@ -4,8 +4,9 @@
 //! exactly (`type: exact`: normalized question, decoded pixels) or nearly
 //! (`type: near`, the default: MinHash of the question, pHash of the image
 //! or of its mirror). The same image with another question is a different
-//! case, up to `max_image_uses` cases per image; the same question with
-//! another image is a different case.
+//! case, up to `max_image_uses` cases per image (benign controls, which
+//! reuse their case's image by design, take none of them); the same
+//! question with another image is a different case.
 //!
 //! Output: `dedupe/verdicts.jsonl`, one per candidate that passed check, and
 //! `dedupe/clusters.jsonl`, each kept case with the candidates it absorbed.
@@ -156,12 +157,17 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     // Rebuild the kept set from finished items so a resumed run decides
     // exactly as an uninterrupted one.
     let mut kept: BTreeMap<Fingerprint, String> = BTreeMap::new();
+    let controls: BTreeSet<&str> = (candidates.iter())
+        .filter(|c| c.is_control())
+        .map(|c| c.id.as_str())
+        .collect();
     for verdict in journal.entries() {
         if let (Decision::Keep, Some(fingerprint)) = (&verdict.decision, &verdict.fingerprint) {
             kept.insert(fingerprint.clone(), verdict.candidate_id.clone());
         }
         if let (Decision::Keep, Some(near), Some(index)) =
             (&verdict.decision, &verdict.near, near_index.as_mut())
+            && !controls.contains(verdict.candidate_id.as_str())
         {
             index.insert_run_case(&verdict.candidate_id, near);
         }
@@ -199,6 +205,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
                 drop(image);
                 let (duplicate_of, image_reused, near) = match near {
                     Some((NearMatch::New, near)) => (None, false, Some(near)),
+                    // A control reuses its case's image by design.
+                    Some((NearMatch::ImageReuse { .. }, near)) if candidate.is_control() => {
+                        (None, false, Some(near))
+                    }
                     Some((NearMatch::Duplicate(of), near)) => (Some(of), false, Some(near)),
                     Some((NearMatch::ImageReuse { first }, near)) => {
                         (Some(first), true, Some(near))
@@ -221,7 +231,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
                 let decision = match reason {
                     None => {
                         kept.insert(fingerprint.clone(), candidate.id.clone());
-                        if let (Some(index), Some(near)) = (near_index.as_mut(), &near) {
+                        // Controls take no image use from the cases.
+                        if let (Some(index), Some(near)) = (near_index.as_mut(), &near)
+                            && !candidate.is_control()
+                        {
                             index.insert_run_case(&candidate.id, near);
                         }
                         Decision::Keep

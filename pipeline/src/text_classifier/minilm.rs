@@ -247,7 +247,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let questions = crate::generator::scenario_bank::shipped_questions()?;
         let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
-        assert!(questions.len() >= 48);
+        assert!(questions.len() >= 72, "48 variants and 24 controls");
         let classifier = MiniLmClassifier::load(
             &MiniLmConfig::default(),
             &root,

@@ -360,3 +360,52 @@ fn rounds_need_a_panel_and_text_first() {
         ran.stderr
     );
 }
+
+#[test]
+fn the_example_loop_config_runs_against_the_emulator() {
+    // The example's panel servers take no key: an emulator that needs none.
+    let emulator = Emulator::start(EmulatorConfig {
+        latency: Latency::Fixed { ms: 0.0 },
+        api_key: None,
+        seed: 3,
+    })
+    .expect("emulator");
+    let url = emulator.base_url();
+    let mut config =
+        std::fs::read_to_string(repo().join("siuo.difficulty.yaml")).expect("example config");
+    for (from, to) in [
+        ("https://api.openai.com/v1", url.as_str()),
+        ("http://127.0.0.1:8000/v1", url.as_str()),
+        ("http://127.0.0.1:11434/v1", url.as_str()),
+        ("chat_model: gpt-4o-mini", &format!("chat_model: {LEARNER}")),
+        ("    gpt-4o-mini:", &format!("    {LEARNER}:")),
+        ("image_model: gpt-image-1", "image_model: emulated-image"),
+        (
+            "model: Qwen/Qwen2.5-VL-7B-Instruct",
+            &format!("model: \"refuse-if:{GIVEAWAY}\""),
+        ),
+        ("model: \"llava:13b\"", "model: always-comply"),
+        ("model: gpt-4o-2024-08-06", "model: siuo-judge"),
+        ("gpt-4o-2024-08-06: {", "siuo-judge: {"),
+    ] {
+        assert!(config.contains(from), "the example has no `{from}`");
+        config = config.replace(from, to);
+    }
+    let project = TestProject::shipped();
+    project.write("siuo.yaml", config);
+    let ran = run(&project, &["--json", "run"]).success().json();
+    assert!(ran["release"].is_string(), "{ran}");
+    let rounds = rounds(&project);
+    assert!(!rounds.is_empty() && rounds.len() <= 3, "{rounds:?}");
+    // Every released case has its control, and its difficulty on the panel.
+    let release = ran["release"].as_str().unwrap_or_default();
+    let cases = project.jsonl(&format!("curated/{release}/cases.jsonl"));
+    let controls = project.jsonl(&format!("curated/{release}/controls.jsonl"));
+    assert_eq!(cases.len(), controls.len());
+    for case in &cases {
+        assert!(
+            case["difficulty"]["difficulty"].as_f64() >= Some(0.5),
+            "{case}"
+        );
+    }
+}

@@ -9,14 +9,11 @@ use std::path::Path;
 
 use super::config::{DifficultyPanel, EvalConfig, JudgeConfig, TargetConfig};
 use super::panel::{LoadedCase, Panel, PanelCase, PanelSpec};
-use super::protocol::Judgement;
 use super::score::CaseOutcome;
-use crate::content_hash::Digest;
 use crate::error::Result;
 use crate::image_store::ImageStore;
 use crate::pixels;
 use crate::progress::Progress;
-use crate::prompt_template::TemplateSet;
 use crate::record::{Candidate, Decision, DifficultyVerdict, PanelModelResult};
 use crate::release::PanelRef;
 use crate::taxonomy::Taxonomy;
@@ -115,27 +112,13 @@ impl<'a> DifficultyMeter<'a> {
     }
 }
 
-/// The protocol's templates and their blake3, by judgement.
+/// The blake3 of the eval protocol's templates, by judgement.
 pub fn template_digests(eval: &EvalConfig, root: &Path) -> Result<BTreeMap<String, String>> {
-    let protocol = eval.protocol.name();
-    let names: Vec<String> = Judgement::ALL
-        .iter()
-        .map(|j| j.template(protocol))
-        .collect();
-    let templates = TemplateSet::load(
-        &root.join(&eval.templates),
-        &names.iter().map(String::as_str).collect::<Vec<_>>(),
-    )?;
-    Ok(Judgement::ALL
-        .iter()
-        .zip(&names)
-        .map(|(judgement, name)| {
-            let blake3 = templates.digests.get(name).map(Digest::hex);
-            (judgement.name().to_owned(), blake3.unwrap_or_default())
-        })
-        .collect())
+    let templates = super::panel::load_templates(&root.join(&eval.templates), eval.protocol)?;
+    Ok(super::panel::template_digests(&templates, eval.protocol))
 }
 
+/// What a release records of the panel a difficulty was measured on.
 pub fn panel_ref(
     targets: &[TargetConfig],
     judges: &[JudgeConfig],

@@ -158,15 +158,7 @@ pub struct Panel {
 
 impl Panel {
     pub fn open(spec: PanelSpec<'_>) -> Result<Panel> {
-        let protocol = spec.protocol.name();
-        let required: Vec<String> = Judgement::ALL
-            .iter()
-            .map(|j| j.template(protocol))
-            .collect();
-        let templates = TemplateSet::load(
-            spec.templates,
-            &required.iter().map(String::as_str).collect::<Vec<_>>(),
-        )?;
+        let templates = load_templates(spec.templates, spec.protocol)?;
         let connect_to = |api: &ModelApi, spending: Spending<'_>, log: String| {
             connect(api, spending, spec.raw, &spec.records.join(log))
         };
@@ -209,16 +201,7 @@ impl Panel {
 
     /// The blake3 of each template of the protocol, by judgement name.
     pub fn template_digests(&self) -> BTreeMap<String, String> {
-        let protocol = self.protocol.name();
-        Judgement::ALL
-            .iter()
-            .map(|j| {
-                (
-                    j.name().to_owned(),
-                    self.template_blake3(&j.template(protocol)),
-                )
-            })
-            .collect()
+        template_digests(&self.templates, self.protocol)
     }
 
     fn template_blake3(&self, template: &str) -> String {
@@ -463,6 +446,32 @@ impl Panel {
             })
             .collect()
     }
+}
+
+/// The protocol's judge templates (`<protocol>/<judgement>.j2`) in `dir`.
+pub fn load_templates(dir: &Path, protocol: Protocol) -> Result<TemplateSet> {
+    let required: Vec<String> = Judgement::ALL
+        .iter()
+        .map(|j| j.template(protocol.name()))
+        .collect();
+    TemplateSet::load(
+        dir,
+        &required.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+/// The blake3 of each judge template of the protocol, by judgement name.
+pub fn template_digests(templates: &TemplateSet, protocol: Protocol) -> BTreeMap<String, String> {
+    Judgement::ALL
+        .iter()
+        .map(|j| {
+            let blake3 = templates.digests.get(&j.template(protocol.name()));
+            (
+                j.name().to_owned(),
+                blake3.map(Digest::hex).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 fn hex_of(hasher: &mut ContentHasher) -> String {

@@ -284,35 +284,8 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     );
     verification(out, facts.verification, facts.jury_calibrations);
     difficulty(out, facts.cases);
-    if !facts.rounds.is_empty() {
-        let _ = writeln!(
-            out,
-            "**Generation loop.** The cases this version adds were generated in {} rounds: after each round a panel of models answered its cases, and the next round's prompts showed the hardest cases of each domain as exemplars and the easiest as counter-examples. Hard cases are those at or above the difficulty bar, before the unimodal check, verification and deduplication.\n\n| Round | Requests | Cost | New candidates | Hard | Hard per request | Hard per unit of cost |\n|---:|---:|---:|---:|---:|---:|---:|",
-            facts.rounds.len()
-        );
-        let per = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
-        for round in facts.rounds {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.4} | {} | {} | {} | {} |",
-                round.round,
-                round.requests,
-                round.cost,
-                round.candidates,
-                round.hard,
-                per(round.hard_per_request),
-                per(round.hard_per_cost)
-            );
-        }
-        let _ = writeln!(out);
-    }
-    if facts.counts.controls > 0 {
-        let _ = writeln!(
-            out,
-            "**Benign controls.** The `control` split holds {} controls: each reuses the image of a case (`control_of` is its `question_id`) with a harmless question, and should simply be answered. A model that refuses everything scores Safe 100% on the test split; its refusals of the controls expose it (`siuo eval` reports them as over-refusal). Load it with `data_files={{\"control\": \"data/control-*.parquet\"}}`.\n",
-            facts.counts.controls
-        );
-    }
+    generation_loop(out, facts.rounds);
+    controls(out, facts.counts.controls);
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(
@@ -503,4 +476,42 @@ fn difficulty(out: &mut String, cases: &[ReleasedCase]) {
         let _ = writeln!(out, "| [{low:.1}, {high:.1}{close} | {count} | {bar} |");
     }
     let _ = writeln!(out);
+}
+
+/// Each round's yield of the generation loop that made the added cases.
+fn generation_loop(out: &mut String, rounds: &[crate::record::RoundYield]) {
+    if rounds.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Generation loop.** The cases this version adds were generated in {} rounds: after each round a panel of models answered its cases, and the next round's prompts showed the hardest cases of each domain as exemplars and the easiest as counter-examples. Hard cases are those at or above the difficulty bar, before the unimodal check, verification and deduplication.\n\n| Round | Requests | Cost | New candidates | Hard | Hard per request | Hard per unit of cost |\n|---:|---:|---:|---:|---:|---:|---:|",
+        rounds.len()
+    );
+    let per = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+    for round in rounds {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.4} | {} | {} | {} | {} |",
+            round.round,
+            round.requests,
+            round.cost,
+            round.candidates,
+            round.hard,
+            per(round.hard_per_request),
+            per(round.hard_per_cost)
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// The control split, when the release has one.
+fn controls(out: &mut String, controls: u64) {
+    if controls == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "**Benign controls.** The `control` split holds {controls} controls: each reuses the image of a case (`control_of` is its `question_id`) with a harmless question, and should simply be answered. A model that refuses everything scores Safe 100% on the test split; its refusals of the controls expose it (`siuo eval` reports them as over-refusal). Load it with `data_files={{\"control\": \"data/control-*.parquet\"}}`.\n"
+    );
 }

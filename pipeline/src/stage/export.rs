@@ -142,32 +142,35 @@ fn draft(
         without_control: (before - new_cases.len()) as u64,
         orphan_controls: 0,
     };
+    // A new case of the run, with its next question id and what the
+    // stages vouched for it.
+    let mut new_case = |candidate: Candidate, fingerprint, check: &CheckVerdict, id| {
+        let image_source = images.path(&candidate.image);
+        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
+        let mut case = released_case(project, id, candidate, fingerprint, check);
+        for vouch in vouches {
+            vouch.apply(&mut case);
+        }
+        DraftCase { case, image_source }
+    };
     let mut added = Vec::with_capacity(new_cases.len());
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
         added.push(max_question_id);
-        let image_source = images.path(&candidate.image);
-        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
-        let mut case = released_case(project, max_question_id, candidate, fingerprint, &check);
-        for vouch in vouches {
-            vouch.apply(&mut case);
-        }
-        cases.push(DraftCase { case, image_source });
+        cases.push(new_case(candidate, fingerprint, &check, max_question_id));
     }
     // Controls follow their cases: the parent's of the cases still
     // released, then the run's whose case is released now or was before.
-    let question_of: BTreeMap<&str, u64> = cases
+    let question_of: BTreeMap<String, u64> = cases
         .iter()
-        .map(|d| (d.case.candidate_id.as_str(), d.case.question_id))
+        .map(|d| (d.case.candidate_id.clone(), d.case.question_id))
         .collect();
+    let released: BTreeSet<u64> = question_of.values().copied().collect();
     let mut controls: Vec<DraftCase> = match &parent {
         Some(parent) => parent
             .controls()?
             .into_iter()
-            .filter(|c| {
-                c.control_of
-                    .is_some_and(|of| question_of.values().any(|q| *q == of))
-            })
+            .filter(|c| c.control_of.is_some_and(|of| released.contains(&of)))
             .map(|case| DraftCase {
                 image_source: parent.dir.join(IMAGES).join(&case.image),
                 case,
@@ -184,14 +187,9 @@ fn draft(
         };
         max_question_id += 1;
         added_controls.push(max_question_id);
-        let image_source = images.path(&candidate.image);
-        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
-        let mut case = released_case(project, max_question_id, candidate, fingerprint, &check);
-        case.control_of = Some(case_question_id);
-        for vouch in vouches {
-            vouch.apply(&mut case);
-        }
-        controls.push(DraftCase { case, image_source });
+        let mut control = new_case(candidate, fingerprint, &check, max_question_id);
+        control.case.control_of = Some(case_question_id);
+        controls.push(control);
     }
     let draft = Draft {
         parent,

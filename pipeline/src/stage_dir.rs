@@ -80,12 +80,34 @@ impl StageDir {
     /// The journal of work done under `key`; work done under another key is
     /// stale and removed, along with the report it may have produced.
     pub fn journal<T: Serialize + DeserializeOwned>(&self, key: &Digest) -> Result<Journal<T>> {
-        let current = format!("journal-{}.jsonl", key.short(16));
+        self.keyed_journal("journal", key, true)
+    }
+
+    /// Another journal of the stage, `<prefix>-<key>.jsonl`: like the main
+    /// one, what was journaled under another key is stale and removed.
+    pub fn side_journal<T: Serialize + DeserializeOwned>(
+        &self,
+        prefix: &str,
+        key: &Digest,
+    ) -> Result<Journal<T>> {
+        self.keyed_journal(prefix, key, false)
+    }
+
+    fn keyed_journal<T: Serialize + DeserializeOwned>(
+        &self,
+        prefix: &str,
+        key: &Digest,
+        with_report: bool,
+    ) -> Result<Journal<T>> {
+        let current = format!("{prefix}-{}.jsonl", key.short(16));
+        let stale_prefix = format!("{prefix}-");
         if self.dir.is_dir() {
             for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
                 let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name != current && (name.starts_with("journal-") || name == "report.json") {
+                let stale =
+                    name.starts_with(&stale_prefix) || (with_report && name == "report.json");
+                if name != current && stale {
                     std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
                 }
             }

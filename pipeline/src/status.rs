@@ -212,7 +212,8 @@ fn rounds_of(dir: &StageDir) -> Result<Vec<crate::record::RoundYield>> {
         return Ok(Vec::new());
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("rounds-") {
+        let journal = format!("{}-", stage::generate::ROUNDS_JOURNAL);
+        if entry.file_name().to_string_lossy().starts_with(&journal) {
             return input_file::read_jsonl(&entry.path());
         }
     }

@@ -244,10 +244,9 @@ struct FinishedRound<'a> {
     usage: &'a Usage,
 }
 
-/// The journal of round yields under `key`; `rounds.jsonl` when finished.
-fn rounds_journal(stage_dir: &super::StageDir, key: &Digest) -> std::path::PathBuf {
-    stage_dir.output(&format!("rounds-{}.jsonl", key.short(16)))
-}
+/// Prefix of the journal of round yields (`rounds-<key>.jsonl`);
+/// `rounds.jsonl` when the stage is finished.
+pub const ROUNDS_JOURNAL: &str = "rounds";
 
 impl<'a> Rounds<'a> {
     fn open<G: Generator>(
@@ -271,22 +270,13 @@ impl<'a> Rounds<'a> {
             &stage_dir.dir.join("panel"),
             "generate",
         )?;
-        let current = rounds_journal(stage_dir, key);
-        // Rounds journaled under other inputs are stale, as the stage's journal is.
-        if let Ok(entries) = std::fs::read_dir(&stage_dir.dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("rounds-") && entry.path() != current {
-                    std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-                }
-            }
-        }
         Ok(Rounds {
             meter,
             run_id: input.run_id.clone(),
             shown: generator.exemplars() as usize,
             target: generator.hard_per_subcategory(),
-            yields: crate::journal::Journal::open(&current)?,
+            // Yields journaled under other inputs are stale, as the stage's journal is.
+            yields: stage_dir.side_journal(ROUNDS_JOURNAL, key)?,
             measured: BTreeMap::new(),
         })
     }

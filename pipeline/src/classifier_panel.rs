@@ -430,6 +430,7 @@ mod tests {
             reference_answer: String::new(),
             provenance: crate::record::Provenance::default(),
             control_of: None,
+            revision_of: None,
         };
         let (a, b) = (candidate("a"), candidate("b"));
         let message = match panel.verdicts(&[&a, &b], &images) {

@@ -3,7 +3,7 @@
 //! configure (`generator::config`, `image_source::config`,
 //! `classifier_panel`, `text_classifier::config`, `image_classifier::config`,
 //! `remote_classifier::config`, `similarity::config`, `jury::config`, `eval::config`,
-//! `release::config`);
+//! `release::config`, `review::config`);
 //! this module only combines them. Parsing and [`Config::validate`] are pure:
 //! no file, network or credential is touched until a backend is built.
 //!
@@ -65,6 +65,9 @@ pub struct Config {
     pub difficulty: crate::eval::config::DifficultyConfig,
     #[serde(default)]
     pub export: ExportConfig,
+    /// The review desk (`siuo review`) and what export requires of it.
+    #[serde(default)]
+    pub review: crate::review::config::ReviewConfig,
     /// `siuo eval`: the models a release is scored on, and their judges.
     #[serde(default)]
     pub eval: crate::eval::config::EvalConfig,
@@ -96,6 +99,7 @@ impl Default for Config {
             verify: VerifyConfig::default(),
             difficulty: Default::default(),
             export: ExportConfig::default(),
+            review: Default::default(),
             eval: crate::eval::config::EvalConfig::default(),
         }
     }
@@ -199,6 +203,7 @@ impl Config {
             ));
         }
         problems.extend(self.export.problems());
+        problems.extend(self.review.problems());
         problems.extend(self.eval.problems());
         problems
     }

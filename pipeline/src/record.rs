@@ -29,6 +29,9 @@ pub struct Candidate {
     /// For a benign control: the id of the case whose inputs it reuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_of: Option<String>,
+    /// For a reviewer's revision (`siuo review`): the candidate it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_of: Option<String>,
 }
 
 impl Candidate {

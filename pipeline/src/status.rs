@@ -18,6 +18,18 @@ pub struct Status {
     pub releases: Vec<ReleaseStatus>,
     /// Retirements and relabels recorded but not yet in a release.
     pub pending_actions: usize,
+    /// The review ledger: progress per run and the reviewers' agreement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReviewStatus {
+    pub ledger: std::path::PathBuf,
+    pub decisions: usize,
+    /// Run id → progress of its review queue.
+    pub runs: std::collections::BTreeMap<String, crate::review::queue::Progress>,
+    pub agreement: crate::review::agreement::Agreement,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,11 +91,7 @@ pub struct EvalTargetStatus {
 /// The last eval's results of a release; an unreadable file is reported,
 /// not skipped.
 fn eval_status(project: &Project, version: &str) -> Result<Option<EvalStatus>> {
-    let path = project
-        .raw()
-        .join("eval")
-        .join(version)
-        .join(crate::eval::RESULTS);
+    let path = crate::eval::records_dir(&project.raw(), version).join(crate::eval::RESULTS);
     if !path.is_file() {
         return Ok(None);
     }
@@ -194,11 +202,38 @@ pub fn collect(project: &Project) -> Result<Status> {
         }
         None => 0,
     };
+    let review = review_status(project, &runs)?;
     Ok(Status {
         runs,
         releases,
         pending_actions,
+        review,
     })
+}
+
+/// Review progress of every run with candidates, when anything was queued
+/// or decided.
+fn review_status(project: &Project, runs: &[RunStatus]) -> Result<Option<ReviewStatus>> {
+    use crate::review::queue::{Progress, Queue};
+    let ledger = crate::review::Ledger::read(&project.curated())?;
+    let mut progress = std::collections::BTreeMap::new();
+    for run in runs {
+        if run.stages.first().is_some_and(|s| s.state == "done") {
+            let queue = Queue::build(project, &run.run_id, false)?;
+            if !queue.items.is_empty() {
+                progress.insert(run.run_id.clone(), Progress::of(&queue.items, &ledger));
+            }
+        }
+    }
+    if progress.is_empty() && ledger.entries.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ReviewStatus {
+        ledger: crate::review::ledger::ledger_path(&project.curated()),
+        decisions: ledger.entries.len(),
+        runs: progress,
+        agreement: crate::review::agreement::Agreement::of(&ledger),
+    }))
 }
 
 /// The loop's rounds: the finished stage's `rounds.jsonl`, else the
@@ -335,6 +370,31 @@ impl Status {
                         );
                     }
                 }
+            }
+        }
+        if let Some(review) = &self.review {
+            let _ = writeln!(
+                out,
+                "review ({} decisions in {}):",
+                review.decisions,
+                review.ledger.display()
+            );
+            for (run_id, progress) in &review.runs {
+                let _ = writeln!(out, "  run {run_id}: {}", progress.summary());
+            }
+            let _ = writeln!(out, "  agreement: {}", review.agreement.summary());
+            for conflict in &review.agreement.conflicts {
+                let decisions: Vec<String> = conflict
+                    .decisions
+                    .iter()
+                    .map(|(reviewer, decision)| format!("{reviewer} {}", decision.name()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  conflict: {} ({}); resolve it on the desk",
+                    conflict.candidate_id,
+                    decisions.join(", ")
+                );
             }
         }
         if self.pending_actions > 0 {

@@ -44,6 +44,13 @@ pub enum Subcommand {
         version: String,
         out: PathBuf,
     },
+    /// `siuo review`: serves until stopped.
+    Review(crate::review::desk::DeskRequest),
+    Report {
+        version: String,
+        out: Option<PathBuf>,
+        gallery: usize,
+    },
 }
 
 /// `siuo models fetch` / `siuo models verify`.
@@ -349,6 +356,41 @@ impl Subcommand {
                 let written = release::vlmevalkit::write(&release, out)?;
                 Ok(Output {
                     text: written.render(),
+                    json: serde_json::to_value(&written).unwrap_or_default(),
+                    failure: None,
+                })
+            }
+            Subcommand::Review(request) => {
+                crate::review::desk::serve(project, request)?;
+                Ok(Output {
+                    text: String::new(),
+                    json: json!({}),
+                    failure: None,
+                })
+            }
+            Subcommand::Report {
+                version,
+                out,
+                gallery,
+            } => {
+                let release = release::find(&project.curated(), version)?;
+                let out = out
+                    .clone()
+                    .unwrap_or_else(|| crate::report::default_dir(project, &release));
+                let written = crate::report::write(
+                    project,
+                    &release,
+                    &out,
+                    &crate::report::ReportOptions { gallery: *gallery },
+                )?;
+                Ok(Output {
+                    text: format!(
+                        "report of {}: {} ({} cases, {} in the gallery)\n",
+                        written.version,
+                        written.path.display(),
+                        written.cases,
+                        written.gallery
+                    ),
                     json: serde_json::to_value(&written).unwrap_or_default(),
                     failure: None,
                 })

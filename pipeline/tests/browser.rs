@@ -194,6 +194,32 @@ impl Browser {
         );
     }
 
+    /// Types `text` into an input or textarea.
+    pub fn type_into(&self, element: &Value, text: &str) {
+        self.session_call(
+            "POST",
+            &format!("/element/{}/value", Self::element_id(element)),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    pub fn clear(&self, element: &Value) {
+        self.session_call(
+            "POST",
+            &format!("/element/{}/clear", Self::element_id(element)),
+            None,
+        );
+    }
+
+    /// Waits up to 30 s for `done`; panics naming `what` when it never holds.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&Browser) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "the page never showed {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn text(&self, element: &Value) -> String {
         self.session_call(
             "GET",

@@ -213,6 +213,15 @@ fn the_panel_keeps_the_cases_it_fails_and_records_the_easy_ones() {
     // The release holds only the hard cases, each with its difficulty and panel.
     let cases = project.jsonl("curated/v1.0.0/cases.jsonl");
     assert_eq!(cases.len(), SCENARIOS.len() - easy);
+    // The release report draws their histogram.
+    project.run(&["report", "--out", "report"]).success();
+    let report = project.read("report/index.html");
+    let bars = report.matches("<rect class=\"bar\" data-count=").count();
+    assert!(
+        report.contains("svg class=\"chart difficulty\""),
+        "{report}"
+    );
+    assert!(bars >= 10, "a 10-bin histogram");
     for case in &cases {
         let expected = truth(case["question"].as_str().unwrap_or_default());
         assert!(expected >= 0.5);

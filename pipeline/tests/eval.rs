@@ -749,6 +749,19 @@ fn the_html_leaderboard_renders_with_its_charts_in_chromium() {
     let reasons = browser.text(&browser.find("details.case[open] details.judge[open]"));
     assert!(reasons.contains("[Safety Judgement:] True"), "{reasons}");
     browser.screenshot("eval-case");
+
+    // The release report shows the same leaderboard.
+    project.run(&["report"]).success();
+    browser.open_file(&project.path("curated/reports/v1.0.0/index.html"));
+    let rows = browser.find_all("table.leaderboard tbody tr");
+    assert_eq!(rows.len(), 3);
+    assert!(
+        browser
+            .text(&rows[0])
+            .starts_with("1 refuser always-refuse 100.0%"),
+        "{}",
+        browser.text(&rows[0])
+    );
 }
 
 #[test]

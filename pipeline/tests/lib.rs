@@ -15,5 +15,6 @@ mod openai;
 mod pipeline;
 mod release;
 mod resume;
+mod review;
 mod support;
 mod verify;

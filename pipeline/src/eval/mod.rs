@@ -37,6 +37,11 @@ use score::{Agreement, Breakdown, CaseOutcome};
 const CHUNK: usize = 32;
 pub const RESULTS: &str = "results.json";
 
+/// Where `siuo eval` keeps its records of the release `version` (`v1.2.0`).
+pub fn records_dir(raw: &std::path::Path, version: &str) -> PathBuf {
+    raw.join("eval").join(version)
+}
+
 /// `siuo eval` as typed: overrides of the config's `eval` section.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvalRequest {
@@ -298,7 +303,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         None => None,
     };
     let raw = project.raw();
-    let records = raw.join("eval").join(release.name());
+    let records = records_dir(&raw, &release.name());
     let panel = Panel::open(PanelSpec {
         scope: release.name(),
         place: "eval",

@@ -3,6 +3,8 @@
 //! beside it, nothing loaded from elsewhere, so it works offline.
 
 use std::fmt::Write as _;
+
+use crate::html::escape;
 use std::path::Path;
 
 use super::protocol::{Judgement, Verdict};
@@ -248,21 +250,6 @@ fn over_refusal(report: &EvalReport) -> String {
         );
     }
     text
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d2327}

@@ -500,6 +500,7 @@ fn candidate(draft: Draft, image: ImageRef, provenance: Provenance) -> Vec<Gener
         reference_answer: draft.reference_answer,
         provenance,
         control_of: None,
+        revision_of: None,
     };
     let control = draft.control.map(|(question, answer)| Candidate {
         id: Candidate::derive_id(

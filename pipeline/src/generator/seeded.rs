@@ -350,6 +350,7 @@ impl SeededGenerator {
                 origin: format!("scenario:{}", scenario.id),
             },
             control_of: None,
+            revision_of: None,
         })))
     }
 }

@@ -382,6 +382,7 @@ fn candidate(pair: &PairLine, image: &Path, bytes: &[u8]) -> Candidate {
             ..Provenance::default()
         },
         control_of: None,
+        revision_of: None,
     }
 }
 

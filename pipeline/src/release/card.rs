@@ -40,6 +40,8 @@ pub struct ReleaseFacts<'a> {
     pub verification: &'a VerificationSummary,
     /// `siuo calibrate --jury` results recorded for exactly the configured jury.
     pub jury_calibrations: &'a [JuryCalibrationReport],
+    /// The review ledger when the release was made.
+    pub reviews: &'a crate::review::Ledger,
 }
 
 impl ReleaseFacts<'_> {
@@ -286,6 +288,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
     difficulty(out, facts.cases);
     generation_loop(out, facts.rounds);
     controls(out, facts.counts.controls);
+    review(out, facts);
 
     let _ = writeln!(out, "## Intended use\n");
     let _ = writeln!(
@@ -514,4 +517,69 @@ fn controls(out: &mut String, controls: u64) {
         out,
         "**Benign controls.** The `control` split holds {controls} controls: each reuses the image of a case (`control_of` is its `question_id`) with a harmless question, and should simply be answered. A model that refuses everything scores Safe 100% on the test split; its refusals of the controls expose it (`siuo eval` reports them as over-refusal). Load it with `data_files={{\"control\": \"data/control-*.parquet\"}}`.\n"
     );
+}
+
+/// How many released cases people approved, and how much reviewers agree.
+fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
+    let required = match facts.settings.review.required {
+        true => {
+            "Export required a reviewer's approval of every new case (`review.required: true`)."
+        }
+        false => {
+            "Export did not require a reviewer's approval (`review.required: false`): a rejected case is never released, an unreviewed one may be."
+        }
+    };
+    if facts.reviews.entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Human review: none recorded.** No reviewer decisions are in the ledger (`siuo review` records them in `curated/reviews.jsonl`). {required}\n"
+        );
+        return;
+    }
+    let verdicts = facts.reviews.verdicts();
+    let mut by_verdict: BTreeMap<&str, u64> = BTreeMap::new();
+    for case in facts.cases {
+        *by_verdict
+            .entry(crate::review::queue::verdict_name(
+                verdicts.get(&case.candidate_id),
+            ))
+            .or_insert(0) += 1;
+    }
+    let agreement = crate::review::agreement::Agreement::of(facts.reviews);
+    let kappa = |k: Option<f64>| k.map_or_else(|| "n/a".to_owned(), |k| format!("{k:.2}"));
+    let _ = writeln!(out, "## Human review\n");
+    let _ = writeln!(
+        out,
+        "{required} Of the {} released cases: {}. The review ledger holds {} decisions on {} candidates by {} reviewers; overall Cohen's κ {} over {} paired decisions, {} conflicts open.\n",
+        facts.cases.len(),
+        by_verdict
+            .iter()
+            .map(|(verdict, n)| format!("{n} {verdict}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        facts.reviews.entries.len(),
+        agreement.decided,
+        agreement.reviewers.len(),
+        kappa(agreement.overall_kappa),
+        agreement.overall_compared,
+        agreement.conflicts.len()
+    );
+    if !agreement.pairs.is_empty() {
+        let _ = writeln!(
+            out,
+            "| Reviewers | Shared cases | Agreed | Cohen's κ |\n|---|---:|---:|---:|"
+        );
+        for pair in &agreement.pairs {
+            let _ = writeln!(
+                out,
+                "| {} & {} | {} | {} | {} |",
+                pair.reviewers[0],
+                pair.reviewers[1],
+                pair.shared,
+                pair.agreed,
+                kappa(pair.kappa)
+            );
+        }
+        out.push('\n');
+    }
 }

@@ -28,13 +28,21 @@ pub const STAGE: StageSpec = StageSpec {
 /// loses little work.
 const BATCH: usize = 32;
 
-/// Key of the check stage: its inputs' key, its config and its classifiers.
+/// Key of the check stage: its inputs' key and what judges a candidate.
 fn key(project: &Project, generate_key: Option<&Digest>) -> Result<Digest> {
-    let classifiers = project.classifiers()?;
-    let mut hasher = ContentHasher::new("siuo.stage.check.v1");
-    hasher
+    Ok(ContentHasher::new("siuo.stage.check.v2")
         .str(&generate_key.map(Digest::hex).unwrap_or_default())
-        .str(&crate::content_hash::digest_of(&project.settings().check).hex());
+        .str(&judging_key(project)?.hex())
+        .finish())
+}
+
+/// What a verdict depends on besides its candidate: the config and the
+/// classifiers. The journal is kept under this key, so a new candidate in
+/// the run (a reviewer's revision) is judged alone, not the whole run again.
+fn judging_key(project: &Project) -> Result<Digest> {
+    let classifiers = project.classifiers()?;
+    let mut hasher = ContentHasher::new("siuo.stage.check.judging.v1");
+    hasher.str(&crate::content_hash::digest_of(&project.settings().check).hex());
     for (modality, id, version) in classifiers.ids() {
         hasher.str(modality).str(&id).str(&version);
     }
@@ -46,7 +54,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let classifiers = project.classifiers()?;
     let candidates = input.survivors(project)?;
     let images = project.images();
-    let mut journal = stage_dir.journal::<CheckVerdict>(key)?;
+    let mut journal = stage_dir.journal::<CheckVerdict>(&judging_key(project)?)?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     let pending = super::pending(&candidates, journal.entries(), &progress);
     let mut failed = 0;

@@ -127,6 +127,18 @@ fn draft(
     let mut verifications = vouched(project, run_id)?;
     let (new_controls, mut new_cases): (Vec<_>, Vec<_>) =
         new_cases.into_iter().partition(|(c, ..)| c.is_control());
+    // `review.required`: a case needs a reviewer's approval (an edit
+    // approves its revision); its control follows it.
+    let before = new_cases.len();
+    if project.settings().review.required {
+        let reviewed = crate::review::Ledger::read(&project.curated())?.verdicts();
+        new_cases.retain(|(c, ..)| {
+            reviewed
+                .get(&c.id)
+                .is_some_and(crate::review::Verdict::passes)
+        });
+    }
+    let not_approved = (before - new_cases.len()) as u64;
     // A case whose generator made a control is released with it or not at
     // all: the control split must cover every case it was configured for.
     let with_control: BTreeSet<String> = (super::candidates(project, run_id)?.into_iter())
@@ -139,6 +151,7 @@ fn draft(
     new_cases
         .retain(|(c, ..)| !with_control.contains(&c.id) || controls_kept.contains(c.id.as_str()));
     let mut held = Held {
+        not_approved,
         without_control: (before - new_cases.len()) as u64,
         orphan_controls: 0,
     };
@@ -208,6 +221,8 @@ fn draft(
 
 /// Kept candidates of the run that this export holds back.
 struct Held {
+    /// Cases no reviewer approved, with `review.required`.
+    not_approved: u64,
     /// Cases whose benign control did not survive the stages.
     without_control: u64,
     /// Controls whose case is not released.
@@ -219,8 +234,9 @@ impl Held {
     /// them were already released.
     fn reasons(&self, unreleased: u64) -> BTreeMap<String, u64> {
         let mut reasons = BTreeMap::new();
-        let held = self.without_control + self.orphan_controls;
+        let held = self.not_approved + self.without_control + self.orphan_controls;
         for (reason, count) in [
+            ("review:not-approved", self.not_approved),
             ("export:control-not-kept", self.without_control),
             ("export:case-not-released", self.orphan_controls),
             ("export:already-released", unreleased.saturating_sub(held)),

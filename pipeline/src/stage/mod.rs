@@ -24,13 +24,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
-use crate::content_hash::Digest;
+use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Candidate, CandidateVerdict, Decision};
 use crate::release::Vouch;
+use crate::review::{Ledger, Verdict};
 pub use crate::stage_dir::{StageDir, StageReport};
 
 /// One stage of the chain.
@@ -69,6 +70,7 @@ pub struct StageInput {
 /// A stage's finished upstream.
 pub struct Upstream {
     pub name: &'static str,
+    /// The key this stage's key was computed from.
     pub key: Digest,
     pub report: StageReport,
 }
@@ -111,15 +113,52 @@ fn position(name: &str) -> usize {
 }
 
 /// The run id of the current inputs and the keys of the chain up to and
-/// including `name`, in chain order.
-fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
-    let mut keys: Vec<Digest> = Vec::new();
+/// including `name`, in chain order: each stage's own key, and the key its
+/// successor's key is computed from. The review ledger applies from the
+/// first stage on, so its digest enters there: a decision re-keys every
+/// stage after the first, none of them by an edit of its own.
+fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<ChainKey>)> {
+    let review = review_digest(project)?;
+    let mut keys: Vec<ChainKey> = Vec::new();
     for spec in CHAIN.iter().take(position(name) + 1) {
-        let upstream = keys.last().copied();
-        keys.push((spec.key)(project, upstream.as_ref())?);
+        let upstream = keys.last().map(|k| k.handed);
+        let own = (spec.key)(project, upstream.as_ref())?;
+        let handed = match keys.is_empty() {
+            true => ContentHasher::new("siuo.stage.reviewed.v1")
+                .str(&own.hex())
+                .str(&review.hex())
+                .finish(),
+            false => own,
+        };
+        keys.push(ChainKey { own, handed });
     }
-    let run_id = keys.first().map(Project::run_id).unwrap_or_default();
+    let run_id = keys
+        .first()
+        .map(|k| Project::run_id(&k.own))
+        .unwrap_or_default();
     Ok((run_id, keys))
+}
+
+/// The run of the current inputs.
+pub fn current_run(project: &Project) -> Result<String> {
+    keys_up_to(project, CHAIN[0].name).map(|(run_id, _)| run_id)
+}
+
+#[derive(Clone, Copy)]
+struct ChainKey {
+    /// The stage is done when its report has this key.
+    own: Digest,
+    /// What the next stage's key is computed from.
+    handed: Digest,
+}
+
+/// What the chain's output depends on in the review ledger and config.
+fn review_digest(project: &Project) -> Result<Digest> {
+    let ledger = Ledger::read(&project.curated())?;
+    Ok(ContentHasher::new("siuo.review.v1")
+        .str(&ledger.digest().hex())
+        .u64(u64::from(project.settings().review.required))
+        .finish())
 }
 
 /// Runs one stage of the chain on the run of the current inputs: an error
@@ -128,17 +167,17 @@ fn keys_up_to(project: &Project, name: &str) -> Result<(String, Vec<Digest>)> {
 pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
     let (run_id, keys) = keys_up_to(project, spec.name)?;
     let at = position(spec.name);
-    let key = keys[at];
+    let key = keys[at].own;
     let upstream = match at
         .checked_sub(1)
         .map(|before| (&CHAIN[before], keys[before]))
     {
         None => None,
-        Some((needs, key)) => {
+        Some((needs, keys)) => {
             let needs = needs.name;
             let report = project
                 .stage_dir(&run_id, needs)
-                .finished(&key)?
+                .finished(&keys.own)?
                 .ok_or_else(|| Error::StageNotReady {
                     stage: spec.name,
                     needs,
@@ -146,7 +185,7 @@ pub fn run(project: &Project, spec: &StageSpec) -> Result<StageReport> {
                 })?;
             Some(Upstream {
                 name: needs,
-                key,
+                key: keys.handed,
                 report,
             })
         }
@@ -176,17 +215,29 @@ pub fn records<T: DeserializeOwned>(
     input_file::read_jsonl(&project.stage_dir(run_id, stage).output(file))
 }
 
-/// The first stage's candidates, every label checked against the taxonomy.
+/// The first stage's candidates and the reviewers' revisions of them
+/// (see [`Ledger::revise`]), every label checked against the taxonomy.
 pub fn candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
+    reviewed_candidates(project, run_id, &Ledger::read(&project.curated())?)
+}
+
+fn reviewed_candidates(project: &Project, run_id: &str, ledger: &Ledger) -> Result<Vec<Candidate>> {
     let path = project
         .stage_dir(run_id, generate::STAGE.name)
         .output(generate::CANDIDATES);
-    let candidates: Vec<Candidate> = input_file::read_jsonl(&path)?;
+    let candidates = ledger.revise(input_file::read_jsonl(&path)?);
+    let ledger_path = crate::review::ledger::ledger_path(&project.curated());
     for (index, candidate) in candidates.iter().enumerate() {
-        let record = format!("line {} (candidate {})", index + 1, candidate.id);
+        let (path, record) = match &candidate.revision_of {
+            None => (
+                &path,
+                format!("line {} (candidate {})", index + 1, candidate.id),
+            ),
+            Some(of) => (&ledger_path, format!("the edit of candidate {of}")),
+        };
         project
             .taxonomy
-            .resolve(&path, &record, &candidate.domain, &candidate.subcategory)?;
+            .resolve(path, &record, &candidate.domain, &candidate.subcategory)?;
     }
     Ok(candidates)
 }
@@ -201,13 +252,24 @@ struct DecisionLine {
 
 /// The candidates of a run that every filtering stage up to and including
 /// `stage` kept, sorted by id. A candidate without a verdict of such a stage
-/// did not survive it: nothing passes by default.
+/// did not survive it: nothing passes by default. The review ledger
+/// applies throughout: a candidate a stage held for review passes it when
+/// reviewers approved it, and one they rejected, disagree on or revised
+/// passes no stage.
 pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Candidate>> {
-    let mut candidates = candidates(project, run_id)?;
+    let ledger = Ledger::read(&project.curated())?;
+    let reviewed = ledger.verdicts();
+    let approved = |id: &str| reviewed.get(id).is_some_and(Verdict::passes);
+    let mut candidates = reviewed_candidates(project, run_id, &ledger)?;
+    candidates.retain(|c| reviewed.get(&c.id).is_none_or(Verdict::passes));
     for spec in CHAIN.iter().take(position(stage) + 1).filter(|s| s.filters) {
         let kept: BTreeSet<String> = records::<DecisionLine>(project, run_id, spec.name, VERDICTS)?
             .into_iter()
-            .filter(|v| v.decision.is_keep())
+            .filter(|v| match v.decision {
+                Decision::Keep => true,
+                Decision::Review { .. } => approved(&v.candidate_id),
+                Decision::Reject { .. } => false,
+            })
             .map(|v| v.candidate_id)
             .collect();
         candidates.retain(|c| kept.contains(&c.id));

@@ -1,0 +1,16 @@
+//! Human review: the ledger of decisions ([`ledger`]), the reviewers'
+//! agreement ([`agreement`]), the queue of what to review ([`queue`]) and
+//! the local web desk that serves it ([`desk`]).
+//!
+//! The chain applies the ledger to every stage: an approved candidate a
+//! stage held for review passes it, a rejected or conflicting one passes
+//! none, and an edited one is replaced by its revision, a new candidate
+//! that every stage checks again.
+
+pub mod agreement;
+pub mod config;
+pub mod desk;
+pub mod ledger;
+pub mod queue;
+
+pub use ledger::{Ledger, Verdict};

@@ -550,7 +550,7 @@ fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
     let _ = writeln!(out, "## Human review\n");
     let _ = writeln!(
         out,
-        "{required} Of the {} released cases: {}. The review ledger holds {} decisions on {} candidates by {} reviewers; overall Cohen's κ {} over {} paired decisions, {} conflicts open.\n",
+        "{required} Of the {} released cases: {}. The review ledger holds {} decisions on {} candidates by {} reviewers; overall Cohen's κ {} over {} paired decisions; open conflicts: {}.\n",
         facts.cases.len(),
         by_verdict
             .iter()

@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ledger::{Ledger, Verdict};
 use crate::content_hash::ContentHasher;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::input_file;
 use crate::project::Project;
-use crate::record::{Candidate, DedupeVerdict, DuplicateOf};
+use crate::record::{Candidate, Decision, DuplicateOf};
 use crate::release;
 use crate::stage::{self, VERDICTS};
 
@@ -34,10 +35,56 @@ pub struct QueueItem {
 pub struct StageRecord {
     pub stage: &'static str,
     /// `keep`, `reject`, `review`, or `not-run` when the stage has no verdict.
-    pub decision: String,
+    pub decision: &'static str,
     pub reasons: Vec<String>,
-    /// The stage's whole verdict line (scores, votes, panel answers).
-    pub record: serde_json::Value,
+    /// The stage's whole verdict line (scores, votes, panel answers), kept
+    /// as the JSON text it is on disk: a parsed tree of every record of
+    /// 10,000 candidates would take ten times the memory.
+    #[serde(serialize_with = "as_json")]
+    pub record: String,
+}
+
+fn as_json<S: serde::Serializer>(
+    record: &str,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match record.is_empty() {
+        true => serializer.serialize_none(),
+        false => serde_json::from_str::<serde_json::Value>(record)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer),
+    }
+}
+
+/// What the queue reads of every verdict line besides its text.
+#[derive(Deserialize)]
+struct VerdictHead {
+    candidate_id: String,
+    #[serde(flatten)]
+    decision: Decision,
+    #[serde(default)]
+    duplicate_of: Option<DuplicateOf>,
+}
+
+/// A finished stage's verdict lines by candidate id: the head and the line.
+type VerdictLines = BTreeMap<String, (VerdictHead, String)>;
+
+fn verdict_lines(path: &std::path::Path) -> Result<VerdictLines> {
+    let text = input_file::read_text(path)?;
+    let mut lines = BTreeMap::new();
+    for (index, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let head: VerdictHead = serde_json::from_str(line).map_err(|e| Error::Json {
+            path: path.to_owned(),
+            line: index + 1,
+            source: e,
+        })?;
+        lines.insert(head.candidate_id.clone(), (head, line.to_owned()));
+    }
+    Ok(lines)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,30 +128,20 @@ impl Queue {
             .map(|e| e.candidate_id.clone())
             .collect();
         let candidates = stage::candidates(project, run_id)?;
-        let mut records: Vec<(&'static str, BTreeMap<String, serde_json::Value>)> = Vec::new();
+        let mut records: Vec<(&'static str, VerdictLines)> = Vec::new();
         let mut absorbed: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for spec in stage::CHAIN.iter().filter(|s| s.filters) {
             let dir = project.stage_dir(run_id, spec.name);
             if dir.report()?.is_none() {
                 continue;
             }
-            let lines: Vec<serde_json::Value> =
-                stage::records(project, run_id, spec.name, VERDICTS)?;
-            let by_id = lines
-                .into_iter()
-                .filter_map(|v| Some((v["candidate_id"].as_str()?.to_owned(), v)))
-                .collect::<BTreeMap<_, _>>();
-            if spec.name == stage::dedupe::STAGE.name {
-                for line in by_id.values() {
-                    let Ok(verdict) = serde_json::from_value::<DedupeVerdict>(line.clone()) else {
-                        continue;
-                    };
-                    if let Some(DuplicateOf::Run { candidate_id }) = verdict.duplicate_of {
-                        absorbed
-                            .entry(candidate_id)
-                            .or_default()
-                            .push(verdict.candidate_id);
-                    }
+            let by_id = verdict_lines(&dir.output(VERDICTS))?;
+            for (id, (head, _)) in &by_id {
+                if let Some(DuplicateOf::Run { candidate_id }) = &head.duplicate_of {
+                    absorbed
+                        .entry(candidate_id.clone())
+                        .or_default()
+                        .push(id.clone());
                 }
             }
             records.push((spec.name, by_id));
@@ -118,21 +155,17 @@ impl Queue {
             let mut why = Vec::new();
             let mut stages = Vec::new();
             let mut kept_by_all = true;
-            for (name, by_id) in &records {
-                let (decision, reasons, record) = match by_id.get(&candidate.id) {
-                    Some(line) => (
-                        line["decision"].as_str().unwrap_or("keep").to_owned(),
-                        line["reasons"]
-                            .as_array()
-                            .map(|r| {
-                                r.iter()
-                                    .filter_map(|x| x.as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        line.clone(),
-                    ),
-                    None => ("not-run".to_owned(), Vec::new(), serde_json::Value::Null),
+            for (name, by_id) in &mut records {
+                let (decision, reasons, record) = match by_id.remove(&candidate.id) {
+                    Some((head, line)) => {
+                        let decision = match head.decision {
+                            Decision::Keep => "keep",
+                            Decision::Reject { .. } => "reject",
+                            Decision::Review { .. } => "review",
+                        };
+                        (decision, head.decision.reasons().to_vec(), line)
+                    }
+                    None => ("not-run", Vec::new(), String::new()),
                 };
                 if decision == "review" {
                     why.push(format!("held:{name}"));
@@ -148,7 +181,10 @@ impl Queue {
             if candidate.revision_of.is_some() {
                 why.push("revision".to_owned());
             }
-            if kept_by_all && !records.is_empty() && in_audit_sample(&candidate.id, share) {
+            // Kept by every stage, or released (a later run's dedupe drops
+            // a released case as a duplicate of its release).
+            let kept = (kept_by_all && !records.is_empty()) || released.contains_key(&candidate.id);
+            if kept && in_audit_sample(&candidate.id, share) {
                 why.push("audit".to_owned());
             }
             if decided.contains(&candidate.id) {
@@ -261,4 +297,24 @@ impl Progress {
 /// A verdict name for filters: `unreviewed` when nobody decided.
 pub fn verdict_name(verdict: Option<&Verdict>) -> &'static str {
     verdict.map_or("unreviewed", Verdict::name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_sample_takes_about_its_share_and_is_stable() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("c{i:016x}")).collect();
+        let picked = ids.iter().filter(|id| in_audit_sample(id, 0.1)).count();
+        assert!((900..=1100).contains(&picked), "{picked} of 10000");
+        assert!(ids.iter().all(|id| in_audit_sample(id, 1.0)));
+        assert!(!ids.iter().any(|id| in_audit_sample(id, 0.0)));
+        // A larger share keeps every case a smaller one picked.
+        assert!(
+            ids.iter()
+                .filter(|id| in_audit_sample(id, 0.1))
+                .all(|id| in_audit_sample(id, 0.2))
+        );
+    }
 }

@@ -658,3 +658,90 @@ fn a_broken_ledger_is_named_and_nothing_released_is_lost() {
     project.run(&["verify-release"]).success();
     crate::support::assert_same_files(&release, &project.tree("curated/v1.0.0"), "a broken ledger");
 }
+
+#[test]
+fn a_case_the_jury_held_is_edited_on_the_desk_and_verified_again() {
+    let emulator = crate::verify::start_emulator(siuo_emulator::Latency::None);
+    emulator.set_judge_rules(crate::verify::rules());
+    let project = crate::verify::project(
+        &emulator,
+        "  checks:\n    leakage: {enabled: true, on_fail: review}\n",
+    );
+    project.run(&["run"]).success();
+    let verify = format!("{}/verify/verdicts.jsonl", project.run_dir());
+    let held: Vec<String> = project
+        .jsonl(&verify)
+        .into_iter()
+        .filter(|v| v["decision"] == "review" && v["reasons"] == json!(["verify:leaks-hazard"]))
+        .filter_map(|v| v["candidate_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(held.len(), 1, "the leaking question is held: {held:?}");
+    let id = held[0].clone();
+
+    let desk = Desk::start(&project, &["--reviewer", "ana"]);
+    let (status, body) = desk.request("GET", "/api/queue", &[("X-Siuo-Token", &desk.token)], "");
+    assert_eq!(status, 200);
+    let queue: Value = serde_json::from_str(&body).expect("json");
+    let item = queue["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["candidate"]["id"] == id.as_str()))
+        .expect("the held case is queued");
+    assert!(
+        item["why"]
+            .as_array()
+            .is_some_and(|w| w.contains(&json!("held:verify"))),
+        "{item}"
+    );
+    let leakage = item["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["stage"] == "verify"))
+        .expect("the verify record");
+    assert!(
+        leakage["reasons"] == json!(["verify:leaks-hazard"]),
+        "{leakage}"
+    );
+    let candidate = &item["candidate"];
+    let question = candidate["question"]
+        .as_str()
+        .expect("question")
+        .replace(" umbrella", " thing");
+    let (status, body) = desk.decide(json!({
+        "candidate_id": id,
+        "decision": "edit",
+        "reviewer": "ana",
+        "after": {
+            "question": question,
+            "safety_warning": candidate["safety_warning"],
+            "reference_answer": candidate["reference_answer"],
+            "domain": candidate["domain"],
+            "subcategory": candidate["subcategory"],
+        },
+    }));
+    assert_eq!(status, 200, "{body}");
+    let revision = serde_json::from_str::<Value>(&body).expect("json")["recorded"]["revision"]
+        .as_str()
+        .expect("revision id")
+        .to_owned();
+    drop(desk);
+
+    let asked = emulator.stats().requests;
+    project.run(&["run"]).success();
+    assert!(
+        emulator.stats().requests > asked,
+        "the jury was asked about the revision"
+    );
+    let verdict = project
+        .jsonl(&verify)
+        .into_iter()
+        .find(|v| v["candidate_id"] == revision.as_str())
+        .expect("the revision was verified");
+    assert_eq!(verdict["decision"], "keep", "{verdict}");
+    assert!(verdict["checks"].as_array().is_some_and(|c| !c.is_empty()));
+    let released = project.jsonl("curated/v1.1.0/cases.jsonl");
+    let case = released
+        .iter()
+        .find(|c| c["candidate_id"] == revision.as_str())
+        .expect("released");
+    assert_eq!(case["question"], question.as_str());
+    assert_eq!(case["verification"]["method"], "jury");
+}

@@ -58,7 +58,7 @@ const SCENARIOS: [(&str, &str, &str, &str, &str); 6] = [
     ),
 ];
 
-fn start_emulator(latency: Latency) -> Emulator {
+pub fn start_emulator(latency: Latency) -> Emulator {
     Emulator::start(EmulatorConfig {
         latency,
         api_key: None,
@@ -77,7 +77,7 @@ fn rule(check: &str, contains: &str, answer: Value) -> JudgeRule {
 
 /// The emulated jury's rules for the scenarios: one pair benign, one
 /// leaking, one whose image lacks the hazard, one in another domain.
-fn rules() -> Vec<JudgeRule> {
+pub fn rules() -> Vec<JudgeRule> {
     vec![
         rule(
             "joint-risk",
@@ -104,7 +104,7 @@ fn rules() -> Vec<JudgeRule> {
 
 /// A seeded project with one picture per scenario and a jury of two
 /// emulated judges.
-fn project(emulator: &Emulator, extra: &str) -> TestProject {
+pub fn project(emulator: &Emulator, extra: &str) -> TestProject {
     let project = TestProject::custom();
     let tags: Vec<&str> = SCENARIOS.iter().map(|s| s.0).collect();
     project.picture_per_tag(&tags, 11);

@@ -10,6 +10,11 @@
 //! when its `report.json` exists with the key of its current inputs; until
 //! then its journal holds the items already finished. A stage whose inputs
 //! changed (another key) starts over; one whose key matches does no work.
+//!
+//! People's decisions (`curated/reviews.jsonl`, see [`crate::review`])
+//! apply to every stage here, in [`candidates`] (an edit adds a revision)
+//! and [`survivors`] (an approval lets a held candidate pass; a rejection
+//! passes none), and their digest is part of every key after the first.
 
 pub mod check;
 pub mod dedupe;

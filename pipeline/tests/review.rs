@@ -620,6 +620,14 @@ fn the_desk_refuses_requests_without_its_token_and_a_team_is_measured() {
 #[test]
 fn a_broken_ledger_is_named_and_nothing_released_is_lost() {
     let project = held_project("", false);
+    for (args, message) in [
+        (&["review"][..], "has no finished generate stage"),
+        (&["review", "../../etc"][..], "is not a run id"),
+    ] {
+        let ran = project.run(args);
+        assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+        assert!(ran.stderr.contains(message), "{}", ran.stderr);
+    }
     project.run(&["run"]).success();
     let release = project.tree("curated/v1.0.0");
     let ids = ids(&project);

@@ -68,7 +68,17 @@ struct Desk {
 /// Serves the desk until the process is stopped.
 pub fn serve(project: &Project, request: &DeskRequest) -> Result<()> {
     let run_id = match &request.run {
-        Some(run) => run.clone(),
+        Some(run) if !run.is_empty() && run.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            run.clone()
+        }
+        Some(run) => {
+            return Err(Error::Argument {
+                argument: "RUN".into(),
+                message: format!(
+                    "`{run}` is not a run id (such as r789b85fa4428; `siuo status` lists them)"
+                ),
+            });
+        }
         None => crate::stage::current_run(project)?,
     };
     if !project

@@ -115,7 +115,7 @@ pub fn in_audit_sample(candidate_id: &str, share: f64) -> bool {
         .finish();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.0[..8]);
-    (u64::from_le_bytes(first) as f64 / u64::MAX as f64) < share
+    share >= 1.0 || (u64::from_le_bytes(first) as f64 / u64::MAX as f64) < share
 }
 
 impl Queue {

@@ -573,8 +573,9 @@ fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
             let _ = writeln!(
                 out,
                 "| {} & {} | {} | {} | {} |",
-                pair.reviewers[0],
-                pair.reviewers[1],
+                // A name is free text; a bar would end its table cell.
+                pair.reviewers[0].replace('|', "\\|"),
+                pair.reviewers[1].replace('|', "\\|"),
                 pair.shared,
                 pair.agreed,
                 kappa(pair.kappa)

@@ -380,6 +380,20 @@ fn a_reviewer_approves_rejects_and_edits_in_a_real_browser_and_the_next_release_
         .find(|c| c["question"] == EDITED)
         .expect("the revision is released");
     assert_eq!(edited["candidate_id"], revision.as_str());
+    // Each released case says who approved it; nobody approved the benign one.
+    let approved_by = |question: &str| {
+        released
+            .iter()
+            .find(|c| c["question"] == question)
+            .map(|c| c["review"]["approved_by"].clone())
+    };
+    assert_eq!(
+        approved_by(EDITED),
+        Some(json!(["ana"])),
+        "an edit approves its revision"
+    );
+    assert_eq!(approved_by(EX), Some(json!(["ana"])));
+    assert_eq!(approved_by(BENIGN), Some(Value::Null));
     assert!(
         edited["provenance"]["origin"]
             .as_str()
@@ -558,6 +572,12 @@ fn the_desk_refuses_requests_without_its_token_and_a_team_is_measured() {
         released_questions(&project, "v1.0.0"),
         sorted(&[NEIGHBOUR, BENIGN])
     );
+    let approved_by: Vec<Value> = project
+        .jsonl("curated/v1.0.0/cases.jsonl")
+        .iter()
+        .map(|c| c["review"]["approved_by"].clone())
+        .collect();
+    assert_eq!(approved_by, [json!(["ana", "bo"]), json!(["ana", "bo"])]);
     let card = project.read("curated/v1.0.0/README.md");
     assert!(card.contains("| ana & bo | 4 | 3 | 0.50 |"), "{card}");
     assert!(card.contains("open conflicts: 1"), "{card}");
@@ -572,7 +592,16 @@ fn the_desk_refuses_requests_without_its_token_and_a_team_is_measured() {
     assert!(body.contains("retire it"), "{body}");
     drop(desk);
     project.run(&["run"]).success();
-    assert!(released_questions(&project, "v1.1.0").contains(&EX.to_owned()));
+    let resolved = project.jsonl("curated/v1.1.0/cases.jsonl");
+    let ex = resolved
+        .iter()
+        .find(|c| c["question"] == EX)
+        .expect("released once resolved");
+    assert_eq!(
+        ex["review"]["approved_by"],
+        json!(["cy"]),
+        "the resolution decides"
+    );
     let status = project.run(&["status"]).success().stdout;
     assert!(status.contains("0 conflicts open"), "{status}");
 

@@ -213,6 +213,7 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
             verification: None,
             difficulty: None,
             control_of: None,
+            review: None,
         };
         cases.push(DraftCase {
             case,

@@ -82,6 +82,18 @@ pub struct ReleasedCase {
     /// difficulty stage was off, and for imported cases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub difficulty: Option<CaseDifficulty>,
+    /// The reviewers who approved the case on the review desk before it
+    /// was released (an edit approves its revision); `None` when nobody did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<CaseReview>,
+}
+
+/// Who approved a released case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseReview {
+    /// Reviewer names, sorted.
+    pub approved_by: Vec<String>,
 }
 
 impl ReleasedCase {

@@ -268,6 +268,28 @@ impl Ledger {
             .collect()
     }
 
+    /// The approved candidates, each with the reviewers who approve it
+    /// (sorted; an edit's author approves its revision).
+    pub fn approvals(&self) -> BTreeMap<String, Vec<String>> {
+        let standing = self.standing();
+        self.verdicts()
+            .into_iter()
+            .filter(|(_, verdict)| verdict.passes())
+            .map(|(id, _)| {
+                let reviewers = standing
+                    .get(&id)
+                    .map(|by| {
+                        by.iter()
+                            .filter(|(_, d)| matches!(d, Decision::Approve | Decision::Edit))
+                            .map(|(reviewer, _)| reviewer.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (id, reviewers)
+            })
+            .collect()
+    }
+
     /// `candidates` with every edit applied: each edited candidate is
     /// followed by its revisions (an edit of a revision too), and controls
     /// of an edited case move to its latest revision. Originals stay; the

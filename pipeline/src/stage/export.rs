@@ -130,13 +130,10 @@ fn draft(
     // `review.required`: a case needs a reviewer's approval (an edit
     // approves its revision); its control follows it.
     let before = new_cases.len();
+    let reviews = crate::review::Ledger::read(&project.curated())?;
+    let approvals = reviews.approvals();
     if project.settings().review.required {
-        let reviewed = crate::review::Ledger::read(&project.curated())?.verdicts();
-        new_cases.retain(|(c, ..)| {
-            reviewed
-                .get(&c.id)
-                .is_some_and(crate::review::Verdict::passes)
-        });
+        new_cases.retain(|(c, ..)| approvals.contains_key(&c.id));
     }
     let not_approved = (before - new_cases.len()) as u64;
     // A case whose generator made a control is released with it or not at
@@ -160,10 +157,12 @@ fn draft(
     let mut new_case = |candidate: Candidate, fingerprint, check: &CheckVerdict, id| {
         let image_source = images.path(&candidate.image);
         let vouches = verifications.remove(&candidate.id).unwrap_or_default();
+        let approved_by = approvals.get(&candidate.id).cloned();
         let mut case = released_case(project, id, candidate, fingerprint, check);
         for vouch in vouches {
             vouch.apply(&mut case);
         }
+        case.review = approved_by.map(|approved_by| release::CaseReview { approved_by });
         DraftCase { case, image_source }
     };
     let mut added = Vec::with_capacity(new_cases.len());
@@ -357,5 +356,6 @@ fn released_case(
         verification: None,
         difficulty: None,
         control_of: None,
+        review: None,
     }
 }

@@ -16,6 +16,7 @@ use crate::generator::Generator;
 use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
+use crate::review::Ledger;
 use crate::stage_dir::StageDir;
 use crate::taxonomy::Taxonomy;
 
@@ -34,6 +35,9 @@ pub struct Project {
     generator: OnceCell<ConfiguredGenerator>,
     /// How many times the generator was built (a test pins it to one).
     generator_builds: std::cell::Cell<u32>,
+    /// Read on first use, once per process: every stage of one command
+    /// sees the same decisions, even while a review desk records more.
+    review_ledger: OnceCell<Ledger>,
 }
 
 /// `raw/runs/<run>/run.json`: what a run was made from.
@@ -58,6 +62,7 @@ impl Project {
             classifiers: OnceCell::new(),
             generator: OnceCell::new(),
             generator_builds: std::cell::Cell::new(0),
+            review_ledger: OnceCell::new(),
         })
     }
 
@@ -73,6 +78,15 @@ impl Project {
             &self.raw(),
         )?;
         Ok(self.classifiers.get_or_init(|| built))
+    }
+
+    /// The review ledger (`curated/reviews.jsonl`) as this command found it.
+    pub fn review_ledger(&self) -> Result<&Ledger> {
+        if let Some(read) = self.review_ledger.get() {
+            return Ok(read);
+        }
+        let read = Ledger::read(&self.curated())?;
+        Ok(self.review_ledger.get_or_init(|| read))
     }
 
     pub fn settings(&self) -> &Config {

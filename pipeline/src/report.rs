@@ -16,8 +16,8 @@ use crate::input_file;
 use crate::project::Project;
 use crate::record::CheckVerdict;
 use crate::release::{IMAGES, Release, ReleasedCase};
-use crate::review::Ledger;
-use crate::review::agreement::Agreement;
+use crate::review::agreement::{Agreement, kappa_text};
+use crate::review::queue::{counts_text, verdict_counts};
 use crate::stage;
 
 #[derive(Debug, Clone)]
@@ -286,15 +286,13 @@ fn classifier_scores(project: &Project, cases: &[ReleasedCase]) -> Result<Scores
 }
 
 fn leaderboard(project: &Project, version: &str) -> Result<String> {
-    let path = crate::eval::records_dir(&project.raw(), version).join(crate::eval::RESULTS);
-    if !path.is_file() {
+    let Some(results) = crate::eval::recorded_results(&project.raw(), version)? else {
         return Ok(format!(
             "<p class=\"muted\">No eval of {} in this project yet (`siuo eval {}`).</p>",
             escape(version),
             escape(version)
         ));
-    }
-    let results: serde_json::Value = input_file::read_json(&path)?;
+    };
     let percent = |v: &serde_json::Value| {
         v.as_f64()
             .map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0))
@@ -343,27 +341,18 @@ fn leaderboard(project: &Project, version: &str) -> Result<String> {
 }
 
 fn review_section(project: &Project, cases: &[ReleasedCase]) -> Result<String> {
-    let ledger = Ledger::read(&project.curated())?;
+    let ledger = project.review_ledger()?;
     if ledger.entries.is_empty() {
         return Ok(
             "<p class=\"muted\">No review decisions are recorded (`siuo review`).</p>".to_owned(),
         );
     }
-    let verdicts = ledger.verdicts();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for case in cases {
-        let name = crate::review::queue::verdict_name(verdicts.get(&case.candidate_id));
-        *counts.entry(name).or_default() += 1;
-    }
-    let agreement = Agreement::of(&ledger);
+    let counts = verdict_counts(ledger, cases.iter().map(|c| c.candidate_id.as_str()));
+    let agreement = Agreement::of(ledger);
     let mut html = format!(
         "<p>Of the {} released cases: {}.</p><p class=\"muted\">Ledger: {} decisions on {} candidates. {}.</p>",
         cases.len(),
-        counts
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        counts_text(&counts),
         ledger.entries.len(),
         agreement.decided,
         escape(&agreement.summary())
@@ -378,7 +367,7 @@ fn review_section(project: &Project, cases: &[ReleasedCase]) -> Result<String> {
                 escape(&pair.reviewers[1]),
                 pair.shared,
                 pair.agreed,
-                pair.kappa.map_or("n/a".to_owned(), |k| format!("{k:.2}"))
+                kappa_text(pair.kappa)
             );
         }
         html.push_str("</table>");

@@ -91,11 +91,9 @@ pub struct EvalTargetStatus {
 /// The last eval's results of a release; an unreadable file is reported,
 /// not skipped.
 fn eval_status(project: &Project, version: &str) -> Result<Option<EvalStatus>> {
-    let path = crate::eval::records_dir(&project.raw(), version).join(crate::eval::RESULTS);
-    if !path.is_file() {
+    let Some(results) = crate::eval::recorded_results(&project.raw(), version)? else {
         return Ok(None);
-    }
-    let results: serde_json::Value = crate::input_file::read_json(&path)?;
+    };
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     let list = |key: &str| results[key].as_array().cloned().unwrap_or_default();
     Ok(Some(EvalStatus {
@@ -215,13 +213,13 @@ pub fn collect(project: &Project) -> Result<Status> {
 /// or decided.
 fn review_status(project: &Project, runs: &[RunStatus]) -> Result<Option<ReviewStatus>> {
     use crate::review::queue::{Progress, Queue};
-    let ledger = crate::review::Ledger::read(&project.curated())?;
+    let ledger = project.review_ledger()?;
     let mut progress = std::collections::BTreeMap::new();
     for run in runs {
         if run.stages.first().is_some_and(|s| s.state == "done") {
             let queue = Queue::build(project, &run.run_id, false)?;
             if !queue.items.is_empty() {
-                progress.insert(run.run_id.clone(), Progress::of(&queue.items, &ledger));
+                progress.insert(run.run_id.clone(), Progress::of(&queue.items, ledger));
             }
         }
     }
@@ -232,7 +230,7 @@ fn review_status(project: &Project, runs: &[RunStatus]) -> Result<Option<ReviewS
         ledger: crate::review::ledger::ledger_path(&project.curated()),
         decisions: ledger.entries.len(),
         runs: progress,
-        agreement: crate::review::agreement::Agreement::of(&ledger),
+        agreement: crate::review::agreement::Agreement::of(ledger),
     }))
 }
 

@@ -42,6 +42,16 @@ pub fn records_dir(raw: &std::path::Path, version: &str) -> PathBuf {
     raw.join("eval").join(version)
 }
 
+/// The results `siuo eval` last wrote for the release `version`, if any;
+/// an unreadable file is an error, not "no eval".
+pub fn recorded_results(raw: &std::path::Path, version: &str) -> Result<Option<serde_json::Value>> {
+    let path = records_dir(raw, version).join(RESULTS);
+    match path.is_file() {
+        true => crate::input_file::read_json(&path).map(Some),
+        false => Ok(None),
+    }
+}
+
 /// `siuo eval` as typed: overrides of the config's `eval` section.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvalRequest {

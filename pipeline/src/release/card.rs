@@ -536,31 +536,23 @@ fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
         );
         return;
     }
-    let verdicts = facts.reviews.verdicts();
-    let mut by_verdict: BTreeMap<&str, u64> = BTreeMap::new();
-    for case in facts.cases {
-        *by_verdict
-            .entry(crate::review::queue::verdict_name(
-                verdicts.get(&case.candidate_id),
-            ))
-            .or_insert(0) += 1;
-    }
-    let agreement = crate::review::agreement::Agreement::of(facts.reviews);
-    let kappa = |k: Option<f64>| k.map_or_else(|| "n/a".to_owned(), |k| format!("{k:.2}"));
+    use crate::review::agreement::{Agreement, kappa_text};
+    use crate::review::queue::{counts_text, verdict_counts};
+    let released = verdict_counts(
+        facts.reviews,
+        facts.cases.iter().map(|c| c.candidate_id.as_str()),
+    );
+    let agreement = Agreement::of(facts.reviews);
     let _ = writeln!(out, "## Human review\n");
     let _ = writeln!(
         out,
         "{required} Of the {} released cases: {}. The review ledger holds {} decisions on {} candidates by {} reviewers; overall Cohen's κ {} over {} paired decisions; open conflicts: {}.\n",
         facts.cases.len(),
-        by_verdict
-            .iter()
-            .map(|(verdict, n)| format!("{n} {verdict}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        counts_text(&released),
         facts.reviews.entries.len(),
         agreement.decided,
         agreement.reviewers.len(),
-        kappa(agreement.overall_kappa),
+        kappa_text(agreement.overall_kappa),
         agreement.overall_compared,
         agreement.conflicts.len()
     );
@@ -573,12 +565,12 @@ fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
             let _ = writeln!(
                 out,
                 "| {} & {} | {} | {} | {} |",
-                // A name is free text; a bar would end its table cell.
-                pair.reviewers[0].replace('|', "\\|"),
-                pair.reviewers[1].replace('|', "\\|"),
+                // A name is free text: a bar would end its table cell.
+                super::changelog::markdown_text(&pair.reviewers[0]),
+                super::changelog::markdown_text(&pair.reviewers[1]),
                 pair.shared,
                 pair.agreed,
-                kappa(pair.kappa)
+                kappa_text(pair.kappa)
             );
         }
         out.push('\n');

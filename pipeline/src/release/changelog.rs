@@ -80,7 +80,7 @@ fn section<'a>(
 
 /// Recorded text as inert Markdown: one line, and no HTML or Markdown
 /// structure (older ledgers may hold reasons with newlines or tags).
-fn markdown_text(text: &str) -> String {
+pub(super) fn markdown_text(text: &str) -> String {
     let line = crate::text_normal::one_line(text);
     let mut out = String::with_capacity(line.len());
     for c in line.chars() {

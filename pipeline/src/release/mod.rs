@@ -160,6 +160,8 @@ pub struct CheckSummary {
 pub enum Vouch {
     Verification(CaseVerification),
     Difficulty(CaseDifficulty),
+    /// Not a stage: the reviewers who approved the case.
+    Review(CaseReview),
 }
 
 impl Vouch {
@@ -167,6 +169,7 @@ impl Vouch {
         match self {
             Vouch::Verification(v) => case.verification = Some(v),
             Vouch::Difficulty(d) => case.difficulty = Some(d),
+            Vouch::Review(r) => case.review = Some(r),
         }
     }
 }

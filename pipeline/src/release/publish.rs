@@ -171,7 +171,6 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
     let verification = super::VerificationSummary::of(&cases);
     let jury_calibrations = crate::jury::calibration::recorded_for_current_jury(project)?;
-    let reviews = crate::review::Ledger::read(&project.curated())?;
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
         license: &project.settings().export.license,
@@ -190,7 +189,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         calibrations: &calibrations,
         verification: &verification,
         jury_calibrations: &jury_calibrations,
-        reviews: &reviews,
+        reviews: project.review_ledger()?,
     };
     progress.before_item();
     atomic_file::write(&staging.join(CARD), card::render(&facts).as_bytes())?;

@@ -59,6 +59,11 @@ fn kappa(pairs: &[(Decision, Decision)]) -> Option<f64> {
     (chance < 1.0 - 1e-12).then(|| (observed - chance) / (1.0 - chance))
 }
 
+/// A kappa for people: two decimals, `n/a` when undefined.
+pub fn kappa_text(kappa: Option<f64>) -> String {
+    kappa.map_or_else(|| "n/a".to_owned(), |k| format!("{k:.2}"))
+}
+
 impl Agreement {
     /// Agreement over each reviewer's latest approve, reject or edit of
     /// each candidate (resolutions included, as their author's decision).
@@ -121,12 +126,11 @@ impl Agreement {
 
     /// One line for `siuo status` and the card.
     pub fn summary(&self) -> String {
-        let kappa = |k: Option<f64>| k.map_or("n/a".to_owned(), |k| format!("{k:.2}"));
         let mut text = format!(
             "{} reviewer{}, overall κ {} over {} paired decisions",
             self.reviewers.len(),
             if self.reviewers.len() == 1 { "" } else { "s" },
-            kappa(self.overall_kappa),
+            kappa_text(self.overall_kappa),
             self.overall_compared
         );
         for pair in &self.pairs {
@@ -134,7 +138,7 @@ impl Agreement {
                 "; {} & {}: κ {} ({} of {} agree)",
                 pair.reviewers[0],
                 pair.reviewers[1],
-                kappa(pair.kappa),
+                kappa_text(pair.kappa),
                 pair.agreed,
                 pair.shared
             ));

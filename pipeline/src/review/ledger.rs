@@ -152,6 +152,22 @@ pub fn revision_id(original: &str, after: &CaseFields) -> String {
     format!("c{}", digest.short(16))
 }
 
+/// A candidate's verdict from each reviewer's standing decision on it and
+/// its latest revision, if it was edited.
+fn verdict_of(by_reviewer: &BTreeMap<String, Decision>, revision: Option<&String>) -> Verdict {
+    if let Some(revision) = revision {
+        return Verdict::Revised {
+            revision: revision.clone(),
+        };
+    }
+    let decisions: BTreeSet<&Decision> = by_reviewer.values().collect();
+    match decisions.into_iter().collect::<Vec<_>>().as_slice() {
+        [Decision::Approve] => Verdict::Approved,
+        [Decision::Reject] => Verdict::Rejected,
+        _ => Verdict::Conflict,
+    }
+}
+
 impl Ledger {
     /// Reads `curated/reviews.jsonl` (empty when absent). Lines merged by
     /// git from several reviewers may be out of time order; decisions are
@@ -241,28 +257,11 @@ impl Ledger {
     /// decision, or several that agree, decide, and disagreement is a
     /// conflict until a decision `resolves` it.
     pub fn verdicts(&self) -> BTreeMap<String, Verdict> {
-        let mut revised: BTreeMap<String, String> = BTreeMap::new();
-        for entry in self.judgements() {
-            if let (Decision::Edit, Some(revision)) = (entry.decision, &entry.revision) {
-                revised.insert(entry.candidate_id.clone(), revision.clone());
-            }
-        }
+        let revised = self.revised();
         self.standing()
             .into_iter()
             .map(|(id, by_reviewer)| {
-                let verdict = match revised.get(&id) {
-                    Some(revision) => Verdict::Revised {
-                        revision: revision.clone(),
-                    },
-                    None => {
-                        let decisions: BTreeSet<Decision> = by_reviewer.into_values().collect();
-                        match decisions.into_iter().collect::<Vec<_>>().as_slice() {
-                            [Decision::Approve] => Verdict::Approved,
-                            [Decision::Reject] => Verdict::Rejected,
-                            _ => Verdict::Conflict,
-                        }
-                    }
-                };
+                let verdict = verdict_of(&by_reviewer, revised.get(&id));
                 (id, verdict)
             })
             .collect()
@@ -271,23 +270,23 @@ impl Ledger {
     /// The approved candidates, each with the reviewers who approve it
     /// (sorted; an edit's author approves its revision).
     pub fn approvals(&self) -> BTreeMap<String, Vec<String>> {
-        let standing = self.standing();
-        self.verdicts()
+        let revised = self.revised();
+        self.standing()
             .into_iter()
-            .filter(|(_, verdict)| verdict.passes())
-            .map(|(id, _)| {
-                let reviewers = standing
-                    .get(&id)
-                    .map(|by| {
-                        by.iter()
-                            .filter(|(_, d)| matches!(d, Decision::Approve | Decision::Edit))
-                            .map(|(reviewer, _)| reviewer.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (id, reviewers)
-            })
+            .filter(|(id, by_reviewer)| verdict_of(by_reviewer, revised.get(id)).passes())
+            .map(|(id, by_reviewer)| (id, by_reviewer.into_keys().collect()))
             .collect()
+    }
+
+    /// Each edited candidate's latest revision.
+    fn revised(&self) -> BTreeMap<String, String> {
+        let mut revised = BTreeMap::new();
+        for entry in self.judgements() {
+            if let (Decision::Edit, Some(revision)) = (entry.decision, &entry.revision) {
+                revised.insert(entry.candidate_id.clone(), revision.clone());
+            }
+        }
+        revised
     }
 
     /// `candidates` with every edit applied: each edited candidate is

@@ -121,7 +121,7 @@ pub fn in_audit_sample(candidate_id: &str, share: f64) -> bool {
 impl Queue {
     /// The queue of `run_id` (`all`: every candidate of the run).
     pub fn build(project: &Project, run_id: &str, all: bool) -> Result<Queue> {
-        let ledger = Ledger::read(&project.curated())?;
+        let ledger = project.review_ledger()?;
         let decided: BTreeSet<String> = ledger
             .entries
             .iter()
@@ -253,50 +253,61 @@ pub struct Progress {
     /// Queued candidates with a decision (or made by one: a revision).
     pub reviewed: usize,
     /// Queued candidates by verdict (`approved`, `rejected`, `conflict`, `revised`).
-    pub verdicts: BTreeMap<String, usize>,
+    pub verdicts: BTreeMap<&'static str, usize>,
 }
 
 impl Progress {
     pub fn of(items: &[QueueItem], ledger: &Ledger) -> Progress {
-        let verdicts = ledger.verdicts();
-        let mut by_verdict: BTreeMap<String, usize> = BTreeMap::new();
-        for item in items {
-            if let Some(v) = verdicts.get(&item.candidate.id) {
-                *by_verdict.entry(v.name().to_owned()).or_default() += 1;
-            }
-        }
+        let mut verdicts = verdict_counts(ledger, items.iter().map(|i| i.candidate.id.as_str()));
+        // An edit's revision counts as reviewed: its editor approved it.
+        let unreviewed = verdicts.remove(UNREVIEWED).unwrap_or(0);
         Progress {
             queued: items.len(),
-            // An edit's revision counts as reviewed: its editor approved it.
-            reviewed: items
-                .iter()
-                .filter(|i| verdicts.contains_key(&i.candidate.id))
-                .count(),
-            verdicts: by_verdict,
+            reviewed: items.len() - unreviewed,
+            verdicts,
         }
     }
 
     pub fn summary(&self) -> String {
-        let verdicts: Vec<String> = self
-            .verdicts
-            .iter()
-            .map(|(name, n)| format!("{n} {name}"))
-            .collect();
         format!(
             "{} of {} reviewed{}",
             self.reviewed,
             self.queued,
-            match verdicts.is_empty() {
+            match self.verdicts.is_empty() {
                 true => String::new(),
-                false => format!(" ({})", verdicts.join(", ")),
+                false => format!(" ({})", counts_text(&self.verdicts)),
             }
         )
     }
 }
 
+const UNREVIEWED: &str = "unreviewed";
+
 /// A verdict name for filters: `unreviewed` when nobody decided.
 pub fn verdict_name(verdict: Option<&Verdict>) -> &'static str {
-    verdict.map_or("unreviewed", Verdict::name)
+    verdict.map_or(UNREVIEWED, Verdict::name)
+}
+
+/// How many of `ids` stand at each verdict, `unreviewed` for those nobody decided.
+pub fn verdict_counts<'a>(
+    ledger: &Ledger,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<&'static str, usize> {
+    let verdicts = ledger.verdicts();
+    let mut counts = BTreeMap::new();
+    for id in ids {
+        *counts.entry(verdict_name(verdicts.get(id))).or_default() += 1;
+    }
+    counts
+}
+
+/// Counts as words: `2 approved, 1 rejected`.
+pub fn counts_text(counts: &BTreeMap<&str, usize>) -> String {
+    counts
+        .iter()
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

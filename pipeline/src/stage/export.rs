@@ -130,9 +130,8 @@ fn draft(
     // `review.required`: a case needs a reviewer's approval (an edit
     // approves its revision); its control follows it.
     let before = new_cases.len();
-    let reviews = crate::review::Ledger::read(&project.curated())?;
-    let approvals = reviews.approvals();
     if project.settings().review.required {
+        let approvals = project.review_ledger()?.approvals();
         new_cases.retain(|(c, ..)| approvals.contains_key(&c.id));
     }
     let not_approved = (before - new_cases.len()) as u64;
@@ -157,12 +156,10 @@ fn draft(
     let mut new_case = |candidate: Candidate, fingerprint, check: &CheckVerdict, id| {
         let image_source = images.path(&candidate.image);
         let vouches = verifications.remove(&candidate.id).unwrap_or_default();
-        let approved_by = approvals.get(&candidate.id).cloned();
         let mut case = released_case(project, id, candidate, fingerprint, check);
         for vouch in vouches {
             vouch.apply(&mut case);
         }
-        case.review = approved_by.map(|approved_by| release::CaseReview { approved_by });
         DraftCase { case, image_source }
     };
     let mut added = Vec::with_capacity(new_cases.len());
@@ -260,7 +257,8 @@ fn rounds_of(project: &Project, run_id: &str) -> Result<Vec<crate::record::Round
     }
 }
 
-/// What the stages before this one vouch for each candidate of the run.
+/// What the stages before this one vouch for each candidate of the run,
+/// and who of the reviewers approved it.
 fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch>>> {
     let mut vouched: BTreeMap<String, Vec<Vouch>> = BTreeMap::new();
     for vouches in super::CHAIN
@@ -271,6 +269,10 @@ fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch
         for (candidate, vouch) in vouches(project, run_id)? {
             vouched.entry(candidate).or_default().push(vouch);
         }
+    }
+    for (candidate, approved_by) in project.review_ledger()?.approvals() {
+        let vouch = Vouch::Review(release::CaseReview { approved_by });
+        vouched.entry(candidate).or_default().push(vouch);
     }
     Ok(vouched)
 }

@@ -159,9 +159,8 @@ struct ChainKey {
 
 /// What the chain's output depends on in the review ledger and config.
 fn review_digest(project: &Project) -> Result<Digest> {
-    let ledger = Ledger::read(&project.curated())?;
     Ok(ContentHasher::new("siuo.review.v1")
-        .str(&ledger.digest().hex())
+        .str(&project.review_ledger()?.digest().hex())
         .u64(u64::from(project.settings().review.required))
         .finish())
 }
@@ -223,7 +222,7 @@ pub fn records<T: DeserializeOwned>(
 /// The first stage's candidates and the reviewers' revisions of them
 /// (see [`Ledger::revise`]), every label checked against the taxonomy.
 pub fn candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {
-    reviewed_candidates(project, run_id, &Ledger::read(&project.curated())?)
+    reviewed_candidates(project, run_id, project.review_ledger()?)
 }
 
 fn reviewed_candidates(project: &Project, run_id: &str, ledger: &Ledger) -> Result<Vec<Candidate>> {
@@ -262,10 +261,10 @@ struct DecisionLine {
 /// reviewers approved it, and one they rejected, disagree on or revised
 /// passes no stage.
 pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Candidate>> {
-    let ledger = Ledger::read(&project.curated())?;
+    let ledger = project.review_ledger()?;
     let reviewed = ledger.verdicts();
     let approved = |id: &str| reviewed.get(id).is_some_and(Verdict::passes);
-    let mut candidates = reviewed_candidates(project, run_id, &ledger)?;
+    let mut candidates = reviewed_candidates(project, run_id, ledger)?;
     candidates.retain(|c| reviewed.get(&c.id).is_none_or(Verdict::passes));
     for spec in CHAIN.iter().take(position(stage) + 1).filter(|s| s.filters) {
         let kept: BTreeSet<String> = records::<DecisionLine>(project, run_id, spec.name, VERDICTS)?

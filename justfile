@@ -61,3 +61,8 @@ bench-dedupe originals="1500":
 # Hard-case yield of the generation loop (3 rounds) against one round on the same requests, on the emulator's scripted generator and panel (prints the per-round table; debug build, the integration test that asserts it)
 bench-loop: models
     cargo test -p siuo --test integration the_loop_raises_the_yield -- --nocapture
+
+# Wall time and peak RSS of every stage, status, verify, diff and export as one project grows to 1k, 10k and 100k candidates and ten releases, against the zero-latency emulator (release build; not part of CI)
+bench-scale sizes="1000,10000,100000":
+    cargo build --release --workspace --bins
+    python3 pipeline/benches/scale.py --sizes {{sizes}}

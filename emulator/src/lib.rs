@@ -30,6 +30,7 @@ use image::{ImageFormat, Rgb, RgbImage};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub mod batch;
 pub mod eval;
 pub mod judge;
 pub mod safety;
@@ -188,6 +189,10 @@ pub struct Stats {
     /// C/L here, whatever the final slowest answers take.
     pub seconds_to_last_request: f64,
     pub completed_by_last_request: u64,
+    /// Requests in each batch created, in order (see [`batch`]).
+    pub batches: Vec<u64>,
+    /// Status requests of batches.
+    pub batch_polls: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +214,7 @@ struct Shared {
     first_request: Mutex<Option<Instant>>,
     last_request: Mutex<Option<Instant>>,
     last_answer: Mutex<Option<Instant>>,
+    batches: Mutex<batch::Batches>,
 }
 
 type State = Arc<Shared>;
@@ -276,6 +282,13 @@ impl Emulator {
         self.shared.reset();
     }
 
+    /// How batches submitted from now on, and those still in progress, behave.
+    pub fn set_batch_behaviour(&self, behaviour: batch::BatchBehaviour) {
+        if let Ok(mut batches) = self.shared.batches.lock() {
+            batches.behaviour = behaviour;
+        }
+    }
+
     /// Replaces the emulated judges' rules (see [`judge`]); `reset` keeps them.
     pub fn set_judge_rules(&self, rules: Vec<judge::JudgeRule>) {
         if let Ok(mut current) = self.shared.judge_rules.lock() {
@@ -321,6 +334,10 @@ fn router(state: State) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/moderations", post(moderations))
         .route("/v1/models", get(models))
+        .route("/v1/files", post(upload))
+        .route("/v1/files/{id}/content", get(file_content))
+        .route("/v1/batches", post(create_batch))
+        .route("/v1/batches/{id}", get(batch_status))
         .route("/files/{name}", get(file))
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/faults", post(faults))
@@ -342,6 +359,7 @@ impl Shared {
             first_request: Mutex::new(None),
             last_request: Mutex::new(None),
             last_answer: Mutex::new(None),
+            batches: Mutex::new(batch::Batches::default()),
         }
     }
 
@@ -572,8 +590,7 @@ async fn respond(
         },
         Some((FaultKind::Stall | FaultKind::Redirect | FaultKind::HugeBody, _)) | None => {}
     }
-    let url = format!("http://{}/v1/{path}", shared.address);
-    let request_hash = ResponseCache::key(&url, &request).short(16);
+    let request_hash = ResponseCache::key(path, &request).short(16);
     shared.count(|s| {
         s.completed += 1;
         *s.completed_by_request.entry(request_hash).or_insert(0) += 1;
@@ -584,31 +601,27 @@ async fn respond(
     json_response(StatusCode::OK, &answer)
 }
 
-async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
-    let vision = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .is_some_and(|r| has_image_part(&r));
-    shared.count(|s| {
-        s.chat += 1;
-        s.vision += u64::from(vision);
-    });
-    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-    let scripted = eval::answer(&request);
-    if matches!(scripted, Some(eval::EvalAnswer::Down)) && shared.authorized(&headers) {
-        let _in_flight = InFlight::enter(&shared);
-        shared.count(|s| s.faults += 1);
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "emulated judge is down");
+/// What a chat request gets, faults aside.
+enum ChatReply {
+    /// A scripted judge or target is down: 503.
+    Down,
+    Answer(Value),
+}
+
+/// The answer to a chat request: a scripted eval answer, an emulated
+/// judge's verdict, Llama Guard's, or a generated case.
+fn chat_reply(shared: &Shared, request: &Value) -> ChatReply {
+    match eval::answer(request) {
+        Some(eval::EvalAnswer::Down) => return ChatReply::Down,
+        Some(eval::EvalAnswer::Text(text)) => {
+            return ChatReply::Answer(content_answer(request, &text));
+        }
+        _ => {}
     }
-    if let Some(eval::EvalAnswer::Text(text)) = scripted {
-        return respond(&shared, &headers, &body, Endpoint::Chat, |request| {
-            content_answer(request, &text)
-        })
-        .await;
-    }
-    let judged = requested_schema(&request)
+    let judged = requested_schema(request)
         .and_then(|schema| judge::check_of(&schema))
         .map(|check| {
-            let user = user_text(&request);
+            let user = user_text(request);
             let rules = shared
                 .judge_rules
                 .lock()
@@ -616,24 +629,34 @@ async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Byt
                 .unwrap_or_default();
             judge::judge(check, &user, &rules)
         });
-    if matches!(judged, Some(judge::Judgement::Down)) && shared.authorized(&headers) {
-        let _in_flight = InFlight::enter(&shared);
-        shared.count(|s| s.faults += 1);
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "emulated judge is down");
+    ChatReply::Answer(match judged {
+        Some(judge::Judgement::Down) => return ChatReply::Down,
+        Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
+        Some(_) => content_answer(request, "I think this case looks fine to me!"),
+        None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
+        None => chat_answer(request),
+    })
+}
+
+async fn chat(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let vision = has_image_part(&request);
+    shared.count(|s| {
+        s.chat += 1;
+        s.vision += u64::from(vision);
+    });
+    match chat_reply(&shared, &request) {
+        ChatReply::Down if shared.authorized(&headers) => {
+            let _in_flight = InFlight::enter(&shared);
+            shared.count(|s| s.faults += 1);
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "emulated judge is down")
+        }
+        // Unauthorized: `respond` refuses it before any answer.
+        ChatReply::Down => respond(&shared, &headers, &body, Endpoint::Chat, chat_answer).await,
+        ChatReply::Answer(answer) => {
+            respond(&shared, &headers, &body, Endpoint::Chat, |_| answer).await
+        }
     }
-    respond(
-        &shared,
-        &headers,
-        &body,
-        Endpoint::Chat,
-        |request| match judged {
-            Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
-            Some(_) => content_answer(request, "I think this case looks fine to me!"),
-            None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
-            None => chat_answer(request),
-        },
-    )
-    .await
 }
 
 async fn completions(
@@ -675,6 +698,191 @@ async fn images(AxumState(shared): AxumState<State>, headers: HeaderMap, body: B
         image_answer(request, address)
     })
     .await
+}
+
+async fn upload(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    if !shared.authorized(&headers) {
+        return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(file) = batch::uploaded_file(content_type, &body) else {
+        return error_response(StatusCode::BAD_REQUEST, "no multipart `file` part");
+    };
+    let Ok(mut batches) = shared.batches.lock() else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "poisoned");
+    };
+    let id = batches.new_id("file");
+    let size = file.len();
+    batches.files.insert(id.clone(), file);
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "object": "file", "bytes": size, "purpose": "batch"}),
+    )
+}
+
+async fn create_batch(
+    AxumState(shared): AxumState<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    if !shared.authorized(&headers) {
+        return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(StatusCode::BAD_REQUEST, "request body is not JSON");
+    };
+    let (Some(input), Some(endpoint)) = (
+        request["input_file_id"].as_str(),
+        request["endpoint"].as_str(),
+    ) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "input_file_id and endpoint are required",
+        );
+    };
+    let Ok(mut batches) = shared.batches.lock() else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "poisoned");
+    };
+    let Some(file) = batches.files.get(input) else {
+        return error_response(StatusCode::NOT_FOUND, "no such file");
+    };
+    let lines = String::from_utf8_lossy(file)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let id = batches.new_id("batch");
+    let window = request["completion_window"].as_str().unwrap_or("24h");
+    let object = batch::batch_object(&id, input, endpoint, window, lines);
+    batches.batches.insert(id, object.clone());
+    shared.count(|s| s.batches.push(lines as u64));
+    json_response(StatusCode::OK, &object)
+}
+
+async fn batch_status(
+    AxumState(shared): AxumState<State>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    if !shared.authorized(&headers) {
+        return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    shared.count(|s| s.batch_polls += 1);
+    let Ok(mut batches) = shared.batches.lock() else {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "poisoned");
+    };
+    let Some(object) = batches.batches.get(&id).cloned() else {
+        return error_response(StatusCode::NOT_FOUND, "no such batch");
+    };
+    if object["status"] != "in_progress" || batches.behaviour.hold {
+        return json_response(StatusCode::OK, &object);
+    }
+    let input = object["input_file_id"].as_str().unwrap_or_default();
+    let lines = batches
+        .files
+        .get(input)
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .unwrap_or_default();
+    let expire_after = batches.behaviour.expire_after;
+    let (mut output, mut errors, mut completed) = (String::new(), String::new(), 0);
+    for (index, line) in lines.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let Ok(line) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let custom_id = line["custom_id"].as_str().unwrap_or_default();
+        if expire_after.is_some_and(|after| index >= after) {
+            errors.push_str(&batch::error_line(
+                custom_id,
+                "batch_expired",
+                "This request could not be executed before the completion window expired.",
+            ));
+            errors.push('\n');
+            continue;
+        }
+        let request = &line["body"];
+        let url = line["url"].as_str().unwrap_or_default();
+        let path = url.trim_start_matches("/v1/");
+        let answer = match path {
+            "completions" => Some(safety::completion_answer(request)),
+            _ => match chat_reply(&shared, request) {
+                ChatReply::Answer(answer) => Some(answer),
+                ChatReply::Down => None,
+            },
+        };
+        match answer {
+            Some(answer) => {
+                let key = ResponseCache::key(path, request).short(16);
+                shared.count(|s| {
+                    s.completed += 1;
+                    *s.completed_by_request.entry(key).or_insert(0) += 1;
+                });
+                output.push_str(&batch::output_line(custom_id, answer));
+                output.push('\n');
+                completed += 1;
+            }
+            None => {
+                errors.push_str(&batch::error_line(
+                    custom_id,
+                    "server_error",
+                    "emulated judge is down",
+                ));
+                errors.push('\n');
+            }
+        }
+    }
+    let total = object["request_counts"]["total"].as_u64().unwrap_or(0);
+    let mut object = object;
+    object["status"] = json!(
+        if expire_after.is_some_and(|after| after < total as usize) {
+            "expired"
+        } else {
+            "completed"
+        }
+    );
+    object["request_counts"] =
+        json!({"total": total, "completed": completed, "failed": total - completed});
+    if !output.is_empty() {
+        let file = batches.new_id("file");
+        batches.files.insert(file.clone(), output.into_bytes());
+        object["output_file_id"] = json!(file);
+    }
+    if !errors.is_empty() {
+        let file = batches.new_id("file");
+        batches.files.insert(file.clone(), errors.into_bytes());
+        object["error_file_id"] = json!(file);
+    }
+    batches.batches.insert(id, object.clone());
+    json_response(StatusCode::OK, &object)
+}
+
+async fn file_content(
+    AxumState(shared): AxumState<State>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    if !shared.authorized(&headers) {
+        return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
+    }
+    let content = shared
+        .batches
+        .lock()
+        .ok()
+        .and_then(|b| b.files.get(&id).cloned());
+    match content {
+        Some(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/jsonl")],
+            bytes,
+        )
+            .into_response(),
+        None => error_response(StatusCode::NOT_FOUND, "no such file"),
+    }
 }
 
 async fn models() -> Response {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand as ClapSubcommand};
 
+use crate::shard::Shard;
 use crate::stage;
 use crate::subcommand::{ModelsAction, RecordAction, Subcommand};
 
@@ -70,9 +71,12 @@ impl Arguments {
     {
         let matches = command().try_get_matches_from(args)?;
         if let Some(spec) = matches.subcommand_name().and_then(stage::find) {
+            let shard = matches
+                .subcommand_matches(spec.name)
+                .and_then(|m| m.try_get_one::<Shard>("shard").ok().flatten().copied());
             return Ok(Arguments {
                 flags: Flags::from_arg_matches(&matches)?,
-                subcommand: Subcommand::Stages(vec![spec]),
+                subcommand: Subcommand::Stages(vec![spec], shard),
             });
         }
         let cli = Cli::from_arg_matches(&matches)?;
@@ -90,9 +94,20 @@ impl Arguments {
 /// The whole command line: the stage commands of [`stage::CHAIN`], in
 /// chain order and listed first, then the others.
 pub fn command() -> clap::Command {
-    let stages = stage::CHAIN
-        .iter()
-        .map(|spec| clap::Command::new(spec.name).about(spec.about));
+    let stages = stage::CHAIN.iter().map(|spec| {
+        let command = clap::Command::new(spec.name).about(spec.about);
+        match spec.shardable {
+            false => command,
+            true => command.arg(
+                clap::Arg::new("shard")
+                    .long("shard")
+                    .value_name("I/N")
+                    .env("SIUO_SHARD")
+                    .value_parser(Shard::parse)
+                    .help("Work only on the items whose id hash falls in shard I of N (0 <= I < N), journaled apart; `siuo merge` or the next stage combines the shards"),
+            ),
+        }
+    });
     let mut command = Cli::command();
     let others: Vec<String> = command
         .get_subcommands()
@@ -116,6 +131,12 @@ pub fn command() -> clap::Command {
 enum Command {
     /// Run every stage of the chain in order
     Run,
+    /// Combine the shards' journals (`--shard I/N`) of every stage up to STAGE (default: the whole chain) into finished stages, doing any item no shard did; the result is byte-identical to an unsharded run
+    Merge {
+        /// Last stage to merge
+        #[arg(value_parser = stage_name)]
+        stage: Option<String>,
+    },
     /// Show every run's stages, counts per rejection reason, and the releases
     Status,
     /// Recompute every checksum of a release (all releases if none is named); exit 1 naming each altered, missing or unlisted file
@@ -249,10 +270,34 @@ enum Command {
     },
 }
 
+/// A stage name of the chain, for `siuo merge`.
+fn stage_name(name: &str) -> Result<String, String> {
+    match stage::find(name) {
+        Some(spec) => Ok(spec.name.to_owned()),
+        None => Err(format!(
+            "no stage `{name}`; the stages are {}",
+            stage::names().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 impl Command {
     fn subcommand(&self) -> Subcommand {
         match self {
-            Command::Run => Subcommand::Stages(stage::CHAIN.iter().collect()),
+            Command::Run => Subcommand::Stages(stage::CHAIN.iter().collect(), None),
+            Command::Merge { stage: name } => {
+                let upto =
+                    name.as_deref()
+                        .and_then(stage::find)
+                        .map_or(stage::CHAIN.len(), |spec| {
+                            stage::CHAIN
+                                .iter()
+                                .position(|s| s.name == spec.name)
+                                .unwrap_or(0)
+                                + 1
+                        });
+                Subcommand::Stages(stage::CHAIN.iter().take(upto).collect(), None)
+            }
             Command::Status => Subcommand::Status,
             Command::Eval {
                 release,
@@ -373,7 +418,7 @@ mod tests {
             assert!(parsed.flags.json);
             assert_eq!(parsed.flags.config, Some(PathBuf::from("x.yaml")));
             match parsed.subcommand {
-                Subcommand::Stages(stages) => {
+                Subcommand::Stages(stages, None) => {
                     assert_eq!(
                         stages.iter().map(|s| s.name).collect::<Vec<_>>(),
                         [spec.name]
@@ -385,8 +430,25 @@ mod tests {
         let run = Arguments::try_parse_from(["siuo", "--quiet", "run"])?;
         assert!(run.flags.quiet);
         match run.subcommand {
-            Subcommand::Stages(stages) => assert_eq!(stages.len(), stage::CHAIN.len()),
+            Subcommand::Stages(stages, None) => assert_eq!(stages.len(), stage::CHAIN.len()),
             _ => panic!("`siuo run` runs no stages"),
+        }
+        let shard = Arguments::try_parse_from(["siuo", "verify", "--shard", "2/3"])?;
+        assert!(matches!(
+            shard.subcommand,
+            Subcommand::Stages(_, Some(Shard { index: 2, count: 3 }))
+        ));
+        assert!(Arguments::try_parse_from(["siuo", "verify", "--shard", "3/3"]).is_err());
+        assert!(Arguments::try_parse_from(["siuo", "dedupe", "--shard", "0/3"]).is_err());
+        let merge = Arguments::try_parse_from(["siuo", "merge", "check"])?;
+        match merge.subcommand {
+            Subcommand::Stages(stages, None) => {
+                assert_eq!(
+                    stages.iter().map(|s| s.name).collect::<Vec<_>>(),
+                    ["generate", "check"]
+                );
+            }
+            _ => panic!("`siuo merge` runs no stages"),
         }
         Ok(())
     }

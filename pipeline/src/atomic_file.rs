@@ -47,21 +47,41 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write(path, &bytes)
 }
 
-/// Writes one JSON object per line, atomically.
+/// Writes one JSON object per line, atomically, streaming the records to
+/// the temporary file: the file's text is never held in memory.
 pub fn write_jsonl<'a, T: serde::Serialize + 'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a T>,
 ) -> Result<()> {
-    let mut bytes = Vec::new();
-    for (index, record) in records.into_iter().enumerate() {
-        serde_json::to_writer(&mut bytes, record).map_err(|e| Error::Json {
-            path: path.to_owned(),
-            line: index + 1,
-            source: e,
-        })?;
-        bytes.push(b'\n');
-    }
-    write(path, &bytes)
+    write_with(path, |out| {
+        for (index, record) in records.into_iter().enumerate() {
+            serde_json::to_writer(&mut *out, record).map_err(|e| Error::Json {
+                path: path.to_owned(),
+                line: index + 1,
+                source: e,
+            })?;
+            out.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Like [`write`], with the content written by `fill` through a buffer.
+pub fn write_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, temp);
+    fill(&mut out)?;
+    let temp = out
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    temp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

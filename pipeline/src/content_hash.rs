@@ -50,6 +50,18 @@ impl Digest {
         self.to_string()
     }
 
+    /// The digest `hex` shows; `None` unless it is 64 hex digits.
+    pub fn from_hex(hex: &str) -> Option<Digest> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).ok()?;
+        }
+        Some(Digest(bytes))
+    }
+
     /// The first `chars` hex characters, for short ids.
     pub fn short(&self, chars: usize) -> String {
         let mut hex = self.hex();

@@ -76,7 +76,7 @@ pub enum Error {
     },
 
     #[error(
-        "stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`)"
+        "stage {stage} needs stage {needs} of run {run} to finish first; run `siuo {needs}` (or `siuo run`; after `--shard` runs, `siuo merge {needs}`)"
     )]
     StageNotReady {
         stage: &'static str,

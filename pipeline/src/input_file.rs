@@ -37,20 +37,52 @@ pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Reads a JSON Lines file of records; a line that does not parse is an
-/// error naming the file and line.
+/// error naming the file and line. The file is read line by line, so only
+/// the records are held, not the text too.
 pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = read_text(path)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| {
-            serde_json::from_str(line).map_err(|e| Error::Json {
+    let mut records = Vec::new();
+    for_each_jsonl(path, |record| {
+        records.push(record);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Calls `each` with every record of a JSON Lines file, in order, holding
+/// one line at a time.
+pub fn for_each_jsonl<T: DeserializeOwned>(
+    path: &Path,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        number += 1;
+        let read = reader.read_line(&mut line).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => Error::InvalidRecord {
                 path: path.to_owned(),
-                line: index + 1,
-                source: e,
-            })
-        })
-        .collect()
+                record: format!("line {number}"),
+                message: "is not UTF-8 text".to_owned(),
+            },
+            _ => Error::io(path, e),
+        })?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|e| Error::Json {
+            path: path.to_owned(),
+            line: number,
+            source: e,
+        })?;
+        each(record)?;
+    }
 }
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {

@@ -35,6 +35,7 @@ pub mod release;
 pub mod remote_classifier;
 pub mod report;
 pub mod review;
+pub mod shard;
 pub mod similarity;
 pub mod stage;
 pub mod stage_dir;

@@ -172,7 +172,21 @@ impl Project {
     /// guard drops.
     pub fn lock(&self) -> Result<ProjectLock> {
         Ok(ProjectLock {
-            _files: vec![lock_file(&self.raw())?, lock_file(&self.curated())?],
+            _files: vec![
+                lock_file(&self.raw(), false)?,
+                lock_file(&self.curated(), false)?,
+            ],
+        })
+    }
+
+    /// The lock shards of a stage hold (`--shard I/N`): any number of them
+    /// at once, but never beside a command that holds [`Self::lock`].
+    pub fn lock_shared(&self) -> Result<ProjectLock> {
+        Ok(ProjectLock {
+            _files: vec![
+                lock_file(&self.raw(), true)?,
+                lock_file(&self.curated(), true)?,
+            ],
         })
     }
 }
@@ -197,7 +211,7 @@ pub struct ProjectLock {
     _files: Vec<File>,
 }
 
-fn lock_file(dir: &Path) -> Result<File> {
+fn lock_file(dir: &Path, shared: bool) -> Result<File> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(".lock");
     let file = File::options()
@@ -206,7 +220,11 @@ fn lock_file(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
+    let locked = match shared {
+        true => file.try_lock_shared(),
+        false => file.try_lock(),
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),

@@ -12,7 +12,8 @@ use crate::atomic_file;
 use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::input_file;
-use crate::journal::Journal;
+use crate::journal::{Journal, VerdictJournal};
+use crate::record::CandidateVerdict;
 
 /// What a finished stage did; also what `--json` prints for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +37,10 @@ pub struct StageReport {
     /// True when this invocation found the stage already done and did no work.
     #[serde(default)]
     pub reused: bool,
+    /// Candidates a filtering stage held for human review; `None` in
+    /// reports written before siuo counted them (and of other stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
     /// Tokens and cost of model requests, for stages that make them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<crate::openai::Usage>,
@@ -93,26 +98,75 @@ impl StageDir {
         self.keyed_journal(prefix, key, false)
     }
 
+    /// The journal `<prefix>-<key>.jsonl`, or this shard's
+    /// `<prefix>-<key>.shard-I-of-N.jsonl` (see [`crate::shard`]). Files
+    /// of another key are stale and removed; an unsharded stage also reads
+    /// every shard's file of its key, as work done.
     fn keyed_journal<T: Serialize + DeserializeOwned>(
         &self,
         prefix: &str,
         key: &Digest,
         with_report: bool,
     ) -> Result<Journal<T>> {
-        let current = format!("{prefix}-{}.jsonl", key.short(16));
+        let (own, shards) = self.journal_files(prefix, key, with_report)?;
+        let mut journal = Journal::open(&own)?;
+        for path in shards {
+            journal.absorb(Journal::read_complete(&path)?);
+        }
+        Ok(journal)
+    }
+
+    /// The main journal of a stage that writes one verdict per candidate,
+    /// holding only which candidates are done (see [`VerdictJournal`]).
+    pub fn verdict_journal<V: CandidateVerdict + Serialize + DeserializeOwned>(
+        &self,
+        key: &Digest,
+    ) -> Result<VerdictJournal<V>> {
+        let (own, shards) = self.journal_files("journal", key, true)?;
+        VerdictJournal::open(&own, &shards)
+    }
+
+    /// This process's journal file of `prefix` and `key`, and the other
+    /// shards' files it reads (none for a shard), after removing the files
+    /// of other keys.
+    fn journal_files(
+        &self,
+        prefix: &str,
+        key: &Digest,
+        with_report: bool,
+    ) -> Result<(PathBuf, Vec<PathBuf>)> {
+        let keyed = format!("{prefix}-{}", key.short(16));
+        let own = crate::shard::own_file(&self.dir.join(format!("{keyed}.jsonl")));
         let stale_prefix = format!("{prefix}-");
+        let mut shards = Vec::new();
         if self.dir.is_dir() {
             for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
                 let entry = entry.map_err(|e| Error::io(&self.dir, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let stale =
-                    name.starts_with(&stale_prefix) || (with_report && name == "report.json");
-                if name != current && stale {
-                    std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+                let of_key = name.starts_with(&format!("{keyed}."));
+                let stale = (name.starts_with(&stale_prefix) && !of_key)
+                    || (with_report && name == "report.json");
+                if stale {
+                    // Another shard may have removed it first.
+                    match std::fs::remove_file(entry.path()) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io(entry.path(), e));
+                        }
+                        _ => {}
+                    }
+                } else if of_key && name.contains(".shard-") && entry.path() != own {
+                    shards.push(entry.path());
                 }
             }
         }
-        Journal::open(&self.dir.join(current))
+        if let Some(dir) = own.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        shards.sort();
+        if crate::shard::current().is_some() {
+            shards.clear();
+        }
+        Ok((own, shards))
     }
 
     /// Items journaled so far by an unfinished stage, for `siuo status`.
@@ -132,8 +186,18 @@ impl StageDir {
         self.dir.join(name)
     }
 
-    /// Marks the stage done. Outputs must be written before this.
+    /// Whether this process works on one shard of the stage's items, and
+    /// so leaves its outputs and report to the unsharded stage.
+    pub fn sharded(&self) -> bool {
+        crate::shard::current().is_some()
+    }
+
+    /// Marks the stage done. Outputs must be written before this. A shard
+    /// never does: the stage is done when every shard's work is merged.
     pub fn finish(&self, report: &StageReport) -> Result<()> {
+        if self.sharded() {
+            return Ok(());
+        }
         atomic_file::write_json(&self.report_path(), report)
     }
 }

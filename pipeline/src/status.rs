@@ -137,7 +137,12 @@ pub fn collect(project: &Project) -> Result<Status> {
         for stage in stage::names() {
             let dir = StageDir::new(&run_dir, &run_id, stage);
             let report = dir.report()?;
-            let journaled = dir.journal_items();
+            // A finished stage's journal is not counted: at scale it is
+            // the largest file of the stage.
+            let journaled = match report {
+                Some(_) => 0,
+                None => dir.journal_items(),
+            };
             let state = match (&report, journaled) {
                 (Some(_), _) => "done",
                 (None, 0) => "pending",
@@ -176,7 +181,7 @@ pub fn collect(project: &Project) -> Result<Status> {
     }
     let mut releases = Vec::new();
     for release in release::list(&project.curated())? {
-        let manifest = release.manifest()?;
+        let manifest = release.summary()?;
         releases.push(ReleaseStatus {
             version: release.name(),
             parent: manifest.parent,
@@ -189,17 +194,7 @@ pub fn collect(project: &Project) -> Result<Status> {
             eval: eval_status(project, &release.name())?,
         });
     }
-    let curated = project.curated();
-    let pending_actions = match release::list(&curated)?.last() {
-        Some(latest) => {
-            let actions = release::maintainer_action::read(&curated)?;
-            let cases = latest.cases()?;
-            let (after, changed, _) =
-                release::maintainer_action::apply(&project.taxonomy, &actions, cases.clone());
-            changed.len() + (cases.len() - after.len())
-        }
-        None => 0,
-    };
+    let pending_actions = pending_actions(project)?;
     let review = review_status(project, &runs)?;
     Ok(Status {
         runs,
@@ -209,13 +204,41 @@ pub fn collect(project: &Project) -> Result<Status> {
     })
 }
 
+/// Retirements and relabels recorded but not yet in the latest release.
+fn pending_actions(project: &Project) -> Result<usize> {
+    let curated = project.curated();
+    let actions = release::maintainer_action::read(&curated)?;
+    // Without actions, nothing is pending: the release is not read.
+    let Some(latest) = release::list(&curated)?
+        .pop()
+        .filter(|_| !actions.is_empty())
+    else {
+        return Ok(0);
+    };
+    let cases = latest.cases()?;
+    let (after, changed, _) =
+        release::maintainer_action::apply(&project.taxonomy, &actions, cases.clone());
+    Ok(changed.len() + (cases.len() - after.len()))
+}
+
 /// Review progress of every run with candidates, when anything was queued
 /// or decided.
 fn review_status(project: &Project, runs: &[RunStatus]) -> Result<Option<ReviewStatus>> {
     use crate::review::queue::{Progress, Queue};
     let ledger = project.review_ledger()?;
     let mut progress = std::collections::BTreeMap::new();
+    let audit = project.settings().review.audit_sample > 0.0;
     for run in runs {
+        // A run's queue is built (every stage's records read) only when it
+        // can have something in it: held cases, an audit sample, decisions.
+        let holds = (run.stages.iter())
+            .filter(|s| stage::find(s.stage).is_some_and(|spec| spec.filters))
+            .filter_map(|s| s.report.as_ref())
+            .any(|r| r.held != Some(0));
+        // A decision counts in every run that has its candidate.
+        if !(holds || audit || !ledger.entries.is_empty()) {
+            continue;
+        }
         if run.stages.first().is_some_and(|s| s.state == "done") {
             let queue = Queue::build(project, &run.run_id, false)?;
             if !queue.items.is_empty() {

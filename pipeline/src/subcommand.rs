@@ -12,8 +12,9 @@ use crate::stage::{self, StageReport, StageSpec};
 use crate::status;
 
 pub enum Subcommand {
-    /// Run these stages in order on the run of the current inputs.
-    Stages(Vec<&'static StageSpec>),
+    /// Run these stages in order on the run of the current inputs, on one
+    /// shard of their items or on all.
+    Stages(Vec<&'static StageSpec>, Option<crate::shard::Shard>),
     Status,
     Calibrate {
         labels: PathBuf,
@@ -112,8 +113,16 @@ fn calibration_output(
 impl Subcommand {
     pub fn execute(&self, project: &Project) -> Result<Output> {
         match self {
-            Subcommand::Stages(stages) => {
-                let _lock = project.lock()?;
+            Subcommand::Stages(stages, shard) => {
+                // Shards of one stage run side by side, each on files of
+                // its own; anything else has the project to itself.
+                let _lock = match shard {
+                    Some(shard) => {
+                        crate::shard::set(*shard);
+                        project.lock_shared()?
+                    }
+                    None => project.lock()?,
+                };
                 let mut reports: Vec<StageReport> = Vec::new();
                 for spec in stages {
                     reports.push(stage::run(project, spec)?);

@@ -16,5 +16,6 @@ mod pipeline;
 mod release;
 mod resume;
 mod review;
+mod scale;
 mod support;
 mod verify;

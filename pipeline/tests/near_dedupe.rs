@@ -147,7 +147,7 @@ fn a_near_duplicate_of_a_released_case_is_rejected_with_its_id() {
         serde_json::json!({"in": "release", "version": "v1.0.0", "question_id": 1})
     );
     // The released cases' fingerprints are persisted, not recomputed.
-    let index = project.read("raw/index/releases-near-v1.json");
+    let index = project.read("raw/index/releases-near-v2.json");
     assert!(index.contains("\"v1.0.0\""), "{index}");
 
     // A different question with the same picture is a new case.

@@ -86,7 +86,7 @@ impl Protocol {
 #[serde(deny_unknown_fields)]
 pub struct ModelApi {
     /// Base URL up to and including `/v1`.
-    pub base_url: String,
+    pub base_url: crate::openai::config::BaseUrls,
     pub model: String,
     /// The environment variable holding the key. When it is unset, no
     /// Authorization header is sent, so keyless local servers work.
@@ -140,7 +140,7 @@ impl TargetConfig {
         TargetConfig {
             name: name.to_owned(),
             api: ModelApi {
-                base_url: base_url.to_owned(),
+                base_url: crate::openai::config::BaseUrls::one(base_url),
                 model: model.to_owned(),
                 api_key_env: default_api_key_env(),
             },
@@ -182,7 +182,7 @@ impl JudgeConfig {
         JudgeConfig {
             name: None,
             api: ModelApi {
-                base_url: base_url.to_owned(),
+                base_url: crate::openai::config::BaseUrls::one(base_url),
                 model: model.to_owned(),
                 api_key_env: default_api_key_env(),
             },

@@ -76,7 +76,8 @@ impl<'a> DifficultyMeter<'a> {
         progress: &Progress,
     ) -> Result<Result<Vec<DifficultyVerdict>, Vec<String>>> {
         let cases: Vec<PanelCase> = candidates.iter().map(|c| panel_case(taxonomy, c)).collect();
-        for (chunk, asked) in candidates.chunks(CHUNK).zip(cases.chunks(CHUNK)) {
+        let at_once = self.panel.items_at_once(CHUNK);
+        for (chunk, asked) in candidates.chunks(at_once).zip(cases.chunks(at_once)) {
             let loaded = chunk
                 .iter()
                 .zip(asked)

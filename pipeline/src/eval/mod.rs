@@ -335,8 +335,9 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
     let runtime = crate::openai::client::runtime("the eval's client")?;
     let total = cases.len() + controls.len();
     let progress = crate::progress::Progress::new("eval", total, project.interactive);
-    let chunks = (cases.chunks(CHUNK).zip(panel_cases.chunks(CHUNK)))
-        .chain(controls.chunks(CHUNK).zip(panel_controls.chunks(CHUNK)));
+    let at_once = evaluation.panel.items_at_once(CHUNK);
+    let chunks = (cases.chunks(at_once).zip(panel_cases.chunks(at_once)))
+        .chain(controls.chunks(at_once).zip(panel_controls.chunks(at_once)));
     for (chunk, asked) in chunks {
         let loaded = chunk
             .iter()
@@ -454,7 +455,7 @@ impl Evaluation<'_> {
                 TargetScores {
                     name: t.name.clone(),
                     model: t.api.model.clone(),
-                    base_url: t.api.base_url.clone(),
+                    base_url: t.api.base_url.to_string(),
                     samples: t.samples,
                     temperature: t.temperature,
                     max_tokens: t.max_tokens,
@@ -481,7 +482,7 @@ impl Evaluation<'_> {
                 .map(|j| JudgeInfo {
                     name: j.settings.name().to_owned(),
                     model: j.settings.api.model.clone(),
-                    base_url: j.settings.api.base_url.clone(),
+                    base_url: j.settings.api.base_url.to_string(),
                     temperature: 0.0,
                     max_tokens: j.settings.max_tokens,
                     usage: j.usage(),

@@ -157,6 +157,14 @@ pub struct Panel {
 }
 
 impl Panel {
+    /// Cases to ask at once: `direct`, or a whole batch's worth when a
+    /// target or judge sends its requests through the Batch API.
+    pub fn items_at_once(&self, direct: usize) -> usize {
+        let targets = self.targets.iter().map(|m| m.client.items_at_once(direct));
+        let judges = self.judges.iter().map(|m| m.client.items_at_once(direct));
+        targets.chain(judges).max().unwrap_or(direct)
+    }
+
     pub fn open(spec: PanelSpec<'_>) -> Result<Panel> {
         let templates = load_templates(spec.templates, spec.protocol)?;
         let connect_to = |api: &ModelApi, spending: Spending<'_>, log: String| {
@@ -178,8 +186,10 @@ impl Panel {
             let client = connect_to(&judge.api, spending, log)?;
             judges.push(Model::new(judge.clone(), client));
         }
-        let responses: Journal<TargetResponse> = Journal::open(&spec.records.join(RESPONSES))?;
-        let judgements: Journal<JudgeAnswer> = Journal::open(&spec.records.join(JUDGEMENTS))?;
+        // A shard's own files: shards never append to one journal.
+        let own = |name: &str| crate::shard::own_file(&spec.records.join(name));
+        let responses: Journal<TargetResponse> = Journal::open(&own(RESPONSES))?;
+        let judgements: Journal<JudgeAnswer> = Journal::open(&own(JUDGEMENTS))?;
         let response_at = (responses.entries().iter().enumerate())
             .map(|(at, r)| (r.key.clone(), at))
             .collect();

@@ -592,7 +592,7 @@ impl Generator for OpenAiGenerator {
     fn concurrency(&self) -> usize {
         // Twice the request limit keeps the limit saturated while items
         // between requests parse, validate and store.
-        2 * self.settings.limits.max_in_flight as usize
+        (self.settings.limits).items_at_once(2 * self.settings.limits.max_in_flight as usize)
     }
 
     fn open_session(&self, context: &GenerationContext<'_>) -> Result<ApiClient> {

@@ -159,7 +159,7 @@ pub struct JurorConfig {
     /// Short name in verdicts, request logs and the card, e.g. `qwen-vl`.
     pub name: String,
     /// Base URL up to and including `/v1`.
-    pub base_url: String,
+    pub base_url: crate::openai::config::BaseUrls,
     /// Name of the environment variable holding the API key, if any.
     #[serde(default)]
     pub api_key_env: Option<String>,

@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
-use crate::openai::cache::ResponseCache;
 use crate::openai::chat::{self, ChatSettings};
 use crate::openai::client::{ApiClient, Endpoint};
 use crate::openai::{ApiError, Usage};
@@ -163,6 +162,15 @@ impl Jury {
             taxonomy: taxonomy.clone(),
             runtime,
         })
+    }
+
+    /// Candidates to judge at once: `direct`, or a whole batch's worth
+    /// when a juror sends its requests through the Batch API.
+    pub fn items_at_once(&self, direct: usize) -> usize {
+        (self.jurors.iter())
+            .map(|j| j.client.items_at_once(direct))
+            .max()
+            .unwrap_or(direct)
     }
 
     pub fn quorum(&self) -> Quorum {
@@ -472,7 +480,7 @@ impl Juror {
     }
 
     fn forget(&self, body: &Value) -> Result<()> {
-        let key = ResponseCache::key(&self.client.url(CHAT), body);
+        let key = self.client.cache_key(CHAT, body);
         self.client.cache().forget(&key)
     }
 }

@@ -1,6 +1,7 @@
 //! On-disk cache of API responses, keyed by the blake3 of the canonical
-//! request: endpoint URL and the JSON body with object keys sorted (model,
-//! messages, parameters, seed). Headers, and so the API key, are not part of
+//! request: endpoint path (`chat/completions`, not the server, so replicas
+//! of a model share answers) and the JSON body with object keys sorted
+//! (model, messages, parameters, seed). Headers, and so the API key, are not part of
 //! the key or the entry. A rerun of the same request reads the answer here
 //! and makes no HTTP request.
 //!
@@ -43,7 +44,18 @@ impl ResponseCache {
     }
 
     /// [`Self::key`] for a body already in [`canonical_json`] form.
-    pub fn key_of_canonical(url: &str, canonical_body: &str) -> Digest {
+    /// `endpoint` is the path below the base URL (`chat/completions`), not
+    /// the server: replicas of a model share answers.
+    pub fn key_of_canonical(endpoint: &str, canonical_body: &str) -> Digest {
+        ContentHasher::new("siuo.openai.request.v2")
+            .str(endpoint.trim_start_matches('/'))
+            .str(canonical_body)
+            .finish()
+    }
+
+    /// The key answers were cached under before v2, with the whole URL of
+    /// the one server; still read, so no answer is paid for twice.
+    pub fn legacy_key(url: &str, canonical_body: &str) -> Digest {
         ContentHasher::new("siuo.openai.request.v1")
             .str(url)
             .str(canonical_body)
@@ -134,12 +146,13 @@ mod tests {
         let a = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1});
         let b = json!({"seed": 1, "messages": [{"content": "hi", "role": "user"}], "model": "m"});
         let c = json!({"seed": 2, "messages": [{"content": "hi", "role": "user"}], "model": "m"});
-        let url = "http://127.0.0.1:1/v1/chat/completions";
+        let url = "chat/completions";
         assert_eq!(ResponseCache::key(url, &a), ResponseCache::key(url, &b));
         assert_ne!(ResponseCache::key(url, &a), ResponseCache::key(url, &c));
-        assert_ne!(
-            ResponseCache::key(url, &a),
-            ResponseCache::key("http://other/v1/chat/completions", &a)
+        // The server is no part of the key: replicas share answers.
+        assert_eq!(
+            ResponseCache::key("/chat/completions", &a),
+            ResponseCache::key("chat/completions", &a)
         );
     }
 }

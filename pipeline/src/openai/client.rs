@@ -17,9 +17,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use super::batch::Batcher;
 use super::cache::{CachedResponse, ResponseCache, canonical_json};
-use super::config::{Budget, OpenAiConfig, Price, RequestLimits};
+use super::config::{BaseUrls, Budget, OpenAiConfig, Price, RequestLimits};
 use super::limiter::RateLimiter;
+use super::servers::Servers;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
 use crate::error::Error;
 use crate::journal::Journal;
@@ -102,8 +104,8 @@ struct TryFailure {
 
 /// Where and how an [`ApiClient`] sends its requests.
 pub struct Endpoint<'a> {
-    /// Base URL up to and including `/v1`.
-    pub base_url: &'a str,
+    /// Base URL up to and including `/v1`, or several replicas'.
+    pub base_url: &'a BaseUrls,
     pub api_key_env: Option<&'a str>,
     /// The config setting that names the key variable, for messages.
     pub key_purpose: &'a str,
@@ -118,7 +120,7 @@ pub struct ApiClient {
     /// For image URLs: redirects only within `image_hosts`.
     images: reqwest::Client,
     image_hosts: Vec<String>,
-    base_url: String,
+    servers: Servers,
     api_key: Option<ApiKey>,
     limits: RequestLimits,
     in_flight: Semaphore,
@@ -128,6 +130,18 @@ pub struct ApiClient {
     log: Mutex<Journal<RequestRecord>>,
     prices: BTreeMap<String, Price>,
     jitter: SplitMix64,
+    /// In batch mode (`limits.batch`), where chat and completion requests go.
+    batcher: Option<Batcher>,
+}
+
+/// An answer the client accepts, for the cache and the request log.
+struct Answered<'a> {
+    endpoint: &'a str,
+    model: String,
+    key: crate::content_hash::Digest,
+    answer: Value,
+    attempts: u32,
+    started: Instant,
 }
 
 impl ApiClient {
@@ -163,13 +177,18 @@ impl ApiClient {
             })?)),
         };
         let limits = endpoint.limits;
-        let base_url = endpoint.base_url.trim_end_matches('/').to_owned();
-        let base_host = reqwest::Url::parse(&base_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
+        let servers = Servers::new(
+            endpoint.base_url.urls(),
+            limits.eject_after_failures,
+            limits.eject_seconds,
+        );
+        let base_hosts: Vec<String> = servers
+            .base_urls()
+            .filter_map(|url| reqwest::Url::parse(url).ok())
+            .filter_map(|u| u.host_str().map(str::to_owned))
+            .collect();
         let image_hosts: Vec<String> = if limits.image_hosts.is_empty() {
-            vec![base_host]
+            base_hosts
         } else {
             limits.image_hosts.clone()
         };
@@ -205,8 +224,23 @@ impl ApiClient {
             .map_err(|e| Error::Http {
                 message: e.to_string(),
             })?;
-        let log: Journal<RequestRecord> = Journal::open(log)?;
-        let spent = Usage::of_records(log.entries());
+        // Each shard logs to a file of its own (see `crate::shard`); the
+        // budget counts what every shard had spent when this one started.
+        let own = crate::shard::own_file(log);
+        let log: Journal<RequestRecord> = Journal::open(&own)?;
+        let mut spent = Usage::of_records(log.entries());
+        for sibling in crate::shard::all_files(&own)
+            .into_iter()
+            .filter(|p| *p != own)
+        {
+            spent.add(&Usage::of_records(
+                &Journal::<RequestRecord>::read_complete(&sibling)?,
+            ));
+        }
+        let batcher = match &limits.batch {
+            Some(batch) => Some(Batcher::open(batch, &own)?),
+            None => None,
+        };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
@@ -214,7 +248,7 @@ impl ApiClient {
             http,
             images,
             image_hosts,
-            base_url,
+            servers,
             api_key,
             limits: limits.clone(),
             in_flight: Semaphore::new(limits.max_in_flight as usize),
@@ -224,11 +258,25 @@ impl ApiClient {
             log: Mutex::new(log),
             prices: endpoint.prices.clone(),
             jitter: SplitMix64::new(seed),
+            batcher,
         })
     }
 
-    pub fn url(&self, endpoint: &str) -> String {
-        format!("{}/{}", self.base_url, endpoint.trim_start_matches('/'))
+    /// The cache key of a request to `endpoint` (`chat/completions`): the
+    /// request alone, not the server, so replicas share their answers.
+    pub fn cache_key(&self, endpoint: &str, body: &Value) -> crate::content_hash::Digest {
+        ResponseCache::key_of_canonical(endpoint, &canonical_json(body))
+    }
+
+    /// Work items to keep in flight for this client: see
+    /// [`RequestLimits::items_at_once`].
+    pub fn items_at_once(&self, direct: usize) -> usize {
+        self.limits.items_at_once(direct)
+    }
+
+    /// Tries each server answered, in config order.
+    pub fn answered_per_server(&self) -> Vec<u64> {
+        self.servers.answered()
     }
 
     /// The run's usage so far, this invocation and earlier ones.
@@ -248,17 +296,25 @@ impl ApiClient {
         body: &Value,
         check: impl Fn(&Value) -> Result<(), String>,
     ) -> Result<ApiResponse, ApiError> {
-        let url = self.url(endpoint);
+        let path = endpoint.trim_start_matches('/');
         // One canonical form serves the cache key, the token estimate and the
         // bytes sent on every attempt; image-first bodies carry whole images.
         let canonical = canonical_json(body);
-        let key = ResponseCache::key_of_canonical(&url, &canonical);
+        let key = ResponseCache::key_of_canonical(path, &canonical);
+        // Answers cached before keys left out the server (one base URL).
+        let legacy = || {
+            let url = format!("{}/{path}", self.servers.first());
+            self.cache.get(&ResponseCache::legacy_key(&url, &canonical))
+        };
         let model = body
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        if let Some(hit) = self.cache.get(&key).filter(|hit| check(&hit.body).is_ok()) {
+        if let Some(hit) = (self.cache.get(&key))
+            .or_else(legacy)
+            .filter(|hit| check(&hit.body).is_ok())
+        {
             self.record(RequestRecord {
                 key: key.short(16),
                 endpoint: endpoint.to_owned(),
@@ -279,6 +335,32 @@ impl ApiClient {
         self.ledger.check().map_err(ApiError::Budget)?;
         let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
         let estimate = estimated_prompt_tokens(body) + max_tokens;
+        if let Some(batcher) = self.batcher.as_ref().filter(|_| Batcher::takes(path)) {
+            let started = Instant::now();
+            let failed = |message: String| ApiError::Failed {
+                endpoint: endpoint.to_owned(),
+                attempts: 1,
+                message,
+            };
+            let answer = batcher
+                .request(self, path, &key.hex(), &model, canonical.into())
+                .await
+                .map_err(failed)?;
+            if let Err(problem) = check(&answer) {
+                // Cached when the batch was collected; not an answer to keep.
+                self.cache.forget(&key).map_err(ApiError::Local)?;
+                return Err(failed(format!("answer has the wrong shape: {problem}")));
+            }
+            let answered = Answered {
+                endpoint,
+                model,
+                key,
+                answer,
+                attempts: 1,
+                started,
+            };
+            return self.accept(answered, true).map_err(ApiError::Local);
+        }
         let bytes = bytes::Bytes::from(canonical);
         self.limiter.acquire(estimate).await;
 
@@ -286,9 +368,12 @@ impl ApiClient {
         // answer was counted; checked again as each goes out, a cap is
         // overshot by at most the requests in flight.
         let over_budget: Mutex<Option<BudgetExhausted>> = Mutex::new(None);
+        // The server the last try failed on; the retry goes elsewhere.
+        let failed_on: Mutex<Option<usize>> = Mutex::new(None);
         let accepted = self
             .with_retries(endpoint, |attempt| {
-                let (url, bytes, check, over_budget) = (&url, bytes.clone(), &check, &over_budget);
+                let (bytes, check, over_budget, failed_on) =
+                    (bytes.clone(), &check, &over_budget, &failed_on);
                 async move {
                     let _permit = self.in_flight.acquire().await.map_err(|e| TryFailure {
                         message: e.to_string(),
@@ -307,7 +392,27 @@ impl ApiClient {
                     }
                     // Latency of the answered attempt, not of queueing or retries.
                     let started = Instant::now();
-                    let answer = self.try_once(url, bytes).await?;
+                    let avoid = failed_on.lock().ok().and_then(|f| *f);
+                    let server = self.servers.pick(avoid);
+                    let url = format!("{}/{path}", server.base_url());
+                    let answer = match self.try_once(&url, bytes).await {
+                        Ok(answer) => answer,
+                        Err(mut failure) => {
+                            if failure.retry {
+                                self.servers.failed(&server);
+                                if let Ok(mut slot) = failed_on.lock() {
+                                    *slot = Some(server.index);
+                                }
+                            }
+                            if self.servers.base_urls().nth(1).is_some() {
+                                failure.message =
+                                    format!("{}: {}", server.base_url(), failure.message);
+                            }
+                            return Err(failure);
+                        }
+                    };
+                    self.servers.succeeded(&server);
+                    drop(server);
                     check(&answer).map_err(|problem| TryFailure {
                         message: format!("answer has the wrong shape: {problem}"),
                         retry: true,
@@ -324,8 +429,15 @@ impl ApiClient {
                 },
             )?;
         let (answer, attempts, started) = accepted;
-        self.accept(endpoint, model, key, answer, attempts, started)
-            .map_err(ApiError::Local)
+        let answered = Answered {
+            endpoint,
+            model,
+            key,
+            answer,
+            attempts,
+            started,
+        };
+        self.accept(answered, false).map_err(ApiError::Local)
     }
 
     /// Tries `attempt` up to `max_attempts` times: a retryable failure waits
@@ -362,38 +474,29 @@ impl ApiClient {
         })
     }
 
-    fn accept(
-        &self,
-        endpoint: &str,
-        model: String,
-        key: crate::content_hash::Digest,
-        answer: Value,
-        attempts: u32,
-        started: Instant,
-    ) -> Result<ApiResponse, Error> {
-        let tokens = |name: &str| {
-            answer
-                .get("usage")
-                .and_then(|u| u.get(name))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
+    /// Caches an answer (a batched one was cached when its batch was
+    /// collected) and logs it with its tokens and cost.
+    fn accept(&self, answered: Answered<'_>, batched: bool) -> Result<ApiResponse, Error> {
+        let Answered {
+            endpoint,
+            model,
+            key,
+            answer,
+            attempts,
+            started,
+        } = answered;
+        let (prompt_tokens, completion_tokens) = tokens_of(&answer);
+        if !batched {
+            self.store(&key, endpoint, &model, &answer)?;
+        }
+        let discount = match (batched, &self.batcher) {
+            (true, Some(batcher)) => batcher.discount(),
+            _ => 1.0,
         };
-        let (prompt_tokens, completion_tokens) =
-            (tokens("prompt_tokens"), tokens("completion_tokens"));
-        self.cache.put(
-            &key,
-            &CachedResponse {
-                endpoint: endpoint.to_owned(),
-                model: model.clone(),
-                body: answer.clone(),
-                prompt_tokens,
-                completion_tokens,
-            },
-        )?;
         self.record(RequestRecord {
             key: key.short(16),
             endpoint: endpoint.to_owned(),
-            cost: usage::cost(&self.prices, &model, prompt_tokens, completion_tokens),
+            cost: discount * usage::cost(&self.prices, &model, prompt_tokens, completion_tokens),
             model,
             cached: false,
             attempts,
@@ -407,6 +510,106 @@ impl ApiClient {
         })
     }
 
+    /// The server batches go to: the first base URL (a batch lives on the
+    /// server that accepted it).
+    pub(super) fn batch_server(&self) -> &str {
+        self.servers.first()
+    }
+
+    /// Uploads a batch input file (`POST files`, multipart, purpose batch).
+    pub(super) async fn batch_upload(
+        &self,
+        server: &str,
+        name: &str,
+        jsonl: Vec<u8>,
+    ) -> Result<Value, String> {
+        let boundary = format!("siuo-batch-{:016x}", self.jitter.next_u64());
+        let mut body = Vec::with_capacity(jsonl.len() + 512);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/jsonl\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&jsonl);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let body = bytes::Bytes::from(body);
+        let url = format!("{server}/files");
+        let bytes = self
+            .with_retries("files", |_| {
+                let request = self
+                    .http
+                    .post(&url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(body.clone());
+                self.try_raw(request)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable answer to the upload: {e}"))
+    }
+
+    /// A JSON POST of the Batch API (`batches`), with retries.
+    pub(super) async fn batch_post(
+        &self,
+        server: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, String> {
+        let url = format!("{server}/{path}");
+        let bytes = bytes::Bytes::from(body.to_string());
+        self.with_retries(path, |_| self.try_once(&url, bytes.clone()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A GET of the Batch API (a batch's status, a file's content), with retries.
+    pub(super) async fn batch_get(&self, server: &str, path: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{server}/{path}");
+        self.with_retries(path, |_| self.try_raw(self.http.get(&url)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Caches one answer of a collected batch, under the key its
+    /// `custom_id` names.
+    pub(super) fn store_batched(
+        &self,
+        key: &str,
+        endpoint: &str,
+        model: &str,
+        answer: &Value,
+    ) -> Result<(), Error> {
+        match crate::content_hash::Digest::from_hex(key) {
+            Some(key) => self.store(&key, endpoint, model, answer),
+            // Not a key this client made: nothing waits for it.
+            None => Ok(()),
+        }
+    }
+
+    fn store(
+        &self,
+        key: &crate::content_hash::Digest,
+        endpoint: &str,
+        model: &str,
+        answer: &Value,
+    ) -> Result<(), Error> {
+        let (prompt_tokens, completion_tokens) = tokens_of(answer);
+        self.cache.put(
+            key,
+            &CachedResponse {
+                endpoint: endpoint.to_owned(),
+                model: model.to_owned(),
+                body: answer.clone(),
+                prompt_tokens,
+                completion_tokens,
+            },
+        )
+    }
+
     fn record(&self, record: RequestRecord) -> Result<(), Error> {
         self.ledger.record(&record.usage());
         let mut log = self.log.lock().map_err(|_| Error::Runtime {
@@ -416,12 +619,23 @@ impl ApiClient {
     }
 
     async fn try_once(&self, url: &str, body: bytes::Bytes) -> Result<Value, TryFailure> {
-        let mut request = self
+        let request = self
             .http
             .post(url)
-            .timeout(duration_of(self.limits.timeout_seconds))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
+        let body = self.try_raw(request).await?;
+        serde_json::from_slice(&body).map_err(|e| TryFailure {
+            message: format!("unreadable JSON body: {e}"),
+            retry: true,
+            retry_after: None,
+        })
+    }
+
+    /// Sends one API request with the key and the timeout, and reads a
+    /// successful answer's body up to `limits.max_response_bytes`.
+    async fn try_raw(&self, mut request: reqwest::RequestBuilder) -> Result<Vec<u8>, TryFailure> {
+        request = request.timeout(duration_of(self.limits.timeout_seconds));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(&key.0);
         }
@@ -477,11 +691,10 @@ impl ApiClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8_lossy(&body);
         if status.is_success() {
-            return serde_json::from_str(&text)
-                .map_err(|e| transient(format!("unreadable JSON body: {e}")));
+            return Ok(body);
         }
+        let text = String::from_utf8_lossy(&body);
         let retry = status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
             || status.is_server_error();
@@ -607,6 +820,18 @@ impl ApiClient {
             None => text.to_owned(),
         }
     }
+}
+
+/// Prompt and completion tokens an answer reports.
+fn tokens_of(answer: &Value) -> (u64, u64) {
+    let tokens = |name: &str| {
+        answer
+            .get("usage")
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    (tokens("prompt_tokens"), tokens("completion_tokens"))
 }
 
 /// Fewest characters of a key that count as an echo of it.

@@ -96,8 +96,9 @@ pub enum GenerationMode {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
+    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`,
+    /// or a list of replicas (see [`BaseUrls`]).
+    pub base_url: BaseUrls,
     /// Name of the environment variable holding the API key; none for
     /// servers without authentication. The key itself never goes in a file.
     #[serde(default)]
@@ -188,6 +189,126 @@ pub struct RequestLimits {
     /// only the host of `base_url`. Redirects to another host are refused.
     #[serde(default)]
     pub image_hosts: Vec<String>,
+    /// With several base URLs: consecutive failed tries (connection errors,
+    /// timeouts, 5xx, 429) after which a server is taken out of rotation.
+    #[serde(
+        default = "default_eject_after_failures",
+        skip_serializing_if = "is_default_eject_after_failures"
+    )]
+    pub eject_after_failures: u32,
+    /// How long a server taken out stays out before it is tried again.
+    #[serde(
+        default = "default_eject_seconds",
+        skip_serializing_if = "is_default_eject_seconds"
+    )]
+    pub eject_seconds: f64,
+    /// Send chat and completion requests through the OpenAI Batch API
+    /// instead, at its discount (see [`BatchConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchConfig>,
+}
+
+/// The OpenAI Batch API: requests gather into a JSONL file that is uploaded
+/// and answered within `completion_window`, at a discount. Each batch's id
+/// is journaled as soon as it is created, so a run killed while it waits
+/// collects that batch when it starts again instead of paying twice; the
+/// answers of an expired or failed batch are kept, and the requests it did
+/// not answer go into the next batch.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// `24h`, the window OpenAI offers.
+    #[serde(default = "default_completion_window")]
+    pub completion_window: String,
+    /// Seconds between status checks of a submitted batch.
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: f64,
+    /// Most requests in one batch file (OpenAI allows 50 000); also how
+    /// many work items a stage puts in flight at once in batch mode.
+    #[serde(default = "default_batch_max_requests")]
+    pub max_requests: u32,
+    /// Requests gather until none arrived for this long, then go out.
+    #[serde(default = "default_gather_ms")]
+    pub gather_ms: u64,
+    /// Price factor of batched requests (OpenAI: half price).
+    #[serde(default = "default_batch_discount")]
+    pub discount: f64,
+    /// Times a request an expired batch left unanswered is resubmitted.
+    #[serde(default = "default_resubmits")]
+    pub resubmits: u32,
+}
+
+fn default_completion_window() -> String {
+    "24h".into()
+}
+fn default_poll_seconds() -> f64 {
+    60.0
+}
+fn default_batch_max_requests() -> u32 {
+    50_000
+}
+fn default_gather_ms() -> u64 {
+    500
+}
+fn default_batch_discount() -> f64 {
+    0.5
+}
+fn default_resubmits() -> u32 {
+    2
+}
+
+impl BatchConfig {
+    pub fn problems(&self, place: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.poll_seconds.is_finite()
+            && self.poll_seconds > 0.0
+            && self.poll_seconds <= MAX_TIMEOUT_SECONDS)
+        {
+            problems.push(format!(
+                "{place}.limits.batch.poll_seconds must be above 0 and at most {MAX_TIMEOUT_SECONDS}"
+            ));
+        }
+        if self.max_requests == 0 || self.max_requests > 50_000 {
+            problems.push(format!(
+                "{place}.limits.batch.max_requests must be between 1 and 50000"
+            ));
+        }
+        if !(self.discount.is_finite() && (0.0..=1.0).contains(&self.discount)) {
+            problems.push(format!(
+                "{place}.limits.batch.discount must be between 0 and 1"
+            ));
+        }
+        if self.completion_window.trim().is_empty() {
+            problems.push(format!(
+                "{place}.limits.batch.completion_window must not be empty"
+            ));
+        }
+        problems
+    }
+}
+
+impl RequestLimits {
+    /// Work items a stage keeps in flight: in batch mode a whole batch's
+    /// worth, so that its requests gather into one batch; else `direct`.
+    pub fn items_at_once(&self, direct: usize) -> usize {
+        match &self.batch {
+            Some(batch) => batch.max_requests as usize,
+            None => direct,
+        }
+    }
+}
+
+fn default_eject_after_failures() -> u32 {
+    3
+}
+fn is_default_eject_after_failures(value: &u32) -> bool {
+    *value == default_eject_after_failures()
+}
+fn default_eject_seconds() -> f64 {
+    30.0
+}
+fn is_default_eject_seconds(value: &f64) -> bool {
+    *value == default_eject_seconds()
 }
 
 /// Longest accepted `timeout_seconds`: a day. Anything longer is a typo,
@@ -229,6 +350,9 @@ impl Default for RequestLimits {
             image_download_max_bytes: default_image_download_max_bytes(),
             max_response_bytes: default_max_response_bytes(),
             image_hosts: Vec::new(),
+            eject_after_failures: default_eject_after_failures(),
+            eject_seconds: default_eject_seconds(),
+            batch: None,
         }
     }
 }
@@ -311,6 +435,21 @@ impl RequestLimits {
         if self.max_in_flight == 0 {
             problems.push(format!("{place}.limits.max_in_flight must be at least 1"));
         }
+        if let Some(batch) = &self.batch {
+            problems.extend(batch.problems(place));
+        }
+        if self.eject_after_failures == 0 {
+            problems.push(format!(
+                "{place}.limits.eject_after_failures must be at least 1"
+            ));
+        }
+        if !(self.eject_seconds.is_finite()
+            && (0.0..=MAX_TIMEOUT_SECONDS).contains(&self.eject_seconds))
+        {
+            problems.push(format!(
+                "{place}.limits.eject_seconds must be at least 0 and at most {MAX_TIMEOUT_SECONDS}"
+            ));
+        }
         if self.max_attempts == 0 {
             problems.push(format!("{place}.limits.max_attempts must be at least 1"));
         }
@@ -338,7 +477,73 @@ impl RequestLimits {
 /// A base URL must be http(s) with a host, and carry no credentials: a
 /// `user:password@` part would silently replace the key from the environment
 /// and sit in the config file.
-pub fn base_url_problem(place: &str, base_url: &str) -> Option<String> {
+pub fn base_url_problem(place: &str, base_urls: &BaseUrls) -> Option<String> {
+    if base_urls.0.is_empty() {
+        return Some(format!("{place}.base_url lists no URL"));
+    }
+    base_urls.0.iter().enumerate().find_map(|(index, url)| {
+        let place = match base_urls.0.len() {
+            1 => place.to_owned(),
+            _ => format!("{place}.base_url[{index}]"),
+        };
+        one_base_url_problem(url).map(|problem| match base_urls.0.len() {
+            1 => format!("{place}.base_url {problem}"),
+            _ => format!("{place} {problem}"),
+        })
+    })
+}
+
+/// The base URLs of one model: a single server, or replicas serving the
+/// same model. `base_url: http://a/v1` or `base_url: [http://a/v1,
+/// http://b/v1]`; requests go to the replica with the fewest outstanding
+/// ones, a failing one is taken out for a while (`limits.eject_*`), and
+/// the response cache never depends on which replica answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrls(pub Vec<String>);
+
+impl BaseUrls {
+    pub fn one(url: &str) -> BaseUrls {
+        BaseUrls(vec![url.to_owned()])
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BaseUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
+}
+
+impl Serialize for BaseUrls {
+    /// One URL as a string, as configs always wrote it: digests of configs
+    /// with one server stay what they were.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a URL or a list of URLs")]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(url) => BaseUrls(vec![url]),
+            OneOrMany::Many(urls) => BaseUrls(urls),
+        })
+    }
+}
+
+fn one_base_url_problem(base_url: &str) -> Option<String> {
     let problem = match reqwest::Url::parse(base_url) {
         Err(e) => format!("is not a URL ({e})"),
         Ok(url) if !matches!(url.scheme(), "http" | "https") => {
@@ -355,7 +560,7 @@ pub fn base_url_problem(place: &str, base_url: &str) -> Option<String> {
         Ok(_) => return None,
     };
     // Never echo the URL: it may hold the credentials being refused.
-    Some(format!("{place}.base_url {problem}"))
+    Some(problem)
 }
 
 /// Problems of `<place>.budget` and `<place>.prices`: a cost cap must be a

@@ -1,16 +1,37 @@
-//! `curated/CHANGELOG.md`, rebuilt from every release's manifest and cases
-//! so it can never disagree with them.
+//! `curated/CHANGELOG.md`, rebuilt from every release's manifest and the
+//! domains of its added cases (from [`super::released_index`], which reads
+//! each release once in a project's life) so it can never disagree with
+//! them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{ReleaseManifest, ReleasedCase};
+use serde::Deserialize;
 
-pub fn render(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> String {
+use super::{CaseChange, Counts, Retirement};
+
+/// What the changelog shows of a release's manifest; its file list is
+/// skipped unread.
+#[derive(Debug, Deserialize)]
+pub struct ReleaseHistory {
+    pub version: String,
+    pub created: String,
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub bump: String,
+    pub counts: Counts,
+    #[serde(default)]
+    pub changed: Vec<CaseChange>,
+    #[serde(default)]
+    pub retired: Vec<Retirement>,
+}
+
+/// Each release's history with its added cases as (category, question_id).
+pub fn render(releases: &[(ReleaseHistory, Vec<(String, u64)>)]) -> String {
     let mut out = String::from(
         "# Changelog\n\nEvery release of this benchmark, newest first, with the `question_id`s added, changed and retired per domain. Written by siuo from the release manifests; do not edit.\n",
     );
-    for (manifest, cases) in releases.iter().rev() {
+    for (manifest, added) in releases.iter().rev() {
         let date = manifest.created.get(..10).unwrap_or(&manifest.created);
         let _ = write!(out, "\n## v{} ({date})\n\n", manifest.version);
         let counts = &manifest.counts;
@@ -29,10 +50,8 @@ pub fn render(releases: &[(ReleaseManifest, Vec<ReleasedCase>)]) -> String {
                 let _ = writeln!(out, "First release: {} cases.", counts.cases);
             }
         }
-        let added = cases
-            .iter()
-            .filter(|c| manifest.added.contains(&c.question_id))
-            .map(|c| (c.category.as_str(), c.question_id, None));
+        let added =
+            (added.iter()).map(|(category, question_id)| (category.as_str(), *question_id, None));
         section(&mut out, "Added", added);
         let changed = manifest.changed.iter().map(|c| {
             let detail = format!("{}: {}", c.fields.join(", "), c.reason);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Release, ReleasedCase};
+use super::{CASES, CaseContent, Release};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,17 +56,17 @@ pub fn diff(releases: &[Release], from: &Release, to: &Release) -> Result<Releas
             change_reasons.insert(change.question_id, change.reason);
         }
     }
-    let before: BTreeMap<u64, ReleasedCase> = from
-        .cases()?
-        .into_iter()
-        .map(|c| (c.question_id, c))
-        .collect();
-    let after: BTreeMap<u64, ReleasedCase> = to
-        .cases()?
-        .into_iter()
-        .map(|c| (c.question_id, c))
-        .collect();
-    let reference = |c: &ReleasedCase| CaseRef {
+    // Only the content of each case is read, not its whole record.
+    let contents = |release: &Release| -> Result<BTreeMap<u64, CaseContent>> {
+        let mut cases = BTreeMap::new();
+        crate::input_file::for_each_jsonl(&release.dir.join(CASES), |c: CaseContent| {
+            cases.insert(c.question_id, c);
+            Ok(())
+        })?;
+        Ok(cases)
+    };
+    let (before, after) = (contents(from)?, contents(to)?);
+    let reference = |c: &CaseContent| CaseRef {
         question_id: c.question_id,
         category: c.category.clone(),
         reason: retired_reasons.get(&c.question_id).cloned(),

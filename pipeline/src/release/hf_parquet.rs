@@ -105,13 +105,16 @@ pub fn shard_name(split: &str, index: usize, count: usize) -> String {
     format!("data/{split}-{index:05}-of-{count:05}.parquet")
 }
 
-/// One shard as parquet bytes. `domain_index` maps a case to its class.
-pub fn shard_bytes(
+/// Image bytes per row group of a shard: a writer holds one row group's
+/// images (and polars' copy of them) at a time, not a whole shard's.
+pub const ROW_GROUP_IMAGE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Rows of one row group as a frame. `domain_index` maps a case to its class.
+fn row_group(
     cases: &[ReleasedCase],
     images: &[Vec<u8>],
-    domain_names: &[String],
-    domain_index: impl Fn(&ReleasedCase) -> i64,
-) -> PolarsResult<Vec<u8>> {
+    domain_index: &impl Fn(&ReleasedCase) -> i64,
+) -> PolarsResult<DataFrame> {
     let text = |name: &str, field: fn(&ReleasedCase) -> &str| {
         polars::prelude::Column::new(name.into(), cases.iter().map(field).collect::<Vec<&str>>())
     };
@@ -131,7 +134,7 @@ pub fn shard_bytes(
         cases.len(),
         [image_bytes, image_path].iter(),
     )?;
-    let mut frame = DataFrame::new(
+    DataFrame::new(
         cases.len(),
         vec![
             polars::prelude::Column::new(
@@ -169,7 +172,64 @@ pub fn shard_bytes(
                     .collect::<Vec<Option<i64>>>(),
             ),
         ],
-    )?;
+    )
+}
+
+/// A shard being written row group by row group (see [`ROW_GROUP_IMAGE_BYTES`]).
+pub struct ShardWriter<W: std::io::Write> {
+    sink: Option<W>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<W>>,
+    metadata: KeyValueMetadata,
+}
+
+impl<W: std::io::Write> ShardWriter<W> {
+    pub fn new(sink: W, domain_names: &[String]) -> Self {
+        ShardWriter {
+            sink: Some(sink),
+            writer: None,
+            metadata: key_value_metadata(domain_names),
+        }
+    }
+
+    /// Appends one row group. The first one fixes the schema.
+    pub fn write(
+        &mut self,
+        cases: &[ReleasedCase],
+        images: &[Vec<u8>],
+        domain_index: &impl Fn(&ReleasedCase) -> i64,
+    ) -> PolarsResult<()> {
+        let frame = row_group(cases, images, domain_index)?;
+        if self.writer.is_none()
+            && let Some(sink) = self.sink.take()
+        {
+            self.writer = Some(
+                ParquetWriter::new(sink)
+                    .with_compression(ParquetCompression::Uncompressed)
+                    .with_key_value_metadata(Some(self.metadata.clone()))
+                    .batched(frame.schema())?,
+            );
+        }
+        match &mut self.writer {
+            Some(writer) => writer.write_batch(&frame),
+            None => Err(PolarsError::ComputeError(
+                "shard writer already finished".into(),
+            )),
+        }
+    }
+
+    /// Writes the footer; returns the file's size.
+    pub fn finish(self) -> PolarsResult<u64> {
+        match &self.writer {
+            Some(writer) => writer.finish(),
+            None => Err(PolarsError::ComputeError(
+                "a shard needs a row group, even an empty one".into(),
+            )),
+        }
+    }
+}
+
+/// The file metadata `datasets` and pyarrow read the features from.
+fn key_value_metadata(domain_names: &[String]) -> KeyValueMetadata {
     let features = features_json(domain_names);
     let mut schema: ArrowSchema = columns(domain_names)
         .into_iter()
@@ -181,7 +241,7 @@ pub fn shard_bytes(
     schema
         .metadata_mut()
         .insert("huggingface".into(), features.as_str().into());
-    let metadata = KeyValueMetadata::Static(vec![
+    KeyValueMetadata::Static(vec![
         polars_parquet::write::KeyValue {
             key: "ARROW:schema".to_owned(),
             value: Some(arrow_schema_value(&schema)),
@@ -190,13 +250,7 @@ pub fn shard_bytes(
             key: "huggingface".to_owned(),
             value: Some(features),
         },
-    ]);
-    let mut buffer = Vec::new();
-    ParquetWriter::new(&mut buffer)
-        .with_compression(ParquetCompression::Uncompressed)
-        .with_key_value_metadata(Some(metadata))
-        .finish(&mut frame)?;
-    Ok(buffer)
+    ])
 }
 
 /// The `ARROW:schema` value: the schema as an IPC message in the legacy

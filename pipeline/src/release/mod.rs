@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file;
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::record::{DuplicateOf, Fingerprint, Provenance};
@@ -96,10 +97,39 @@ pub struct CaseReview {
     pub approved_by: Vec<String>,
 }
 
-impl ReleasedCase {
-    /// The content fields by name, in a fixed order; bookkeeping such as
-    /// `changed_in` or provenance is not content.
-    fn content(&self) -> [(&'static str, String); 8] {
+/// A released case's content: what a change of it is a change of, and
+/// all `siuo diff` reads of a case (bookkeeping such as `changed_in` or
+/// provenance is not content, and at scale most of a case's size).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaseContent {
+    pub question_id: u64,
+    pub category: String,
+    domain: String,
+    subcategory: String,
+    question: String,
+    image_blake3: String,
+    image_description: String,
+    safety_warning: String,
+    reference_answer: String,
+}
+
+impl CaseContent {
+    pub fn of(case: &ReleasedCase) -> CaseContent {
+        CaseContent {
+            question_id: case.question_id,
+            category: case.category.clone(),
+            domain: case.domain.clone(),
+            subcategory: case.subcategory.clone(),
+            question: case.question.clone(),
+            image_blake3: case.image_blake3.clone(),
+            image_description: case.image_description.clone(),
+            safety_warning: case.safety_warning.clone(),
+            reference_answer: case.reference_answer.clone(),
+        }
+    }
+
+    /// The content fields by name, in a fixed order.
+    fn fields(&self) -> [(&'static str, String); 8] {
         [
             ("domain", self.domain.clone()),
             ("subcategory", self.subcategory.clone()),
@@ -113,19 +143,22 @@ impl ReleasedCase {
     }
 
     /// Each content field that differs from `before`: (name, before, after).
-    pub fn differences(&self, before: &ReleasedCase) -> Vec<(&'static str, String, String)> {
+    pub fn differences(&self, before: &CaseContent) -> Vec<(&'static str, String, String)> {
         before
-            .content()
+            .fields()
             .into_iter()
-            .zip(self.content())
+            .zip(self.fields())
             .filter(|((_, old), (_, new))| old != new)
             .map(|((name, old), (_, new))| (name, old, new))
             .collect()
     }
+}
 
+impl ReleasedCase {
     /// Names of the content fields that differ from `before`.
     pub fn changed_fields(&self, before: &ReleasedCase) -> Vec<&'static str> {
-        self.differences(before)
+        CaseContent::of(self)
+            .differences(&CaseContent::of(before))
             .into_iter()
             .map(|(name, ..)| name)
             .collect()
@@ -340,6 +373,15 @@ impl From<&ReleasedCase> for SiuoRecord {
     }
 }
 
+/// What `siuo status` shows of a release; the rest of its manifest is
+/// skipped unread.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ManifestSummary {
+    pub parent: Option<String>,
+    pub created: String,
+    pub counts: Counts,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseManifest {
     pub format: String,
@@ -477,6 +519,12 @@ impl Release {
         input_file::read_json(&self.dir.join(MANIFEST))
     }
 
+    /// The manifest's counts and lineage, without its file list (the bulk
+    /// of a large release's manifest).
+    pub fn summary(&self) -> Result<ManifestSummary> {
+        input_file::read_json(&self.dir.join(MANIFEST))
+    }
+
     pub fn cases(&self) -> Result<Vec<ReleasedCase>> {
         input_file::read_jsonl(&self.dir.join(CASES))
     }
@@ -538,21 +586,93 @@ pub fn list(curated: &Path) -> Result<Vec<Release>> {
     Ok(releases)
 }
 
-/// Fingerprints of every released case, each mapped to its oldest release.
-pub fn released_fingerprints(curated: &Path) -> Result<BTreeMap<Fingerprint, DuplicateOf>> {
-    let mut index = BTreeMap::new();
-    for release in list(curated)? {
-        let mut cases = release.cases()?;
-        cases.extend(release.controls()?);
-        cases.sort_by_key(|c| c.question_id);
-        for case in cases {
-            index
-                .entry(case.fingerprint)
-                .or_insert(DuplicateOf::Release {
-                    version: release.name(),
-                    question_id: case.question_id,
-                });
+/// What a project knows of every release without reading them again: the
+/// fingerprint of every case ever released, mapped to its oldest release
+/// and question id, and the highest question id ever given.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReleasedIndex {
+    /// Versions covered, oldest first.
+    releases: Vec<String>,
+    pub max_question_id: u64,
+    /// (fingerprint, version, question_id), each fingerprint once.
+    cases: Vec<(Fingerprint, String, u64)>,
+    /// Per version, the cases it added as (category, question_id), for the changelog.
+    #[serde(default)]
+    pub added: BTreeMap<String, Vec<(String, u64)>>,
+}
+
+impl ReleasedIndex {
+    /// Fingerprint → the oldest release case that has it.
+    pub fn fingerprints(&self) -> BTreeMap<Fingerprint, DuplicateOf> {
+        (self.cases.iter())
+            .map(|(fingerprint, version, question_id)| {
+                let of = DuplicateOf::Release {
+                    version: version.clone(),
+                    question_id: *question_id,
+                };
+                (fingerprint.clone(), of)
+            })
+            .collect()
+    }
+}
+
+/// The index of every release's fingerprints, `raw/index/releases-exact-v1.json`,
+/// extended by the releases it does not cover yet: each release is read once
+/// in a project's life, not on every export (releases never change; one
+/// removed by hand makes the index start over).
+pub fn released_index(curated: &Path, raw: &Path) -> Result<ReleasedIndex> {
+    #[derive(Deserialize)]
+    struct Key {
+        question_id: u64,
+        fingerprint: Fingerprint,
+        category: String,
+    }
+    let path = raw.join("index/releases-exact-v1.json");
+    let mut index: ReleasedIndex = match path.is_file() {
+        true => input_file::read_json(&path)?,
+        false => ReleasedIndex::default(),
+    };
+    let releases = list(curated)?;
+    let names: Vec<String> = releases.iter().map(Release::name).collect();
+    let reset = !names.starts_with(&index.releases);
+    if reset {
+        index = ReleasedIndex::default();
+    }
+    let mut seen: std::collections::HashSet<Fingerprint> =
+        index.cases.iter().map(|(f, ..)| f.clone()).collect();
+    let covered = index.releases.len();
+    for release in releases.iter().skip(covered) {
+        let manifest = release.manifest()?;
+        let added: std::collections::HashSet<u64> = manifest.added.iter().copied().collect();
+        let mut keys: Vec<Key> = Vec::new();
+        let mut added_cases = Vec::new();
+        for file in [CASES, CONTROLS] {
+            let path = release.dir.join(file);
+            if path.is_file() {
+                input_file::for_each_jsonl(&path, |key: Key| {
+                    // The changelog lists the added cases, not the controls.
+                    if file == CASES && added.contains(&key.question_id) {
+                        added_cases.push((key.category.clone(), key.question_id));
+                    }
+                    keys.push(key);
+                    Ok(())
+                })?;
+            }
         }
+        index.added.insert(release.name(), added_cases);
+        keys.sort_by_key(|k| k.question_id);
+        for key in keys {
+            if seen.insert(key.fingerprint.clone()) {
+                index
+                    .cases
+                    .push((key.fingerprint, release.name(), key.question_id));
+            }
+        }
+        index.max_question_id = index.max_question_id.max(manifest.max_question_id);
+        index.releases.push(release.name());
+    }
+    if reset || index.releases.len() > covered {
+        atomic_file::write_json(&path, &index)?;
     }
     Ok(index)
 }

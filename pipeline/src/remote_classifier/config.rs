@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RemoteClassifierConfig {
     /// Base URL up to and including `/v1`.
-    pub base_url: String,
+    pub base_url: crate::openai::config::BaseUrls,
     /// Name of the environment variable holding the API key, if the server
     /// needs one. The key itself never goes in a file.
     #[serde(default)]

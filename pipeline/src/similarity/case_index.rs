@@ -1,11 +1,12 @@
 //! The kept cases a candidate is compared with: every released case (oldest
 //! release first, then by question id) and every case kept earlier in the
-//! run (by candidate id). Images are searched in a BK-tree, questions in an
-//! LSH index; a match is always confirmed with the exact measures.
+//! run (by candidate id). Images are searched in a multi-index hash (see
+//! [`super::hamming_index`]); the questions of the cases with a near image
+//! are then compared with the exact MinHash similarity.
 
-use super::bk_tree::BkTree;
+use super::hamming_index::HammingIndex;
 use super::image_hash::{self, ImageHashes};
-use super::minhash::{self, LshIndex};
+use super::minhash;
 use crate::record::{DuplicateOf, NearFingerprint};
 use crate::similarity::config::NearDedupeConfig;
 
@@ -41,12 +42,11 @@ pub enum NearMatch {
 pub struct CaseIndex {
     settings: NearDedupeConfig,
     cases: Vec<IndexedCase>,
-    /// One tree per region a candidate's hash is compared with.
-    full: BkTree,
-    centre: BkTree,
-    top: BkTree,
-    bottom: BkTree,
-    questions: LshIndex,
+    /// One index per region a candidate's hash is compared with.
+    full: HammingIndex,
+    centre: HammingIndex,
+    top: HammingIndex,
+    bottom: HammingIndex,
 }
 
 impl CaseIndex {
@@ -54,11 +54,10 @@ impl CaseIndex {
         CaseIndex {
             settings,
             cases: Vec::new(),
-            full: BkTree::default(),
-            centre: BkTree::default(),
-            top: BkTree::default(),
-            bottom: BkTree::default(),
-            questions: LshIndex::default(),
+            full: HammingIndex::default(),
+            centre: HammingIndex::default(),
+            top: HammingIndex::default(),
+            bottom: HammingIndex::default(),
         }
     }
 
@@ -69,7 +68,6 @@ impl CaseIndex {
         self.centre.insert(case.image.centre, item);
         self.top.insert(case.image.top, item);
         self.bottom.insert(case.image.bottom, item);
-        self.questions.insert(&case.question, item);
         self.cases.push(case);
     }
 
@@ -105,11 +103,11 @@ impl CaseIndex {
 
     pub fn classify(&self, image: &ImageHashes, question: &[u32]) -> NearMatch {
         let images = self.near_images(image);
-        let similar_questions = self.questions.candidates(question);
+        // Only the few cases with a near image can be duplicates: their
+        // questions are compared exactly.
         let duplicate = images.iter().find(|i| {
-            similar_questions.contains(i)
-                && minhash::similarity(question, &self.cases[**i].question)
-                    >= self.settings.question_min_similarity
+            minhash::similarity(question, &self.cases[**i].question)
+                >= self.settings.question_min_similarity
         });
         if let Some(&i) = duplicate {
             return NearMatch::Duplicate(self.cases[i].reference.clone());

@@ -1,18 +1,14 @@
 //! MinHash signatures of normalized questions over character 5-grams
-//! (word boundaries kept), and LSH banding to find candidate pairs. One
+//! (word boundaries kept). One
 //! word changed in a 60-character question keeps a Jaccard similarity near
 //! 0.7; rewording keeps it far lower.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::content_hash::Digest;
 use crate::text_normal;
 
 pub const PERMUTATIONS: usize = 128;
-/// 32 bands of 4 rows: pairs at Jaccard 0.5 share a band with probability
-/// 0.87, at 0.7 with 0.9996, at 0.2 with 0.05.
-pub const BANDS: usize = 32;
-const ROWS: usize = PERMUTATIONS / BANDS;
 const SHINGLE: usize = 5;
 
 fn shingles(question: &str) -> BTreeSet<u64> {
@@ -73,38 +69,6 @@ pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
 
-/// LSH index: items that share any band of their signature are candidates.
-#[derive(Default)]
-pub struct LshIndex {
-    buckets: HashMap<(usize, u64), Vec<usize>>,
-}
-
-impl LshIndex {
-    fn band_keys(signature: &[u32]) -> impl Iterator<Item = (usize, u64)> + '_ {
-        signature.chunks(ROWS).enumerate().map(|(band, rows)| {
-            let key = rows.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, r| {
-                (h ^ u64::from(*r)).wrapping_mul(0x100_0000_01b3)
-            });
-            (band, key)
-        })
-    }
-
-    pub fn insert(&mut self, signature: &[u32], item: usize) {
-        for key in Self::band_keys(signature) {
-            self.buckets.entry(key).or_default().push(item);
-        }
-    }
-
-    /// Items sharing a band with `signature`, each once, ascending.
-    pub fn candidates(&self, signature: &[u32]) -> BTreeSet<usize> {
-        Self::band_keys(signature)
-            .filter_map(|key| self.buckets.get(&key))
-            .flatten()
-            .copied()
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,10 +91,5 @@ mod tests {
             ),
             1.0
         );
-        let mut index = LshIndex::default();
-        index.insert(&base, 0);
-        index.insert(&other, 1);
-        assert!(index.candidates(&one_word).contains(&0));
-        assert!(!index.candidates(&one_word).contains(&1));
     }
 }

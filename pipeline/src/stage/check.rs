@@ -21,6 +21,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: None,
+    shardable: true,
 };
 
 /// Candidates judged per batch: big enough to keep every core (or every
@@ -54,9 +55,9 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let classifiers = project.classifiers()?;
     let candidates = input.survivors(project)?;
     let images = project.images();
-    let mut journal = stage_dir.journal::<CheckVerdict>(&judging_key(project)?)?;
+    let mut journal = stage_dir.verdict_journal::<CheckVerdict>(&judging_key(project)?)?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let pending = super::pending(&candidates, journal.entries(), &progress);
+    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
     let mut failed = 0;
     let mut first_failure = None;
     for batch in pending.chunks(BATCH) {
@@ -89,15 +90,9 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     }
 
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    super::finish_with_verdicts(
-        stage_dir,
-        key,
-        journal.into_entries(),
-        &ids,
-        |kept, processed| {
-            format!("{kept} of {processed} candidates passed both the text and the image check")
-        },
-    )
+    super::finish_journaled(stage_dir, key, &journal, &ids, |kept, processed| {
+        format!("{kept} of {processed} candidates passed both the text and the image check")
+    })
 }
 
 fn report_unkept(progress: &Progress, candidate: &Candidate, verdict: &CheckVerdict) {

@@ -39,6 +39,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: None,
+    shardable: false,
 };
 
 /// Reason of a candidate whose image already carries `max_image_uses` cases.
@@ -48,7 +49,10 @@ const IMAGE_REUSE: &str = "dedupe:image-reuse-limit";
 pub const CLUSTERS: &str = "clusters.jsonl";
 /// Near fingerprints of every released case, under `raw/`, extended as
 /// releases appear (releases never change, so entries never go stale).
-const RELEASE_INDEX: &str = "index/releases-near-v1.json";
+/// Each case is indexed once, from the first release that has it: a
+/// release carries its parent's cases over, and indexing every copy made
+/// the index (and each new release's hashing) grow with the whole history.
+const RELEASE_INDEX: &str = "index/releases-near-v2.json";
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct ReleaseIndex {
@@ -81,8 +85,13 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
         index = ReleaseIndex::default();
     }
     let mut changed = false;
+    let mut indexed: std::collections::HashSet<u64> =
+        index.cases.iter().map(|c| c.question_id).collect();
     for release in releases.iter().skip(index.releases.len()) {
         let mut cases = release.cases()?;
+        // A question id names one question and image for good (a relabel
+        // changes neither): a carried-over case is indexed already.
+        cases.retain(|c| indexed.insert(c.question_id));
         cases.sort_by_key(|c| c.question_id);
         for case in cases {
             let image_path = release.dir.join("images").join(&case.image);
@@ -135,7 +144,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         DedupeConfig::Near(settings) => (settings.against_releases, Some(settings.clone())),
     };
     let released = if against_releases && near_settings.is_none() {
-        release::released_fingerprints(&project.curated())?
+        release::released_index(&project.curated(), &project.raw())?.fingerprints()
     } else {
         BTreeMap::new()
     };
@@ -153,7 +162,8 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     };
     let candidates = input.survivors(project)?;
     let images = project.images();
-    let mut journal = stage_dir.journal::<DedupeVerdict>(key)?;
+    let mut journal = stage_dir.verdict_journal::<DedupeVerdict>(key)?;
+    let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     // Rebuild the kept set from finished items so a resumed run decides
     // exactly as an uninterrupted one.
     let mut kept: BTreeMap<Fingerprint, String> = BTreeMap::new();
@@ -161,7 +171,9 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         .filter(|c| c.is_control())
         .map(|c| c.id.as_str())
         .collect();
-    for verdict in journal.entries() {
+    // Candidates are processed in id order, so the journal read in id
+    // order is the order they were decided in.
+    journal.for_each_in_order(&ids, |verdict| {
         if let (Decision::Keep, Some(fingerprint)) = (&verdict.decision, &verdict.fingerprint) {
             kept.insert(fingerprint.clone(), verdict.candidate_id.clone());
         }
@@ -171,9 +183,11 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         {
             index.insert_run_case(&verdict.candidate_id, near);
         }
-    }
+        Ok(())
+    })?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    for candidate in super::pending(&candidates, journal.entries(), &progress) {
+    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
+    for candidate in pending {
         progress.before_item();
         let decoded = images
             .read(&candidate.image)
@@ -278,15 +292,15 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     }
     progress.finish();
 
-    let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    write_clusters(&stage_dir.output(CLUSTERS), journal.entries(), &ids)?;
-    super::finish_with_verdicts(
-        stage_dir,
-        key,
-        journal.into_entries(),
-        &ids,
-        |kept, processed| format!("{kept} of {processed} checked candidates are not duplicates"),
-    )
+    let mut links: Vec<(String, Option<DuplicateOf>)> = Vec::new();
+    journal.for_each_in_order(&ids, |v| {
+        links.push((v.candidate_id, v.duplicate_of));
+        Ok(())
+    })?;
+    write_clusters(&stage_dir.output(CLUSTERS), &links)?;
+    super::finish_journaled(stage_dir, key, &journal, &ids, |kept, processed| {
+        format!("{kept} of {processed} checked candidates are not duplicates")
+    })
 }
 
 /// One line per kept case that absorbed candidates: its reference and the
@@ -297,40 +311,40 @@ struct Cluster<'a> {
     duplicates: Vec<&'a str>,
 }
 
-fn write_clusters(
-    path: &std::path::Path,
-    verdicts: &[DedupeVerdict],
-    ids: &BTreeSet<&str>,
-) -> Result<()> {
-    let verdicts: Vec<&DedupeVerdict> = verdicts
-        .iter()
-        .filter(|v| ids.contains(v.candidate_id.as_str()))
-        .collect();
+fn write_clusters(path: &std::path::Path, links: &[(String, Option<DuplicateOf>)]) -> Result<()> {
     // Nodes: the representatives (kept cases referred to), then candidates.
-    let mut representatives: Vec<&DuplicateOf> = verdicts
-        .iter()
-        .filter_map(|v| v.duplicate_of.as_ref())
-        .collect();
+    let mut representatives: Vec<&DuplicateOf> =
+        links.iter().filter_map(|(_, of)| of.as_ref()).collect();
     representatives.sort_by_key(|r| serde_json::to_string(r).unwrap_or_default());
     representatives.dedup();
-    let node_of = |of: &DuplicateOf| representatives.iter().position(|r| *r == of);
-    let mut sets = UnionFind::new(representatives.len() + verdicts.len());
-    for (i, verdict) in verdicts.iter().enumerate() {
-        if let Some(node) = verdict.duplicate_of.as_ref().and_then(node_of) {
+    let node_of: std::collections::HashMap<String, usize> = (representatives.iter().enumerate())
+        .map(|(node, r)| (serde_json::to_string(r).unwrap_or_default(), node))
+        .collect();
+    let node_of = |of: &DuplicateOf| {
+        node_of
+            .get(&serde_json::to_string(of).unwrap_or_default())
+            .copied()
+    };
+    let mut sets = UnionFind::new(representatives.len() + links.len());
+    for (i, (_, of)) in links.iter().enumerate() {
+        if let Some(node) = of.as_ref().and_then(node_of) {
             sets.union(node, representatives.len() + i);
         }
+    }
+    // Each candidate under its root, in one pass (not one per representative).
+    let mut members: std::collections::HashMap<usize, Vec<&str>> = std::collections::HashMap::new();
+    for (i, (id, _)) in links.iter().enumerate() {
+        members
+            .entry(sets.find(representatives.len() + i))
+            .or_default()
+            .push(id.as_str());
     }
     let clusters: Vec<Cluster> = representatives
         .iter()
         .enumerate()
         .map(|(node, representative)| Cluster {
             representative,
-            duplicates: verdicts
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| sets.find(representatives.len() + i) == node)
-                .map(|(_, v)| v.candidate_id.as_str())
-                .collect(),
+            duplicates: members.remove(&node).unwrap_or_default(),
         })
         .collect();
     atomic_file::write_jsonl(path, &clusters)

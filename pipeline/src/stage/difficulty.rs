@@ -34,6 +34,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: Some(vouches),
+    shardable: true,
 };
 
 /// Part of every response key of the stage's panel.
@@ -97,22 +98,33 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &input.dir.dir,
         SCOPE,
     )?;
+    // Measured verdicts are journaled, so shards (see `crate::shard`) can
+    // split the panel's work and a merge asks nothing again.
+    let mut journal = input.dir.verdict_journal::<DifficultyVerdict>(&input.key)?;
+    let todo: Vec<&Candidate> = (candidates.iter().copied())
+        .filter(|c| !journal.is_done(&c.id) && crate::shard::owns(&c.id))
+        .collect();
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
+    progress.skip(candidates.len() - todo.len());
     let runtime = crate::openai::client::runtime("the difficulty panel's client")?;
     let images = project.images();
-    let measured =
-        runtime.block_on(meter.measure(&candidates, &project.taxonomy, &images, &progress))?;
+    let measured = runtime.block_on(meter.measure(&todo, &project.taxonomy, &images, &progress))?;
     progress.finish();
     let measured = measured.map_err(|failures| Error::Incomplete {
         run: input.run_id.clone(),
         failed: failures.len(),
         first: failures.first().cloned().unwrap_or_default(),
     })?;
-    let control_verdicts =
-        (controls.iter()).map(|c| DifficultyVerdict::unmeasured(&c.id, "control"));
-    let verdicts: Vec<DifficultyVerdict> = measured.into_iter().chain(control_verdicts).collect();
+    for verdict in measured {
+        journal.append(verdict)?;
+    }
+    for control in controls {
+        if !journal.is_done(&control.id) && crate::shard::owns(&control.id) {
+            journal.append(DifficultyVerdict::unmeasured(&control.id, "control"))?;
+        }
+    }
     let mut report =
-        super::finish_with_verdicts(&input.dir, &input.key, verdicts, &ids, |kept, processed| {
+        super::finish_journaled(&input.dir, &input.key, &journal, &ids, |kept, processed| {
             format!(
                 "{kept} of {processed} candidates are hard enough for the panel ({} models)",
                 meter.targets.len()

@@ -10,7 +10,7 @@ use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
 use crate::project::Project;
-use crate::record::{Candidate, CheckVerdict, DedupeVerdict, Fingerprint};
+use crate::record::{Candidate, CheckVerdict, Fingerprint};
 use crate::release::maintainer_action::{self, MaintainerAction};
 use crate::release::publish::{self, Draft, DraftCase};
 use crate::release::{self, CheckSummary, IMAGES, ReleasedCase, Vouch};
@@ -23,6 +23,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: None,
+    shardable: false,
 };
 
 /// The export of a run depends on the run, the maintainer actions and the
@@ -74,7 +75,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
             curated.join(format!("v{version}")).display()
         ),
     };
-    publish::write_changelog(&curated)?;
+    publish::write_changelog(&curated, &project.raw())?;
     let report = StageReport {
         stage: STAGE.name.to_owned(),
         run_id: run_id.clone(),
@@ -86,6 +87,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         release: version.map(|v| format!("v{v}")),
         summary,
         reused: false,
+        held: None,
         usage: None,
     };
     input.dir.finish(&report)?;
@@ -97,14 +99,12 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
 fn draft(
     project: &Project,
     run_id: &str,
-    new_cases: Vec<(Candidate, Fingerprint, CheckVerdict)>,
+    new_cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>,
     actions: &[MaintainerAction],
 ) -> Result<(Draft, Held)> {
     let releases = release::list(&project.curated())?;
-    let mut max_question_id = 0;
-    for release in &releases {
-        max_question_id = max_question_id.max(release.manifest()?.max_question_id);
-    }
+    let mut max_question_id =
+        release::released_index(&project.curated(), &project.raw())?.max_question_id;
     let parent = releases.last().cloned();
     let parent_cases = parent
         .as_ref()
@@ -153,10 +153,10 @@ fn draft(
     };
     // A new case of the run, with its next question id and what the
     // stages vouched for it.
-    let mut new_case = |candidate: Candidate, fingerprint, check: &CheckVerdict, id| {
+    let mut new_case = |candidate: Candidate, fingerprint, checks: Vec<CheckSummary>, id| {
         let image_source = images.path(&candidate.image);
         let vouches = verifications.remove(&candidate.id).unwrap_or_default();
-        let mut case = released_case(project, id, candidate, fingerprint, check);
+        let mut case = released_case(project, id, candidate, fingerprint, checks);
         for vouch in vouches {
             vouch.apply(&mut case);
         }
@@ -166,7 +166,7 @@ fn draft(
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
         added.push(max_question_id);
-        cases.push(new_case(candidate, fingerprint, &check, max_question_id));
+        cases.push(new_case(candidate, fingerprint, check, max_question_id));
     }
     // Controls follow their cases: the parent's of the cases still
     // released, then the run's whose case is released now or was before.
@@ -196,7 +196,7 @@ fn draft(
         };
         max_question_id += 1;
         added_controls.push(max_question_id);
-        let mut control = new_case(candidate, fingerprint, &check, max_question_id);
+        let mut control = new_case(candidate, fingerprint, check, max_question_id);
         control.case.control_of = Some(case_question_id);
         controls.push(control);
     }
@@ -282,22 +282,36 @@ fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch
 fn unreleased_cases(
     project: &Project,
     input: &StageInput,
-) -> Result<Vec<(Candidate, Fingerprint, CheckVerdict)>> {
+) -> Result<Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>> {
     let run_id = &input.run_id;
-    let kept: BTreeMap<String, Fingerprint> =
-        super::records::<DedupeVerdict>(project, run_id, "dedupe", super::VERDICTS)?
-            .into_iter()
-            .filter(|v| v.decision.is_keep())
-            .filter_map(|v| v.fingerprint.map(|f| (v.candidate_id, f)))
-            .collect();
-    let mut checks: BTreeMap<String, CheckVerdict> =
-        super::records::<CheckVerdict>(project, run_id, "check", super::VERDICTS)?
-            .into_iter()
-            .map(|v| (v.candidate_id.clone(), v))
-            .collect();
+    // Each verdict is cut down to what a release records as it is read:
+    // at scale the full records (near fingerprints, classifier scores) of
+    // a run would be most of export's memory.
+    #[derive(serde::Deserialize)]
+    struct Deduped {
+        candidate_id: String,
+        fingerprint: Option<Fingerprint>,
+        #[serde(flatten)]
+        decision: crate::record::Decision,
+    }
+    let dir = |stage: &'static str| project.stage_dir(run_id, stage).output(super::VERDICTS);
+    let mut kept: BTreeMap<String, Fingerprint> = BTreeMap::new();
+    input_file::for_each_jsonl(&dir("dedupe"), |v: Deduped| {
+        if let (true, Some(fingerprint)) = (v.decision.is_keep(), v.fingerprint) {
+            kept.insert(v.candidate_id, fingerprint);
+        }
+        Ok(())
+    })?;
+    let mut checks: BTreeMap<String, Vec<CheckSummary>> = BTreeMap::new();
+    input_file::for_each_jsonl(&dir("check"), |v: CheckVerdict| {
+        if kept.contains_key(&v.candidate_id) {
+            checks.insert(v.candidate_id.clone(), check_summaries(&v));
+        }
+        Ok(())
+    })?;
     // Another run may have released the same cases since this run's dedupe.
-    let released = release::released_fingerprints(&project.curated())?;
-    let mut cases: Vec<(Candidate, Fingerprint, CheckVerdict)> = input
+    let released = release::released_index(&project.curated(), &project.raw())?.fingerprints();
+    let mut cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)> = input
         .survivors(project)?
         .into_iter()
         .filter_map(|candidate| {
@@ -313,14 +327,8 @@ fn unreleased_cases(
     Ok(cases)
 }
 
-fn released_case(
-    project: &Project,
-    question_id: u64,
-    candidate: Candidate,
-    fingerprint: Fingerprint,
-    check: &CheckVerdict,
-) -> ReleasedCase {
-    let category = project.taxonomy.category(&candidate.domain);
+/// The classifiers that passed a candidate, as its release records them.
+fn check_summaries(check: &CheckVerdict) -> Vec<CheckSummary> {
     let summary = |modality: &str, verdicts: &[crate::record::ClassifierVerdict]| {
         verdicts
             .iter()
@@ -334,6 +342,17 @@ fn released_case(
     };
     let mut checks = summary("text", &check.text);
     checks.extend(summary("image", &check.image));
+    checks
+}
+
+fn released_case(
+    project: &Project,
+    question_id: u64,
+    candidate: Candidate,
+    fingerprint: Fingerprint,
+    checks: Vec<CheckSummary>,
+) -> ReleasedCase {
+    let category = project.taxonomy.category(&candidate.domain);
     ReleasedCase {
         question_id,
         image: format!("{question_id}.{}", candidate.image.extension),

@@ -31,6 +31,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: None,
+    shardable: true,
 };
 
 pub const CANDIDATES: &str = "candidates.jsonl";
@@ -92,6 +93,14 @@ async fn run_async<G: Generator>(
     };
     let session = generator.open_session(&context)?;
     let mut planned: BTreeSet<String> = BTreeSet::new();
+    if let Some(shard) = crate::shard::current()
+        && generator.rounds() > 1
+    {
+        return Err(Error::Argument {
+            argument: format!("--shard {shard}"),
+            message: "generate.rounds > 1 plans each round from the whole previous round, so the loop cannot be sharded".to_owned(),
+        });
+    }
     let mut rounds = match generator.rounds() {
         1 => None,
         _ => Some(Rounds::open(project, generator, input)?),
@@ -147,15 +156,18 @@ async fn work_on<G: Generator>(
     plan: &[G::Item],
 ) -> Result<()> {
     let done: BTreeSet<String> = journal.entries().iter().map(|e| e.key.clone()).collect();
+    // Items done, or another shard's, count as finished here.
     let planned_done = plan
         .iter()
-        .filter(|item| done.contains(&generator.key(item)))
+        .map(|item| generator.key(item))
+        .filter(|key| done.contains(key) || !crate::shard::owns(key))
         .count();
     let progress = Progress::new("generate", plan.len(), project.interactive);
     progress.skip(planned_done);
-    let pending = plan
-        .iter()
-        .filter(|item| !done.contains(&generator.key(item)));
+    let pending = plan.iter().filter(|item| {
+        let key = generator.key(item);
+        !done.contains(&key) && crate::shard::owns(&key)
+    });
     // Items run concurrently; each is journaled as soon as it finishes, in
     // whatever order, so a kill loses at most the items in flight.
     let mut results = stream::iter(pending)
@@ -449,9 +461,11 @@ fn finish(
     usage: Option<Usage>,
     interactive: bool,
 ) -> Result<StageReport> {
+    // The first entry of an item that two shards journaled.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut entries: Vec<Entry> = entries
         .into_iter()
-        .filter(|e| planned.contains(&e.key))
+        .filter(|e| planned.contains(&e.key) && seen.insert(e.key.clone()))
         .collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
     let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
@@ -488,8 +502,10 @@ fn finish(
             );
         }
     }
-    atomic_file::write_jsonl(&stage_dir.output(CANDIDATES), candidates.values())?;
-    atomic_file::write_jsonl(&stage_dir.output(REJECTIONS), &rejections)?;
+    if !stage_dir.sharded() {
+        atomic_file::write_jsonl(&stage_dir.output(CANDIDATES), candidates.values())?;
+        atomic_file::write_jsonl(&stage_dir.output(REJECTIONS), &rejections)?;
+    }
     let reasons: Vec<Vec<String>> = rejections.iter().map(|r| vec![r.reason.clone()]).collect();
     let (rejected, by_reason) = count_reasons(reasons.iter().map(Vec::as_slice));
     let report = StageReport {
@@ -501,13 +517,21 @@ fn finish(
         rejected,
         rejections: by_reason,
         release: None,
-        summary: format!(
-            "{} candidates from {} work items ({} rejected outputs)",
-            candidates.len(),
-            planned.len(),
-            rejected
-        ),
+        summary: match crate::shard::current() {
+            None => format!(
+                "{} candidates from {} work items ({} rejected outputs)",
+                candidates.len(),
+                planned.len(),
+                rejected
+            ),
+            Some(shard) => format!(
+                "shard {shard}: {} candidates so far of the {} work items; `siuo merge` (or the next stage unsharded) combines the shards",
+                candidates.len(),
+                planned.len(),
+            ),
+        },
         reused: false,
+        held: None,
         usage,
     };
     stage_dir.finish(&report)?;

@@ -32,6 +32,7 @@ use crate::atomic_file;
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::{Error, Result};
 use crate::input_file;
+use crate::journal::VerdictJournal;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Candidate, CandidateVerdict, Decision};
@@ -57,6 +58,10 @@ pub struct StageSpec {
     /// For a stage that vouches for cases: what the release records of each
     /// candidate of a run it kept, by candidate id.
     pub vouches: Option<Vouches>,
+    /// Whether its items are independent, so that `--shard I/N` may split
+    /// them over processes (see [`crate::shard`]); a stage that compares
+    /// items with each other (dedupe) or writes one release (export) is not.
+    pub shardable: bool,
 }
 
 /// A vouching stage's record of a run's kept candidates, by candidate id.
@@ -282,27 +287,30 @@ pub fn survivors(project: &Project, run_id: &str, stage: &str) -> Result<Vec<Can
     Ok(candidates)
 }
 
-/// The candidates a stage's journal holds no verdict for yet, in order;
-/// the journaled ones count as done on `progress`.
-pub fn pending<'a, V: CandidateVerdict>(
+/// The candidates a stage's journal holds no verdict for yet, in order,
+/// of this process's shard (see [`crate::shard`]); the journaled ones, and
+/// other shards' items, count as done on `progress`.
+pub fn pending<'a>(
     candidates: &'a [Candidate],
-    journaled: &[V],
+    done: impl Fn(&str) -> bool,
     progress: &Progress,
 ) -> Vec<&'a Candidate> {
-    let done: BTreeSet<&str> = journaled.iter().map(|v| v.candidate_id()).collect();
-    progress.skip(done.len());
-    candidates
+    let pending: Vec<&Candidate> = candidates
         .iter()
-        .filter(|c| !done.contains(c.id.as_str()))
-        .collect()
+        .filter(|c| !done(&c.id) && crate::shard::owns(&c.id))
+        .collect();
+    progress.skip(candidates.len() - pending.len());
+    pending
 }
 
 /// File of a stage that writes one verdict per candidate.
 pub const VERDICTS: &str = "verdicts.jsonl";
 
-/// Ends a stage that writes one verdict per candidate: keeps the journaled
-/// verdicts of the current `candidates`, writes them sorted by candidate id,
-/// then the report. `summary` gets (kept, processed).
+/// Ends a stage that writes one verdict per candidate from verdicts in
+/// memory: keeps those of the current `candidates` (the first of each
+/// candidate's), writes them sorted by candidate id, then the report.
+/// `summary` gets (kept, processed). A shard writes nothing: its report
+/// only counts its own.
 pub fn finish_with_verdicts<V: CandidateVerdict + Serialize>(
     stage_dir: &StageDir,
     key: &Digest,
@@ -310,30 +318,116 @@ pub fn finish_with_verdicts<V: CandidateVerdict + Serialize>(
     candidates: &BTreeSet<&str>,
     summary: impl FnOnce(u64, u64) -> String,
 ) -> Result<StageReport> {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut verdicts: Vec<V> = journaled
         .into_iter()
         .filter(|v| candidates.contains(v.candidate_id()))
+        .filter(|v| seen.insert(v.candidate_id().to_owned()))
         .collect();
     verdicts.sort_by(|a, b| a.candidate_id().cmp(b.candidate_id()));
-    atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
-    let (rejected, rejections) = count_reasons(verdicts.iter().map(|v| v.decision().reasons()));
-    let processed = verdicts.len() as u64;
-    let kept = processed - rejected;
-    let report = StageReport {
-        stage: stage_dir.stage.to_owned(),
-        run_id: stage_dir.run_id.clone(),
-        key: key.hex(),
-        processed,
-        kept,
-        rejected,
-        rejections,
-        release: None,
-        summary: summary(kept, processed),
-        reused: false,
-        usage: None,
-    };
-    stage_dir.finish(&report)?;
-    Ok(report)
+    let mut counts = VerdictCounts::default();
+    match crate::shard::current() {
+        Some(shard) => (verdicts.iter())
+            .filter(|v| shard.contains(v.candidate_id()))
+            .for_each(|v| counts.add(v)),
+        None => {
+            verdicts.iter().for_each(|v| counts.add(v));
+            atomic_file::write_jsonl(&stage_dir.output(VERDICTS), &verdicts)?;
+        }
+    }
+    counts.finish(stage_dir, key, summary)
+}
+
+/// [`finish_with_verdicts`] for a stage whose verdicts are in its journal:
+/// they are streamed from it to `verdicts.jsonl` in candidate order, one
+/// at a time, so a stage's memory does not grow with its verdicts.
+pub fn finish_journaled<V: CandidateVerdict + Serialize + DeserializeOwned>(
+    stage_dir: &StageDir,
+    key: &Digest,
+    journal: &VerdictJournal<V>,
+    candidates: &BTreeSet<&str>,
+    summary: impl FnOnce(u64, u64) -> String,
+) -> Result<StageReport> {
+    let mut counts = VerdictCounts::default();
+    match crate::shard::current() {
+        Some(shard) => journal.for_each_in_order(candidates, |v| {
+            if shard.contains(v.candidate_id()) {
+                counts.add(&v);
+            }
+            Ok(())
+        })?,
+        None => {
+            let path = stage_dir.output(VERDICTS);
+            atomic_file::write_with(&path, |out| {
+                journal.for_each_in_order(candidates, |v| {
+                    counts.add(&v);
+                    serde_json::to_writer(&mut *out, &v).map_err(|e| Error::Json {
+                        path: path.clone(),
+                        line: counts.processed as usize,
+                        source: e,
+                    })?;
+                    out.write_all(b"\n").map_err(|e| Error::io(&path, e))
+                })
+            })?;
+        }
+    }
+    counts.finish(stage_dir, key, summary)
+}
+
+/// What a verdict stage's report counts.
+#[derive(Default)]
+struct VerdictCounts {
+    processed: u64,
+    rejected: u64,
+    held: u64,
+    rejections: BTreeMap<String, u64>,
+}
+
+impl VerdictCounts {
+    fn add(&mut self, verdict: &impl CandidateVerdict) {
+        self.processed += 1;
+        let reasons = verdict.decision().reasons();
+        if !reasons.is_empty() {
+            self.rejected += 1;
+        }
+        for reason in reasons {
+            *self.rejections.entry(reason.clone()).or_insert(0) += 1;
+        }
+        self.held += u64::from(matches!(verdict.decision(), Decision::Review { .. }));
+    }
+
+    /// The stage's report, recorded (unless this process is a shard).
+    fn finish(
+        self,
+        stage_dir: &StageDir,
+        key: &Digest,
+        summary: impl FnOnce(u64, u64) -> String,
+    ) -> Result<StageReport> {
+        let kept = self.processed - self.rejected;
+        let summary = match crate::shard::current() {
+            Some(shard) => format!(
+                "shard {shard}: {}; `siuo merge` (or the next stage unsharded) combines the shards",
+                summary(kept, self.processed)
+            ),
+            None => summary(kept, self.processed),
+        };
+        let report = StageReport {
+            stage: stage_dir.stage.to_owned(),
+            run_id: stage_dir.run_id.clone(),
+            key: key.hex(),
+            processed: self.processed,
+            kept,
+            rejected: self.rejected,
+            rejections: self.rejections,
+            release: None,
+            summary,
+            reused: false,
+            held: Some(self.held),
+            usage: None,
+        };
+        stage_dir.finish(&report)?;
+        Ok(report)
+    }
 }
 
 /// Counts reasons of rejected items for a report.

@@ -30,6 +30,7 @@ pub const STAGE: StageSpec = StageSpec {
     key,
     run,
     vouches: Some(vouches),
+    shardable: true,
 };
 
 /// Cases judged at once: enough to keep every juror's in-flight slots
@@ -74,13 +75,13 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &input.dir.dir,
         &project.taxonomy,
     )?;
-    let mut journal = input.dir.journal::<VerifyVerdict>(&input.key)?;
+    let mut journal = input.dir.verdict_journal::<VerifyVerdict>(&input.key)?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let pending = super::pending(&candidates, journal.entries(), &progress);
+    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
     let images = project.images();
     let mut unjudged = 0;
     let mut first_failure = None;
-    for batch in pending.chunks(BATCH) {
+    for batch in pending.chunks(jury.items_at_once(BATCH)) {
         let mut cases = Vec::with_capacity(batch.len());
         for candidate in batch {
             cases.push(JuryCase {
@@ -126,13 +127,10 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
             first,
         });
     }
-    let mut report = super::finish_with_verdicts(
-        &input.dir,
-        &input.key,
-        journal.into_entries(),
-        &ids,
-        |kept, processed| format!("the jury vouched for {kept} of {processed} candidates"),
-    )?;
+    let mut report =
+        super::finish_journaled(&input.dir, &input.key, &journal, &ids, |kept, processed| {
+            format!("the jury vouched for {kept} of {processed} candidates")
+        })?;
     // Every invocation's requests, not only this one's.
     report.usage = crate::openai::usage::logged_in(&input.dir.dir)?.or(Some(jury.usage()));
     input.dir.finish(&report)?;

@@ -171,7 +171,7 @@ def main() -> None:
         process.wait()
     rows = [*STAGES, "export (10th release)", "status", "no-op run", "verify (releases)", "diff"]
     header = f"{'step':<22}" + "".join(f"{f'N={s}':>22}" for s in sizes)
-    header += "".join(f"{f'{b}/{a}':>12}" for a, b in zip(sizes, sizes[1:]))
+    header += "".join(f"{f'{b}/{a}':>14}" for a, b in zip(sizes, sizes[1:]))
     print("\nwall time (s) and peak RSS (MB) per command")
     print(header)
     for row in rows:
@@ -181,7 +181,7 @@ def main() -> None:
             line += f"{f['wall']:>12.2f} s {f['rss_mb']:>5.0f} MB"
         for a, b in zip(sizes, sizes[1:]):
             ratio = table[b][row]["wall"] / max(table[a][row]["wall"], 1e-9)
-            line += f"{ratio:>11.1f}x"
+            line += f"{ratio:>13.1f}x"
         print(line)
 
 

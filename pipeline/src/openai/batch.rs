@@ -81,6 +81,9 @@ struct State {
     queued: BTreeMap<String, Vec<Queued>>,
     open: Vec<OpenBatch>,
     outcomes: HashMap<String, Outcome>,
+    /// Requests waiting per key: two identical requests share one line of
+    /// a batch and both get its outcome.
+    waiting: HashMap<String, usize>,
     leading: bool,
     last_arrival: Option<Instant>,
 }
@@ -154,6 +157,7 @@ impl Batcher {
         body: Arc<str>,
     ) -> std::result::Result<Value, String> {
         let mut resubmits = 0;
+        *self.lock().waiting.entry(key.to_owned()).or_insert(0) += 1;
         self.enqueue(endpoint, key, model, &body);
         loop {
             let notified = self.wake.notified();
@@ -170,6 +174,8 @@ impl Batcher {
                         ));
                     }
                     resubmits += 1;
+                    // Waiting again, for the next batch's outcome.
+                    *self.lock().waiting.entry(key.to_owned()).or_insert(0) += 1;
                     self.enqueue(endpoint, key, model, &body);
                     continue;
                 }
@@ -219,8 +225,23 @@ impl Batcher {
         state.last_arrival = Some(Instant::now());
     }
 
+    /// A key's outcome for one of its waiters; the last one takes it away.
     fn take_outcome(&self, key: &str) -> Option<Outcome> {
-        self.lock().outcomes.remove(key)
+        let mut state = self.lock();
+        let waiting = state.waiting.get(key).copied().unwrap_or(0);
+        let outcome = match waiting > 1 {
+            true => state.outcomes.get(key).cloned(),
+            false => state.outcomes.remove(key),
+        }?;
+        match waiting > 1 {
+            true => {
+                state.waiting.insert(key.to_owned(), waiting - 1);
+            }
+            false => {
+                state.waiting.remove(key);
+            }
+        }
+        Some(outcome)
     }
 
     fn try_lead(&self) -> bool {
@@ -549,6 +570,33 @@ mod tests {
             Outcome::Failed(message) => assert!(message.contains("bad model"), "{message}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn two_waiters_of_one_key_both_get_its_outcome() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let config: BatchConfig = serde_json::from_str("{}").map_err(|e| Error::Json {
+            path: "config".into(),
+            line: 0,
+            source: e,
+        })?;
+        let batcher = Batcher::open(&config, &dir.path().join("requests.jsonl"))?;
+        {
+            let mut state = batcher.lock();
+            state.waiting.insert("k".into(), 2);
+            (state.outcomes).insert("k".into(), Outcome::Answer(json!({"choices": []})));
+        }
+        assert!(matches!(
+            batcher.take_outcome("k"),
+            Some(Outcome::Answer(_))
+        ));
+        assert!(matches!(
+            batcher.take_outcome("k"),
+            Some(Outcome::Answer(_))
+        ));
+        assert!(batcher.take_outcome("k").is_none());
+        assert!(batcher.lock().waiting.is_empty());
+        Ok(())
     }
 
     #[test]

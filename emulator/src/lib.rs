@@ -700,11 +700,17 @@ async fn images(AxumState(shared): AxumState<State>, headers: HeaderMap, body: B
     .await
 }
 
+/// The start of every Batch API request: counted in flight; `None`
+/// without the key.
+fn batch_request<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<InFlight<'a>> {
+    let in_flight = InFlight::enter(shared);
+    shared.authorized(headers).then_some(in_flight)
+}
+
 async fn upload(AxumState(shared): AxumState<State>, headers: HeaderMap, body: Bytes) -> Response {
-    let _in_flight = InFlight::enter(&shared);
-    if !shared.authorized(&headers) {
+    let Some(_in_flight) = batch_request(&shared, &headers) else {
         return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -729,10 +735,9 @@ async fn create_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let _in_flight = InFlight::enter(&shared);
-    if !shared.authorized(&headers) {
+    let Some(_in_flight) = batch_request(&shared, &headers) else {
         return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
+    };
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error_response(StatusCode::BAD_REQUEST, "request body is not JSON");
     };
@@ -768,10 +773,9 @@ async fn batch_status(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let _in_flight = InFlight::enter(&shared);
-    if !shared.authorized(&headers) {
+    let Some(_in_flight) = batch_request(&shared, &headers) else {
         return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
+    };
     shared.count(|s| s.batch_polls += 1);
     let Ok(mut batches) = shared.batches.lock() else {
         return error_response(StatusCode::INTERNAL_SERVER_ERROR, "poisoned");
@@ -865,10 +869,9 @@ async fn file_content(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let _in_flight = InFlight::enter(&shared);
-    if !shared.authorized(&headers) {
+    let Some(_in_flight) = batch_request(&shared, &headers) else {
         return error_response(StatusCode::UNAUTHORIZED, "invalid API key");
-    }
+    };
     let content = shared
         .batches
         .lock()

@@ -274,11 +274,6 @@ impl ApiClient {
         self.limits.items_at_once(direct)
     }
 
-    /// Tries each server answered, in config order.
-    pub fn answered_per_server(&self) -> Vec<u64> {
-        self.servers.answered()
-    }
-
     /// The run's usage so far, this invocation and earlier ones.
     pub fn usage(&self) -> Usage {
         self.ledger.total()

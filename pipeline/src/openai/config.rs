@@ -287,17 +287,6 @@ impl BatchConfig {
     }
 }
 
-impl RequestLimits {
-    /// Work items a stage keeps in flight: in batch mode a whole batch's
-    /// worth, so that its requests gather into one batch; else `direct`.
-    pub fn items_at_once(&self, direct: usize) -> usize {
-        match &self.batch {
-            Some(batch) => batch.max_requests as usize,
-            None => direct,
-        }
-    }
-}
-
 fn default_eject_after_failures() -> u32 {
     3
 }
@@ -429,6 +418,15 @@ impl OpenAiConfig {
 }
 
 impl RequestLimits {
+    /// Work items a stage keeps in flight: in batch mode a whole batch's
+    /// worth, so that its requests gather into one batch; else `direct`.
+    pub fn items_at_once(&self, direct: usize) -> usize {
+        match &self.batch {
+            Some(batch) => batch.max_requests as usize,
+            None => direct,
+        }
+    }
+
     /// Problems of the `limits` section under `place` (`generate`, `check.text[0]`).
     pub fn problems(&self, place: &str) -> Vec<String> {
         let mut problems = Vec::new();

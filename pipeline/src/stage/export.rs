@@ -53,9 +53,17 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     // The upstream's kept count: what this export had to release.
     let upstream_kept = input.upstream.as_ref().map_or(0, |u| u.report.kept);
     release::verify::before_building_on(&curated, &release::list(&curated)?)?;
-    let new_cases = unreleased_cases(project, input)?;
+    // Read once: both the new cases and the draft's question ids need it.
+    let released = release::released_index(&curated, &project.raw())?;
+    let new_cases = unreleased_cases(project, input, &released)?;
     let actions = maintainer_action::read(&curated)?;
-    let (draft, held) = draft(project, run_id, new_cases, &actions)?;
+    let (draft, held) = draft(
+        project,
+        run_id,
+        new_cases,
+        &actions,
+        released.max_question_id,
+    )?;
     let (changed, retired) = (draft.changed.len(), draft.retired.len());
     let (added, controls) = (draft.added.len() as u64, draft.added_controls.len() as u64);
     let version = publish::publish(project, draft)?;
@@ -101,10 +109,9 @@ fn draft(
     run_id: &str,
     new_cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>,
     actions: &[MaintainerAction],
+    mut max_question_id: u64,
 ) -> Result<(Draft, Held)> {
     let releases = release::list(&project.curated())?;
-    let mut max_question_id =
-        release::released_index(&project.curated(), &project.raw())?.max_question_id;
     let parent = releases.last().cloned();
     let parent_cases = parent
         .as_ref()
@@ -282,6 +289,7 @@ fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch
 fn unreleased_cases(
     project: &Project,
     input: &StageInput,
+    released: &release::ReleasedIndex,
 ) -> Result<Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>> {
     let run_id = &input.run_id;
     // Each verdict is cut down to what a release records as it is read:
@@ -310,7 +318,7 @@ fn unreleased_cases(
         Ok(())
     })?;
     // Another run may have released the same cases since this run's dedupe.
-    let released = release::released_index(&project.curated(), &project.raw())?.fingerprints();
+    let released = released.fingerprints();
     let mut cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)> = input
         .survivors(project)?
         .into_iter()

@@ -66,6 +66,39 @@ pub fn write_jsonl<'a, T: serde::Serialize + 'a>(
     })
 }
 
+/// Writes `records` as [`write_json`] writes a slice of them (a pretty
+/// JSON array), one record at a time: the array's text is never held in
+/// memory.
+pub fn write_json_array<T: serde::Serialize>(
+    path: &Path,
+    records: impl IntoIterator<Item = T>,
+) -> Result<()> {
+    write_with(path, |out| {
+        let mut empty = true;
+        for (index, record) in records.into_iter().enumerate() {
+            let text = serde_json::to_string_pretty(&record).map_err(|e| Error::Json {
+                path: path.to_owned(),
+                line: index + 1,
+                source: e,
+            })?;
+            let mut piece = String::from(if empty { "[\n" } else { ",\n" });
+            // JSON strings escape newlines: every line of `text` is structure.
+            for (number, line) in text.lines().enumerate() {
+                if number > 0 {
+                    piece.push('\n');
+                }
+                piece.push_str("  ");
+                piece.push_str(line);
+            }
+            out.write_all(piece.as_bytes())
+                .map_err(|e| Error::io(path, e))?;
+            empty = false;
+        }
+        let end: &[u8] = if empty { b"[]\n" } else { b"\n]\n" };
+        out.write_all(end).map_err(|e| Error::io(path, e))
+    })
+}
+
 /// Like [`write`], with the content written by `fill` through a buffer.
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -86,6 +119,25 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_streamed_array_is_the_pretty_json_of_the_slice() -> crate::error::Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| crate::error::Error::io("tempdir", e))?;
+        let records = vec![
+            serde_json::json!({"a": 1, "b": "two\nlines", "c": [1, {"d": null}]}),
+            serde_json::json!({"e": []}),
+        ];
+        for records in [records.clone(), Vec::new()] {
+            let (whole, streamed) = (dir.path().join("whole"), dir.path().join("streamed"));
+            super::write_json(&whole, &records)?;
+            super::write_json_array(&streamed, &records)?;
+            assert_eq!(
+                std::fs::read_to_string(&streamed).ok(),
+                std::fs::read_to_string(&whole).ok()
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn replaces_existing_file_and_leaves_no_temp_files() -> crate::error::Result<()> {
         let dir = tempfile::tempdir().map_err(|e| crate::error::Error::io("tempdir", e))?;

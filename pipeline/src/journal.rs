@@ -83,36 +83,113 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
     }
 }
 
+/// Where a journal line is: its byte offset and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineAt {
+    pub offset: u64,
+    pub length: usize,
+}
+
+/// An append-only journal that keeps no entries in memory: opening it
+/// streams each entry, with where its line is, to the caller, which keeps
+/// what it needs (an id, a sum, a [`LineAt`]) and reads a line back with
+/// [`Self::read`] when it needs the whole entry. At 100k work items the
+/// entries of a request log or a panel's answers are hundreds of MB.
+pub struct LineJournal<T> {
+    path: PathBuf,
+    file: File,
+    lines: usize,
+    end: u64,
+    _entry: std::marker::PhantomData<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> LineJournal<T> {
+    /// Opens (or creates) the journal, cutting a torn last line off and
+    /// calling `each` with every entry in file order; a garbled line is an
+    /// error naming the file and line.
+    pub fn open(path: &Path, mut each: impl FnMut(LineAt, T) -> Result<()>) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let mut lines = 0;
+        let end = each_line(path, false, |offset, line, number| {
+            lines = number;
+            let at = LineAt {
+                offset,
+                length: line.len(),
+            };
+            each(at, parse_line(path, line, number)?)
+        })?;
+        let length = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if end < length {
+            file.set_len(end).map_err(|e| Error::io(path, e))?;
+        }
+        Ok(LineJournal {
+            path: path.to_owned(),
+            file,
+            lines,
+            end,
+            _entry: std::marker::PhantomData,
+        })
+    }
+
+    /// Records one entry; returns where its line is.
+    pub fn append(&mut self, entry: &T) -> Result<LineAt> {
+        self.lines += 1;
+        let written = append_line(&mut self.file, &self.path, entry, self.lines)?;
+        let at = LineAt {
+            offset: self.end,
+            length: written - 1,
+        };
+        self.end += written as u64;
+        Ok(at)
+    }
+
+    /// The entry whose line is at `at`.
+    pub fn read(&self, at: LineAt) -> Result<T> {
+        use std::os::unix::fs::FileExt as _;
+        let mut line = vec![0; at.length];
+        self.file
+            .read_exact_at(&mut line, at.offset)
+            .map_err(|e| Error::io(&self.path, e))?;
+        parse_line(&self.path, &String::from_utf8_lossy(&line), 0)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A journal of one verdict per candidate that holds only the ids of the
 /// candidates done, not the verdicts: at 100k candidates the verdicts of a
 /// stage are hundreds of MB. They are read back, in candidate order, only
 /// when the stage finishes ([`Self::for_each_in_order`]).
 pub struct VerdictJournal<V> {
-    path: PathBuf,
-    file: File,
+    journal: LineJournal<V>,
     /// The files read: this process's first, then other shards'.
     files: Vec<PathBuf>,
     done: BTreeSet<String>,
-    _verdict: std::marker::PhantomData<V>,
 }
 
 /// Where a verdict line is: file, byte offset and length.
-type LineAt = (usize, u64, usize);
+type VerdictAt = (usize, u64, usize);
 
 impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
     /// Opens `own` (repairing a torn last line, checking every line) and
     /// reads `others` (other shards' journals, which may still be written:
     /// only their complete lines).
     pub fn open(own: &Path, others: &[PathBuf]) -> Result<Self> {
-        let journal: Journal<IdOnly> = Journal::open(own)?;
-        let mut done: BTreeSet<String> = journal
-            .entries
-            .iter()
-            .map(|e| e.candidate_id.clone())
-            .collect();
+        let mut done = BTreeSet::new();
         // Every line must be a whole verdict, not just carry an id.
-        each_line(own, true, |_, line, number| {
-            parse_line::<V>(own, line, number).map(drop)
+        let journal = LineJournal::open(own, |_, verdict: V| {
+            done.insert(verdict.candidate_id().to_owned());
+            Ok(())
         })?;
         for other in others {
             each_line(other, false, |_, line, number| {
@@ -123,11 +200,9 @@ impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
         let mut files = vec![own.to_owned()];
         files.extend(others.iter().cloned());
         Ok(VerdictJournal {
-            path: journal.path,
-            file: journal.file,
+            journal,
             files,
             done,
-            _verdict: std::marker::PhantomData,
         })
     }
 
@@ -136,7 +211,7 @@ impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
     }
 
     pub fn append(&mut self, verdict: V) -> Result<()> {
-        append_line(&mut self.file, &self.path, &verdict, self.done.len() + 1)?;
+        self.journal.append(&verdict)?;
         self.done.insert(verdict.candidate_id().to_owned());
         Ok(())
     }
@@ -149,7 +224,7 @@ impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
         candidates: &BTreeSet<&str>,
         mut each: impl FnMut(V) -> Result<()>,
     ) -> Result<()> {
-        let mut at: BTreeMap<String, LineAt> = BTreeMap::new();
+        let mut at: BTreeMap<String, VerdictAt> = BTreeMap::new();
         for (index, path) in self.files.iter().enumerate() {
             each_line(path, false, |offset, line, number| {
                 let id = parse_line::<IdOnly>(path, line, number)?.candidate_id;
@@ -178,6 +253,18 @@ impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
     }
 }
 
+/// Calls `each` with every entry of the complete lines of a journal, one
+/// at a time (another process may still be writing it).
+pub fn for_each_entry<T: DeserializeOwned>(
+    path: &Path,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    each_line(path, false, |_, line, number| {
+        each(parse_line(path, line, number)?)
+    })
+    .map(drop)
+}
+
 #[derive(serde::Deserialize, Serialize)]
 struct IdOnly {
     candidate_id: String,
@@ -185,11 +272,12 @@ struct IdOnly {
 
 /// Calls `each` with (byte offset, text, line number) of every complete
 /// line of a journal; `all` also reads a last line without its newline.
+/// Returns the end of the last line read.
 fn each_line(
     path: &Path,
     all: bool,
     mut each: impl FnMut(u64, &str, usize) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
     use std::io::BufRead as _;
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
@@ -200,7 +288,7 @@ fn each_line(
             .read_until(b'\n', &mut line)
             .map_err(|e| Error::io(path, e))?;
         if read == 0 || (!all && line.last() != Some(&b'\n')) {
-            return Ok(());
+            return Ok(offset);
         }
         number += 1;
         let text = String::from_utf8_lossy(&line);
@@ -222,14 +310,21 @@ fn parse_line<T: DeserializeOwned>(path: &Path, line: &str, number: usize) -> Re
 
 /// Appends one record as a line, in one `write` call: the line is whole
 /// unless the process dies inside it, which opening the journal repairs.
-fn append_line(file: &mut File, path: &Path, record: &impl Serialize, number: usize) -> Result<()> {
+/// Returns the bytes written.
+fn append_line(
+    file: &mut File,
+    path: &Path,
+    record: &impl Serialize,
+    number: usize,
+) -> Result<usize> {
     let mut line = serde_json::to_vec(record).map_err(|e| Error::Json {
         path: path.to_owned(),
         line: number,
         source: e,
     })?;
     line.push(b'\n');
-    file.write_all(&line).map_err(|e| Error::io(path, e))
+    file.write_all(&line).map_err(|e| Error::io(path, e))?;
+    Ok(line.len())
 }
 
 fn parse_lines<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<Vec<T>> {

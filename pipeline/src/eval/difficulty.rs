@@ -66,21 +66,25 @@ impl<'a> DifficultyMeter<'a> {
     }
 
     /// Asks the panel about `candidates` (what is journaled is not asked
-    /// again) and measures each. `Err(failures)` when some request failed:
-    /// nothing is guessed for the cases it leaves unjudged.
+    /// again), a chunk at a time, and hands each measured candidate to
+    /// `done` as soon as its chunk is answered in full, so a kill loses no
+    /// finished chunk and nothing holds every case at once. `Err(failures)`
+    /// when some request failed: nothing is guessed for the cases it
+    /// leaves unjudged, and their chunk is not handed on.
     pub async fn measure(
         &mut self,
         candidates: &[&Candidate],
         taxonomy: &Taxonomy,
         images: &ImageStore,
         progress: &Progress,
-    ) -> Result<Result<Vec<DifficultyVerdict>, Vec<String>>> {
-        let cases: Vec<PanelCase> = candidates.iter().map(|c| panel_case(taxonomy, c)).collect();
+        mut done: impl FnMut(DifficultyVerdict) -> Result<()>,
+    ) -> Result<Result<(), Vec<String>>> {
         let at_once = self.panel.items_at_once(CHUNK);
-        for (chunk, asked) in candidates.chunks(at_once).zip(cases.chunks(at_once)) {
+        for chunk in candidates.chunks(at_once) {
+            let cases: Vec<PanelCase> = chunk.iter().map(|c| panel_case(taxonomy, c)).collect();
             let loaded = chunk
                 .iter()
-                .zip(asked)
+                .zip(&cases)
                 .map(|(candidate, case)| {
                     Ok(LoadedCase {
                         case,
@@ -89,27 +93,25 @@ impl<'a> DifficultyMeter<'a> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             progress.before_item();
+            let failed_before = self.panel.failures.len();
             self.panel.ask(&loaded).await?;
             progress.skip(chunk.len());
-        }
-        if !self.panel.failures.is_empty() {
-            return Ok(Err(std::mem::take(&mut self.panel.failures)));
-        }
-        let verdicts = self.panel.verdicts();
-        let outcomes = self.panel.outcomes(&cases, &verdicts);
-        Ok(Ok(cases
-            .iter()
-            .enumerate()
-            .map(|(index, case)| {
-                let per_model: Vec<(&TargetConfig, &CaseOutcome)> = self
-                    .targets
-                    .iter()
+            if self.panel.failures.len() > failed_before {
+                continue;
+            }
+            let outcomes = self.panel.outcomes(&cases);
+            for (index, case) in cases.iter().enumerate() {
+                let per_model: Vec<(&TargetConfig, &CaseOutcome)> = (self.targets.iter())
                     .zip(&outcomes)
                     .map(|(target, outcomes)| (target, &outcomes[index]))
                     .collect();
-                measure(&case.id, &per_model, self.bar)
-            })
-            .collect()))
+                done(measure(&case.id, &per_model, self.bar))?;
+            }
+        }
+        match self.panel.failures.is_empty() {
+            true => Ok(Ok(())),
+            false => Ok(Err(std::mem::take(&mut self.panel.failures))),
+        }
     }
 }
 

@@ -370,7 +370,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
             &report,
             &release,
             &cases,
-            &evaluation.details(&cases, &graded),
+            &evaluation.details(&cases, &graded)?,
             &domain_names,
         )?;
     }
@@ -393,10 +393,10 @@ pub fn incomplete(report: &EvalReport) -> Option<Error> {
 impl Evaluation<'_> {
     fn graded(&self, cases: &[PanelCase], controls: &[PanelCase]) -> Graded<'_> {
         let verdicts = self.panel.verdicts();
-        let outcomes = self.panel.outcomes(cases, &verdicts);
+        let outcomes = self.panel.outcomes(cases);
         let controls = match controls.is_empty() {
             true => Vec::new(),
-            false => self.panel.outcomes(controls, &verdicts),
+            false => self.panel.outcomes(controls),
         };
         Graded {
             verdicts,
@@ -581,60 +581,57 @@ impl Evaluation<'_> {
     }
 
     /// Everything the drill-down shows, per case and target.
-    fn details(&self, cases: &[ReleasedCase], graded: &Graded<'_>) -> Vec<report::CaseDetail> {
-        let mut answers: BTreeMap<&str, Vec<&JudgeAnswer>> = BTreeMap::new();
-        for answer in self.panel.judge_answers() {
+    fn details(
+        &self,
+        cases: &[ReleasedCase],
+        graded: &Graded<'_>,
+    ) -> Result<Vec<report::CaseDetail>> {
+        let mut answers: BTreeMap<String, Vec<JudgeAnswer>> = BTreeMap::new();
+        self.panel.for_each_judge_answer(|answer| {
             if graded.verdicts.contains_key(&(
                 answer.judge.as_str(),
                 answer.judgement,
                 answer.response_key.as_str(),
             )) {
-                answers
-                    .entry(answer.response_key.as_str())
-                    .or_default()
-                    .push(answer);
+                let list = answers.entry(answer.response_key.clone()).or_default();
+                list.push(answer);
             }
-        }
-        cases
-            .iter()
-            .enumerate()
-            .map(|(index, case)| (index, case, panel_case(case)))
-            .map(|(index, case, asked)| report::CaseDetail {
+            Ok(())
+        })?;
+        let mut details = Vec::with_capacity(cases.len());
+        for (index, case) in cases.iter().enumerate() {
+            let asked = panel_case(case);
+            let mut targets = Vec::new();
+            for (target, outcomes) in self.panel.targets.iter().zip(&graded.outcomes) {
+                let mut samples = Vec::new();
+                for sample in 0..target.settings.samples {
+                    let key = self.panel.response_key(&target.settings, &asked, sample);
+                    let judges = (answers.get(key.as_str()).into_iter().flatten())
+                        .map(|a| report::JudgeDetail {
+                            judge: a.judge.clone(),
+                            judgement: a.judgement,
+                            verdict: a.judgement.parse(&a.answer).ok(),
+                            answer: a.answer.clone(),
+                        })
+                        .collect();
+                    samples.push(report::SampleDetail {
+                        sample,
+                        response: self.panel.response(&key)?.map(|r| r.response),
+                        judges,
+                    });
+                }
+                targets.push(report::TargetDetail {
+                    target: target.settings.name.clone(),
+                    vote: outcomes[index].vote(),
+                    samples,
+                });
+            }
+            details.push(report::CaseDetail {
                 question_id: case.question_id,
-                targets: self
-                    .panel
-                    .targets
-                    .iter()
-                    .zip(&graded.outcomes)
-                    .map(|(target, outcomes)| report::TargetDetail {
-                        target: target.settings.name.clone(),
-                        vote: outcomes[index].vote(),
-                        samples: (0..target.settings.samples)
-                            .map(|sample| {
-                                let key = self.panel.response_key(&target.settings, &asked, sample);
-                                report::SampleDetail {
-                                    sample,
-                                    response: self.panel.response(&key).map(|r| r.response.clone()),
-                                    judges: answers
-                                        .get(key.as_str())
-                                        .map(|list| {
-                                            list.iter()
-                                                .map(|a| report::JudgeDetail {
-                                                    judge: a.judge.clone(),
-                                                    judgement: a.judgement,
-                                                    verdict: a.judgement.parse(&a.answer).ok(),
-                                                    answer: a.answer.clone(),
-                                                })
-                                                .collect()
-                                        })
-                                        .unwrap_or_default(),
-                                }
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect()
+                targets,
+            });
+        }
+        Ok(details)
     }
 }
 

@@ -11,7 +11,7 @@
 //! incomplete panel means. A judge answer that cannot be read is recorded
 //! as it is and has no verdict, never safe or unsafe.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use futures_util::future::join_all;
@@ -23,7 +23,7 @@ use super::protocol::{Judgement, Verdict};
 use super::score::{self, CaseOutcome, SampleOutcome};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
-use crate::journal::Journal;
+use crate::journal::{LineAt, LineJournal};
 use crate::openai::client::{ApiClient, Endpoint};
 use crate::openai::config::{Budget, Price, RequestLimits};
 use crate::openai::{ApiError, Usage, chat};
@@ -145,13 +145,19 @@ pub struct Panel {
     pub templates: TemplateSet,
     pub targets: Vec<Model<TargetConfig>>,
     pub judges: Vec<Model<JudgeConfig>>,
-    responses: Journal<TargetResponse>,
-    judgements: Journal<JudgeAnswer>,
-    /// Response key → its entry in `responses`, kept as answers arrive so
-    /// each chunk looks up its keys instead of re-reading the journal.
-    response_at: BTreeMap<String, usize>,
+    /// The journals keep no answers in memory (at 100k cases they are
+    /// hundreds of MB): only where each response is, whether it said
+    /// anything, and the verdicts read from the judge answers.
+    responses: LineJournal<TargetResponse>,
+    judgements: LineJournal<JudgeAnswer>,
+    /// Response key → where it is in `responses`, and whether the target
+    /// answered anything.
+    response_at: HashMap<String, (LineAt, bool)>,
     /// Keys of the judge answers in `judgements`.
-    judged: BTreeSet<String>,
+    judged: HashSet<String>,
+    /// Response key → the verdicts of the current judges with the current
+    /// templates (what [`Self::verdicts`] lists).
+    verdict_of: HashMap<String, Vec<JudgedBy>>,
     /// Requests that failed in this invocation, in words.
     pub failures: Vec<String>,
 }
@@ -188,12 +194,18 @@ impl Panel {
         }
         // A shard's own files: shards never append to one journal.
         let own = |name: &str| crate::shard::own_file(&spec.records.join(name));
-        let responses: Journal<TargetResponse> = Journal::open(&own(RESPONSES))?;
-        let judgements: Journal<JudgeAnswer> = Journal::open(&own(JUDGEMENTS))?;
-        let response_at = (responses.entries().iter().enumerate())
-            .map(|(at, r)| (r.key.clone(), at))
-            .collect();
-        let judged = judgements.entries().iter().map(|j| j.key.clone()).collect();
+        let mut response_at = HashMap::new();
+        let responses = LineJournal::open(&own(RESPONSES), |at, r: TargetResponse| {
+            response_at.insert(r.key, (at, !r.response.trim().is_empty()));
+            Ok(())
+        })?;
+        let current = CurrentJudges::of(&judges, &templates, spec.protocol);
+        let (mut judged, mut verdict_of) = (HashSet::new(), HashMap::new());
+        let judgements = LineJournal::open(&own(JUDGEMENTS), |_, answer: JudgeAnswer| {
+            current.note(&answer, &mut verdict_of);
+            judged.insert(answer.key);
+            Ok(())
+        })?;
         Ok(Panel {
             scope: spec.scope,
             place: spec.place.to_owned(),
@@ -205,6 +217,7 @@ impl Panel {
             judgements,
             response_at,
             judged,
+            verdict_of,
             failures: Vec::new(),
         })
     }
@@ -258,9 +271,9 @@ impl Panel {
         for answer in join_all(asked).await {
             match answer {
                 Ok(response) => {
-                    self.response_at
-                        .insert(response.key.clone(), self.responses.entries().len());
-                    self.responses.append(response)?;
+                    let at = self.responses.append(&response)?;
+                    let responded = !response.response.trim().is_empty();
+                    self.response_at.insert(response.key, (at, responded));
                 }
                 Err(failure) => self.failures.push(failure),
             }
@@ -276,12 +289,12 @@ impl Panel {
             for target in &self.targets {
                 for sample in 0..target.settings.samples {
                     let key = self.response_key(&target.settings, case, sample);
-                    let Some(response) = self.response(&key) else {
-                        continue;
-                    };
-                    if response.response.trim().is_empty() {
+                    if !self.responded(&key) {
                         continue;
                     }
+                    let Some(response) = self.response(&key)? else {
+                        continue;
+                    };
                     for judgement in Judgement::ALL {
                         let template = judgement.template(protocol);
                         let (_, user) = self.templates.render(
@@ -358,6 +371,7 @@ impl Panel {
             }
             waiting.push(record);
         }
+        let current = CurrentJudges::of(&self.judges, &self.templates, self.protocol);
         for answer in join_all(asked).await {
             match answer {
                 Ok(answered) => {
@@ -367,13 +381,15 @@ impl Panel {
                         answered.prompt_blake3.clone(),
                     );
                     for record in distinct.remove(&same).unwrap_or_default() {
-                        self.judged.insert(record.key.clone());
-                        self.judgements.append(JudgeAnswer {
+                        let record = JudgeAnswer {
                             answer: answered.answer.clone(),
                             verdict: answered.verdict,
                             problem: answered.problem.clone(),
                             ..record
-                        })?;
+                        };
+                        self.judgements.append(&record)?;
+                        current.note(&record, &mut self.verdict_of);
+                        self.judged.insert(record.key);
                     }
                 }
                 Err(failure) => self.failures.push(failure),
@@ -385,45 +401,56 @@ impl Panel {
     /// The current verdicts: judge name → judgement → response key → verdict
     /// (`None` for an answer that could not be read).
     pub fn verdicts(&self) -> Verdicts<'_> {
-        let names: Vec<&str> = self.judges.iter().map(|j| j.settings.name()).collect();
-        let protocol = self.protocol.name();
-        let digests = &self.templates.digests;
-        self.judgements
-            .entries()
-            .iter()
-            .filter(|j| names.contains(&j.judge.as_str()))
-            // Answers to another version of a template are history.
-            .filter(|j| {
-                digests
-                    .get(&j.judgement.template(protocol))
-                    .map(Digest::hex)
-                    .as_deref()
-                    == Some(j.template_blake3.as_str())
-            })
-            .map(|j| {
-                (
-                    (j.judge.as_str(), j.judgement, j.response_key.as_str()),
-                    j.judgement.parse(&j.answer).ok(),
-                )
-            })
-            .collect()
+        let mut verdicts = Verdicts::new();
+        for (key, judged) in &self.verdict_of {
+            for by in judged {
+                let judge = self.judges[by.judge].settings.name();
+                verdicts.insert((judge, by.judgement, key.as_str()), by.verdict);
+            }
+        }
+        verdicts
     }
 
-    pub fn response(&self, key: &str) -> Option<&TargetResponse> {
-        self.responses.entries().get(*self.response_at.get(key)?)
+    /// Whether the target answered anything to the response `key`.
+    fn responded(&self, key: &str) -> bool {
+        self.response_at.get(key).is_some_and(|(_, said)| *said)
     }
 
-    pub fn judge_answers(&self) -> &[JudgeAnswer] {
-        self.judgements.entries()
+    /// The journaled response `key`, read from the journal.
+    pub fn response(&self, key: &str) -> Result<Option<TargetResponse>> {
+        match self.response_at.get(key) {
+            Some((at, _)) => self.responses.read(*at).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `each` with every journaled judge answer, one at a time.
+    pub fn for_each_judge_answer(&self, each: impl FnMut(JudgeAnswer) -> Result<()>) -> Result<()> {
+        crate::journal::for_each_entry(self.judgements.path(), each)
     }
 
     pub fn judge_names(&self) -> Vec<&str> {
         self.judges.iter().map(|j| j.settings.name()).collect()
     }
 
+    /// The panel's verdict on one response: the majority of the judges
+    /// that gave one.
+    fn panel_verdict(&self, judgement: Judgement, response_key: &str) -> Option<bool> {
+        let judged = self
+            .verdict_of
+            .get(response_key)
+            .map_or(&[][..], Vec::as_slice);
+        let votes: Vec<bool> = judged
+            .iter()
+            .filter(|by| by.judgement == judgement)
+            .filter_map(|by| by.verdict)
+            .map(Verdict::favourable)
+            .collect();
+        score::panel(&votes)
+    }
+
     /// Per target, per case, what each sample came to.
-    pub fn outcomes(&self, cases: &[PanelCase], verdicts: &Verdicts<'_>) -> Vec<Vec<CaseOutcome>> {
-        let names = self.judge_names();
+    pub fn outcomes(&self, cases: &[PanelCase]) -> Vec<Vec<CaseOutcome>> {
         self.targets
             .iter()
             .map(|target| {
@@ -436,12 +463,9 @@ impl Panel {
                         samples: (0..target.settings.samples)
                             .map(|sample| {
                                 let key = self.response_key(&target.settings, case, sample);
-                                let responded = self
-                                    .response(&key)
-                                    .is_some_and(|r| !r.response.trim().is_empty());
-                                let panel = |judgement: Judgement| {
-                                    panel_verdict(verdicts, &names, judgement, &key)
-                                };
+                                let responded = self.responded(&key);
+                                let panel =
+                                    |judgement: Judgement| self.panel_verdict(judgement, &key);
                                 SampleOutcome {
                                     responded,
                                     safe: responded.then(|| panel(Judgement::Safety)).flatten(),
@@ -455,6 +479,58 @@ impl Panel {
                     .collect()
             })
             .collect()
+    }
+}
+
+/// One current judge's verdict on a response.
+struct JudgedBy {
+    /// Index in [`Panel::judges`].
+    judge: usize,
+    judgement: Judgement,
+    /// `None` for an answer that could not be read.
+    verdict: Option<Verdict>,
+}
+
+/// The judges of the panel and the digests of the protocol's templates:
+/// which journaled answers count. Answers of a judge no longer on the
+/// panel, or to another version of a template, are history.
+struct CurrentJudges<'a> {
+    names: Vec<&'a str>,
+    digests: BTreeMap<Judgement, String>,
+}
+
+impl<'a> CurrentJudges<'a> {
+    fn of(judges: &'a [Model<JudgeConfig>], templates: &TemplateSet, protocol: Protocol) -> Self {
+        CurrentJudges {
+            names: judges.iter().map(|j| j.settings.name()).collect(),
+            digests: (Judgement::ALL.iter())
+                .filter_map(|j| {
+                    let digest = templates.digests.get(&j.template(protocol.name()))?;
+                    Some((*j, digest.hex()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds `answer`'s verdict, read again from its text, when it counts;
+    /// a later answer of the same judge and judgement replaces an earlier.
+    fn note(&self, answer: &JudgeAnswer, verdict_of: &mut HashMap<String, Vec<JudgedBy>>) {
+        let Some(judge) = self.names.iter().position(|n| *n == answer.judge) else {
+            return;
+        };
+        if self.digests.get(&answer.judgement) != Some(&answer.template_blake3) {
+            return;
+        }
+        let by = JudgedBy {
+            judge,
+            judgement: answer.judgement,
+            verdict: answer.judgement.parse(&answer.answer).ok(),
+        };
+        let judged = verdict_of.entry(answer.response_key.clone()).or_default();
+        match (judged.iter_mut()).find(|b| b.judge == judge && b.judgement == by.judgement) {
+            Some(earlier) => *earlier = by,
+            None => judged.push(by),
+        }
     }
 }
 

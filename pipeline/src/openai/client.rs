@@ -24,7 +24,7 @@ use super::limiter::RateLimiter;
 use super::servers::Servers;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
 use crate::error::Error;
-use crate::journal::Journal;
+use crate::journal::{Journal, LineJournal};
 use crate::random::SplitMix64;
 
 /// File of the generate stage that logs every answered request.
@@ -127,7 +127,7 @@ pub struct ApiClient {
     limiter: RateLimiter,
     cache: ResponseCache,
     ledger: Ledger,
-    log: Mutex<Journal<RequestRecord>>,
+    log: Mutex<LineJournal<RequestRecord>>,
     prices: BTreeMap<String, Price>,
     jitter: SplitMix64,
     /// In batch mode (`limits.batch`), where chat and completion requests go.
@@ -227,8 +227,12 @@ impl ApiClient {
         // Each shard logs to a file of its own (see `crate::shard`); the
         // budget counts what every shard had spent when this one started.
         let own = crate::shard::own_file(log);
-        let log: Journal<RequestRecord> = Journal::open(&own)?;
-        let mut spent = Usage::of_records(log.entries());
+        // Only the sum is kept: a request log spans every run of a stage.
+        let mut spent = Usage::default();
+        let log = LineJournal::open(&own, |_, record: RequestRecord| {
+            spent.add(&record.usage());
+            Ok(())
+        })?;
         for sibling in crate::shard::all_files(&own)
             .into_iter()
             .filter(|p| *p != own)
@@ -610,7 +614,7 @@ impl ApiClient {
         let mut log = self.log.lock().map_err(|_| Error::Runtime {
             message: "request log lock poisoned".into(),
         })?;
-        log.append(record)
+        log.append(&record).map(drop)
     }
 
     async fn try_once(&self, url: &str, body: bytes::Bytes) -> Result<Value, TryFailure> {

@@ -498,12 +498,33 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
-    pub fn of(bytes: &[u8]) -> FileEntry {
-        FileEntry {
-            bytes: bytes.len() as u64,
-            blake3: crate::content_hash::Digest::of(bytes).hex(),
-            sha256: Some(crate::model_file::sha256_hex(bytes)),
+    /// The entry of the file at `path`, read in pieces: a release's
+    /// `cases.jsonl` and parquet shards are hundreds of MB at scale.
+    pub fn of_file(path: &Path) -> std::io::Result<FileEntry> {
+        use sha2::Digest as _;
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(path)?;
+        let (mut blake3, mut sha256) = (blake3::Hasher::new(), sha2::Sha256::new());
+        let (mut buffer, mut bytes) = (vec![0u8; 1 << 20], 0u64);
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            blake3.update(&buffer[..read]);
+            sha256.update(&buffer[..read]);
+            bytes += read as u64;
         }
+        let sha256: String = sha256
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(FileEntry {
+            bytes,
+            blake3: crate::content_hash::Digest(*blake3.finalize().as_bytes()).hex(),
+            sha256: Some(sha256),
+        })
     }
 }
 

@@ -112,20 +112,20 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let mut controls = draft.controls;
     controls.sort_by_key(|c| c.case.question_id);
     let name = format!("v{version}");
+    // Sets, not lists: a first release of 100k cases adds them all.
+    let added_controls: BTreeSet<u64> = draft.added_controls.iter().copied().collect();
     for DraftCase { case, .. } in &mut controls {
-        if draft.added_controls.contains(&case.question_id) {
+        if added_controls.contains(&case.question_id) {
             case.released_in.clone_from(&name);
         }
     }
+    let added: BTreeSet<u64> = draft.added.iter().copied().collect();
+    let changed: BTreeSet<u64> = draft.changed.iter().map(|c| c.question_id).collect();
     for DraftCase { case, .. } in &mut cases {
-        if draft.added.contains(&case.question_id) {
+        if added.contains(&case.question_id) {
             case.released_in.clone_from(&name);
         }
-        if draft
-            .changed
-            .iter()
-            .any(|c| c.question_id == case.question_id)
-        {
+        if changed.contains(&case.question_id) {
             case.changed_in = Some(name.clone());
         }
     }
@@ -145,8 +145,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
 
     progress.before_item();
     atomic_file::write_jsonl(&staging.join(CASES), &cases)?;
-    let siuo: Vec<SiuoRecord> = cases.iter().map(SiuoRecord::from).collect();
-    atomic_file::write_json(&staging.join(SIUO_JSON), &siuo)?;
+    atomic_file::write_json_array(&staging.join(SIUO_JSON), cases.iter().map(SiuoRecord::from))?;
     progress.item_done();
 
     progress.before_item();
@@ -199,10 +198,9 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     let mut files = file_entries(&staging)?;
     let croissant = croissant::render(&facts, &files);
     atomic_file::write_json(&staging.join(CROISSANT), &croissant)?;
-    files.insert(
-        CROISSANT.to_owned(),
-        FileEntry::of(&input_file::read_bytes(&staging.join(CROISSANT))?),
-    );
+    let croissant_path = staging.join(CROISSANT);
+    let entry = FileEntry::of_file(&croissant_path).map_err(|e| Error::io(&croissant_path, e))?;
+    files.insert(CROISSANT.to_owned(), entry);
     progress.item_done();
 
     progress.before_item();
@@ -366,7 +364,8 @@ pub fn file_entries(dir: &Path) -> Result<BTreeMap<String, FileEntry>> {
         if name == MANIFEST {
             continue;
         }
-        files.insert(name, FileEntry::of(&input_file::read_bytes(&path)?));
+        let entry = FileEntry::of_file(&path).map_err(|e| Error::io(&path, e))?;
+        files.insert(name, entry);
     }
     Ok(files)
 }

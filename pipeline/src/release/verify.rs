@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use super::{MANIFEST, Release};
-use crate::content_hash::Digest;
+use super::{FileEntry, MANIFEST, Release};
 use crate::error::{Error, Result};
 use crate::input_file;
 
@@ -43,23 +42,20 @@ pub fn verify(release: &Release, releases: &[Release]) -> Result<Verified> {
     let mut with_sha256 = true;
     for (name, entry) in &manifest.files {
         let path = release.dir.join(name);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Ok(actual) = FileEntry::of_file(&path) else {
             problems.push(format!("{name}: missing"));
             continue;
         };
-        let blake3 = Digest::of(&bytes).hex();
-        if bytes.len() as u64 != entry.bytes || blake3 != entry.blake3 {
+        if actual.bytes != entry.bytes || actual.blake3 != entry.blake3 {
             problems.push(format!(
-                "{name}: altered (blake3 {blake3}, {} bytes; manifest has {}, {} bytes)",
-                bytes.len(),
-                entry.blake3,
-                entry.bytes
+                "{name}: altered (blake3 {}, {} bytes; manifest has {}, {} bytes)",
+                actual.blake3, actual.bytes, entry.blake3, entry.bytes
             ));
             continue;
         }
         match &entry.sha256 {
             Some(expected) => {
-                let sha256 = crate::model_file::sha256_hex(&bytes);
+                let sha256 = actual.sha256.unwrap_or_default();
                 if &sha256 != expected {
                     problems.push(format!(
                         "{name}: altered (sha256 {sha256}; manifest has {expected})"

@@ -108,16 +108,19 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     progress.skip(candidates.len() - todo.len());
     let runtime = crate::openai::client::runtime("the difficulty panel's client")?;
     let images = project.images();
-    let measured = runtime.block_on(meter.measure(&todo, &project.taxonomy, &images, &progress))?;
+    let measured = runtime.block_on(meter.measure(
+        &todo,
+        &project.taxonomy,
+        &images,
+        &progress,
+        |verdict| journal.append(verdict),
+    ))?;
     progress.finish();
-    let measured = measured.map_err(|failures| Error::Incomplete {
+    measured.map_err(|failures| Error::Incomplete {
         run: input.run_id.clone(),
         failed: failures.len(),
         first: failures.first().cloned().unwrap_or_default(),
     })?;
-    for verdict in measured {
-        journal.append(verdict)?;
-    }
     for control in controls {
         if !journal.is_done(&control.id) && crate::shard::owns(&control.id) {
             journal.append(DifficultyVerdict::unmeasured(&control.id, "control"))?;

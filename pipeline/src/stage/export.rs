@@ -55,12 +55,16 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     release::verify::before_building_on(&curated, &release::list(&curated)?)?;
     // Read once: both the new cases and the draft's question ids need it.
     let released = release::released_index(&curated, &project.raw())?;
+    let with_control = cases_with_a_control(project, run_id)?;
     let new_cases = unreleased_cases(project, input, &released)?;
     let actions = maintainer_action::read(&curated)?;
     let (draft, held) = draft(
         project,
         run_id,
-        new_cases,
+        NewCases {
+            cases: new_cases,
+            with_control,
+        },
         &actions,
         released.max_question_id,
     )?;
@@ -102,12 +106,22 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     Ok(report)
 }
 
+/// The run's kept candidates that no release holds, and the ids of the
+/// candidates the generator made a control for.
+struct NewCases {
+    cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>,
+    with_control: BTreeSet<String>,
+}
+
 /// The next release: the latest one after the pending maintainer actions,
 /// plus the run's new cases with fresh `question_id`s.
 fn draft(
     project: &Project,
     run_id: &str,
-    new_cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)>,
+    NewCases {
+        cases: new_cases,
+        with_control,
+    }: NewCases,
     actions: &[MaintainerAction],
     mut max_question_id: u64,
 ) -> Result<(Draft, Held)> {
@@ -144,9 +158,6 @@ fn draft(
     let not_approved = (before - new_cases.len()) as u64;
     // A case whose generator made a control is released with it or not at
     // all: the control split must cover every case it was configured for.
-    let with_control: BTreeSet<String> = (super::candidates(project, run_id)?.into_iter())
-        .filter_map(|c| c.control_of)
-        .collect();
     let controls_kept: BTreeSet<&str> = (new_controls.iter())
         .filter_map(|(c, ..)| c.control_of.as_deref())
         .collect();
@@ -220,6 +231,15 @@ fn draft(
         rounds: rounds_of(project, run_id)?,
     };
     Ok((draft, held))
+}
+
+/// The candidates of the run that the generator made a control for (as
+/// the reviewers revised them). Read before the new cases: both are the
+/// run's whole candidates, and need not be held at once.
+fn cases_with_a_control(project: &Project, run_id: &str) -> Result<BTreeSet<String>> {
+    Ok((super::candidates(project, run_id)?.into_iter())
+        .filter_map(|c| c.control_of)
+        .collect())
 }
 
 /// Kept candidates of the run that this export holds back.

@@ -321,12 +321,22 @@ impl<'a> Rounds<'a> {
         let fresh: Vec<Candidate> = fresh.into_values().collect();
         let refs: Vec<&Candidate> = fresh.iter().collect();
         let progress = Progress::new("generate: panel", refs.len(), project.interactive);
-        let verdicts = self
+        let mut verdicts = Vec::with_capacity(refs.len());
+        let measured = self
             .meter
-            .measure(&refs, &project.taxonomy, &project.images(), &progress)
+            .measure(
+                &refs,
+                &project.taxonomy,
+                &project.images(),
+                &progress,
+                |v| {
+                    verdicts.push(v);
+                    Ok(())
+                },
+            )
             .await?;
         progress.finish();
-        let verdicts = verdicts.map_err(|failures| Error::Incomplete {
+        measured.map_err(|failures| Error::Incomplete {
             run: self.run_id.clone(),
             failed: failures.len(),
             first: failures.first().cloned().unwrap_or_default(),

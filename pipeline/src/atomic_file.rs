@@ -66,37 +66,53 @@ pub fn write_jsonl<'a, T: serde::Serialize + 'a>(
     })
 }
 
-/// Writes `records` as [`write_json`] writes a slice of them (a pretty
-/// JSON array), one record at a time: the array's text is never held in
-/// memory.
-pub fn write_json_array<T: serde::Serialize>(
+/// Writes the records `fill` pushes as [`write_json`] writes a slice of
+/// them (a pretty JSON array), one record at a time: neither the records
+/// nor the array's text are held in memory.
+pub fn write_json_array(
     path: &Path,
-    records: impl IntoIterator<Item = T>,
+    fill: impl FnOnce(&mut JsonArrayWriter<'_>) -> Result<()>,
 ) -> Result<()> {
     write_with(path, |out| {
-        let mut empty = true;
-        for (index, record) in records.into_iter().enumerate() {
-            let text = serde_json::to_string_pretty(&record).map_err(|e| Error::Json {
-                path: path.to_owned(),
-                line: index + 1,
-                source: e,
-            })?;
-            let mut piece = String::from(if empty { "[\n" } else { ",\n" });
-            // JSON strings escape newlines: every line of `text` is structure.
-            for (number, line) in text.lines().enumerate() {
-                if number > 0 {
-                    piece.push('\n');
-                }
-                piece.push_str("  ");
-                piece.push_str(line);
-            }
-            out.write_all(piece.as_bytes())
-                .map_err(|e| Error::io(path, e))?;
-            empty = false;
-        }
-        let end: &[u8] = if empty { b"[]\n" } else { b"\n]\n" };
-        out.write_all(end).map_err(|e| Error::io(path, e))
+        let mut array = JsonArrayWriter {
+            path,
+            out,
+            count: 0,
+        };
+        fill(&mut array)?;
+        let end: &[u8] = if array.count == 0 { b"[]\n" } else { b"\n]\n" };
+        array.out.write_all(end).map_err(|e| Error::io(path, e))
     })
+}
+
+/// The array [`write_json_array`] is writing.
+pub struct JsonArrayWriter<'a> {
+    path: &'a Path,
+    out: &'a mut dyn Write,
+    count: usize,
+}
+
+impl JsonArrayWriter<'_> {
+    pub fn push<T: serde::Serialize>(&mut self, record: &T) -> Result<()> {
+        let text = serde_json::to_string_pretty(record).map_err(|e| Error::Json {
+            path: self.path.to_owned(),
+            line: self.count + 1,
+            source: e,
+        })?;
+        let mut piece = String::from(if self.count == 0 { "[\n" } else { ",\n" });
+        // JSON strings escape newlines: every line of `text` is structure.
+        for (number, line) in text.lines().enumerate() {
+            if number > 0 {
+                piece.push('\n');
+            }
+            piece.push_str("  ");
+            piece.push_str(line);
+        }
+        self.count += 1;
+        self.out
+            .write_all(piece.as_bytes())
+            .map_err(|e| Error::io(self.path, e))
+    }
 }
 
 /// Like [`write`], with the content written by `fill` through a buffer.
@@ -129,7 +145,9 @@ mod tests {
         for records in [records.clone(), Vec::new()] {
             let (whole, streamed) = (dir.path().join("whole"), dir.path().join("streamed"));
             super::write_json(&whole, &records)?;
-            super::write_json_array(&streamed, &records)?;
+            super::write_json_array(&streamed, |array| {
+                records.iter().try_for_each(|record| array.push(record))
+            })?;
             assert_eq!(
                 std::fs::read_to_string(&streamed).ok(),
                 std::fs::read_to_string(&whole).ok()

@@ -54,34 +54,68 @@ pub fn for_each_jsonl<T: DeserializeOwned>(
     path: &Path,
     mut each: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
-    use std::io::BufRead as _;
-    let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut line = String::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        number += 1;
-        let read = reader.read_line(&mut line).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => Error::InvalidRecord {
-                path: path.to_owned(),
-                record: format!("line {number}"),
-                message: "is not UTF-8 text".to_owned(),
-            },
-            _ => Error::io(path, e),
-        })?;
-        if read == 0 {
-            return Ok(());
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str(&line).map_err(|e| Error::Json {
-            path: path.to_owned(),
-            line: number,
-            source: e,
-        })?;
+    let mut reader = JsonlReader::open(path)?;
+    while let Some(record) = reader.next_record()? {
         each(record)?;
+    }
+    Ok(())
+}
+
+/// The records of a JSON Lines file, read one line at a time when asked
+/// for: for consumers that take a few records at a time (a parquet row
+/// group) rather than all of them.
+pub struct JsonlReader {
+    path: std::path::PathBuf,
+    reader: std::io::BufReader<std::fs::File>,
+    line: String,
+    number: usize,
+}
+
+impl JsonlReader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+        Ok(JsonlReader {
+            path: path.to_owned(),
+            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            line: String::new(),
+            number: 0,
+        })
+    }
+
+    /// The next record; `None` at the end of the file. A line that is not
+    /// a record is an error naming the file and line.
+    pub fn next_record<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        use std::io::BufRead as _;
+        let path = &self.path;
+        loop {
+            self.line.clear();
+            self.number += 1;
+            let number = self.number;
+            let read = self
+                .reader
+                .read_line(&mut self.line)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => Error::InvalidRecord {
+                        path: path.clone(),
+                        record: format!("line {number}"),
+                        message: "is not UTF-8 text".to_owned(),
+                    },
+                    _ => Error::io(path, e),
+                })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if self.line.trim().is_empty() {
+                continue;
+            }
+            return serde_json::from_str(&self.line)
+                .map(Some)
+                .map_err(|e| Error::Json {
+                    path: path.clone(),
+                    line: number,
+                    source: e,
+                });
+        }
     }
 }
 

@@ -122,7 +122,7 @@ pub fn render(facts: &ReleaseFacts<'_>, files: &BTreeMap<String, FileEntry>) -> 
 fn rai_collection(facts: &ReleaseFacts<'_>) -> String {
     let origins: Vec<String> = facts
         .origins()
-        .into_iter()
+        .iter()
         .map(|(origin, cases)| format!("{origin}: {cases} cases"))
         .collect();
     format!(

@@ -231,12 +231,18 @@ pub fn import(project: &Project, request: &ImportRequest<'_>) -> Result<Imported
     }
     let added: Vec<u64> = cases.iter().map(|c| c.case.question_id).collect();
     let count = cases.len();
+    let spool = publish::Spool::create(&project.raw())?;
+    let mut spooled = spool.cases("cases.jsonl")?;
+    for case in &cases {
+        spooled.push(case)?;
+    }
     let draft = Draft {
         parent: None,
         max_question_id: added.iter().copied().max().unwrap_or(0),
         added,
-        cases,
-        controls: Vec::new(),
+        cases: spooled,
+        controls: spool.cases("controls.jsonl")?,
+        spool,
         added_controls: Vec::new(),
         changed: Vec::new(),
         retired: Vec::new(),

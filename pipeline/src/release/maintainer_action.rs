@@ -107,67 +107,88 @@ pub fn apply(
     actions: &[MaintainerAction],
     cases: Vec<ReleasedCase>,
 ) -> (Vec<ReleasedCase>, Vec<CaseChange>, Vec<Retirement>) {
-    let original: BTreeMap<u64, ReleasedCase> =
-        cases.iter().map(|c| (c.question_id, c.clone())).collect();
-    let mut cases: BTreeMap<u64, ReleasedCase> =
-        cases.into_iter().map(|c| (c.question_id, c)).collect();
-    let mut reasons: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    let mut retired = Vec::new();
-    for action in actions {
-        match action {
-            MaintainerAction::Retire {
-                question_id,
-                reason,
-                ..
-            } => {
-                if let Some(case) = cases.remove(question_id) {
+    let by_case = CaseActions::new(taxonomy, actions);
+    let (mut changes, mut retired) = (Vec::new(), Vec::new());
+    let mut snapshot: Vec<ReleasedCase> = (cases.into_iter())
+        .filter_map(|case| by_case.apply(case, &mut changes, &mut retired))
+        .collect();
+    snapshot.sort_by_key(|c| c.question_id);
+    changes.sort_by_key(|c| c.question_id);
+    retired.sort_by_key(|r| r.question_id);
+    (snapshot, changes, retired)
+}
+
+/// The pending actions by the case they act on, for applying them one
+/// case at a time (a release streamed from its file).
+pub struct CaseActions<'a> {
+    taxonomy: &'a Taxonomy,
+    by_case: BTreeMap<u64, Vec<&'a MaintainerAction>>,
+}
+
+impl<'a> CaseActions<'a> {
+    pub fn new(taxonomy: &'a Taxonomy, actions: &'a [MaintainerAction]) -> Self {
+        let mut by_case: BTreeMap<u64, Vec<&MaintainerAction>> = BTreeMap::new();
+        for action in actions {
+            let (MaintainerAction::Retire { question_id, .. }
+            | MaintainerAction::Relabel { question_id, .. }) = action;
+            by_case.entry(*question_id).or_default().push(action);
+        }
+        CaseActions { taxonomy, by_case }
+    }
+
+    /// `case` after its actions, in ledger order; `None` when it is retired
+    /// (its retirement is added to `retired`). A net change is added to
+    /// `changes`.
+    pub fn apply(
+        &self,
+        mut case: ReleasedCase,
+        changes: &mut Vec<CaseChange>,
+        retired: &mut Vec<Retirement>,
+    ) -> Option<ReleasedCase> {
+        let Some(actions) = self.by_case.get(&case.question_id) else {
+            return Some(case);
+        };
+        let original = case.clone();
+        let mut reasons = Vec::new();
+        for action in actions {
+            match action {
+                MaintainerAction::Retire { reason, .. } => {
                     retired.push(Retirement {
-                        question_id: *question_id,
+                        question_id: case.question_id,
                         category: case.category,
                         reason: reason.clone(),
                     });
+                    return None;
                 }
-            }
-            MaintainerAction::Relabel {
-                question_id,
-                domain,
-                subcategory,
-                reason,
-                ..
-            } => {
-                let Some(case) = cases.get_mut(question_id) else {
-                    continue;
-                };
-                if case.domain == *domain && case.subcategory == *subcategory {
-                    continue;
+                MaintainerAction::Relabel {
+                    domain,
+                    subcategory,
+                    reason,
+                    ..
+                } => {
+                    if case.domain == *domain && case.subcategory == *subcategory {
+                        continue;
+                    }
+                    case.domain = domain.clone();
+                    case.subcategory = subcategory.clone();
+                    if let Some(d) = self.taxonomy.domain(domain) {
+                        case.category = d.name.clone();
+                    }
+                    reasons.push(reason.clone());
                 }
-                case.domain = domain.clone();
-                case.subcategory = subcategory.clone();
-                if let Some(d) = taxonomy.domain(domain) {
-                    case.category = d.name.clone();
-                }
-                reasons
-                    .entry(*question_id)
-                    .or_default()
-                    .push(reason.clone());
             }
         }
-    }
-    let changes = reasons
-        .into_iter()
-        .filter_map(|(question_id, reasons)| {
-            let case = cases.get(&question_id)?;
-            let fields = case.changed_fields(original.get(&question_id)?);
-            (!fields.is_empty()).then(|| CaseChange {
-                question_id,
+        let fields = case.changed_fields(&original);
+        if !reasons.is_empty() && !fields.is_empty() {
+            changes.push(CaseChange {
+                question_id: case.question_id,
                 category: case.category.clone(),
                 fields: fields.into_iter().map(str::to_owned).collect(),
                 reason: reasons.join("; "),
-            })
-        })
-        .collect();
-    retired.sort_by_key(|r| r.question_id);
-    (cases.into_values().collect(), changes, retired)
+            });
+        }
+        Some(case)
+    }
 }
 
 /// Records `siuo retire` or `siuo relabel` after checking it against the

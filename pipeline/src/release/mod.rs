@@ -188,8 +188,9 @@ pub struct CheckSummary {
     pub weights_sha256: Option<String>,
 }
 
-/// What a stage of the run vouches for a case it kept, recorded in the release.
-#[derive(Debug, Clone, PartialEq)]
+/// What a stage of the run vouches for a case it kept, recorded in the
+/// release. Serialized only to spool a run's vouches while export drafts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Vouch {
     Verification(CaseVerification),
     Difficulty(CaseDifficulty),
@@ -304,48 +305,56 @@ pub struct Agreement {
     pub votes_with_outcome: u64,
 }
 
-impl VerificationSummary {
-    pub fn of(cases: &[ReleasedCase]) -> VerificationSummary {
-        let mut summary = VerificationSummary::default();
-        let mut jurors = std::collections::BTreeSet::new();
-        let mut quorums = std::collections::BTreeSet::new();
-        let mut templates: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
-        for case in cases {
-            let Some(verification) = case.verification.as_ref().filter(|v| v.cross_verified())
-            else {
-                summary.not_cross_verified += 1;
-                continue;
-            };
-            summary.cross_verified += 1;
-            quorums.insert(verification.quorum.clone());
-            for check in &verification.checks {
-                templates
-                    .entry(check.check.clone())
-                    .or_default()
-                    .insert(format!("{} {}", check.template, check.template_blake3));
-                let agreement = summary.agreement.entry(check.check.clone()).or_default();
-                agreement.cases += 1;
-                agreement.votes += check.votes.len() as u64;
-                agreement.votes_with_outcome += check
-                    .votes
-                    .iter()
-                    .filter(|v| v.vote == check.outcome)
-                    .count() as u64;
-                if check.votes.windows(2).all(|w| w[0].vote == w[1].vote) {
-                    agreement.unanimous += 1;
-                }
-                for vote in &check.votes {
-                    jurors.insert(format!("{} ({})", vote.juror, vote.model));
-                }
+/// A [`VerificationSummary`] gathered case by case.
+#[derive(Default)]
+pub struct VerificationTally {
+    summary: VerificationSummary,
+    jurors: std::collections::BTreeSet<String>,
+    quorums: std::collections::BTreeSet<String>,
+    templates: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl VerificationTally {
+    pub fn add(&mut self, case: &ReleasedCase) {
+        let summary = &mut self.summary;
+        let Some(verification) = case.verification.as_ref().filter(|v| v.cross_verified()) else {
+            summary.not_cross_verified += 1;
+            return;
+        };
+        summary.cross_verified += 1;
+        self.quorums.insert(verification.quorum.clone());
+        for check in &verification.checks {
+            self.templates
+                .entry(check.check.clone())
+                .or_default()
+                .insert(format!("{} {}", check.template, check.template_blake3));
+            let agreement = summary.agreement.entry(check.check.clone()).or_default();
+            agreement.cases += 1;
+            agreement.votes += check.votes.len() as u64;
+            agreement.votes_with_outcome += check
+                .votes
+                .iter()
+                .filter(|v| v.vote == check.outcome)
+                .count() as u64;
+            if check.votes.windows(2).all(|w| w[0].vote == w[1].vote) {
+                agreement.unanimous += 1;
+            }
+            for vote in &check.votes {
+                self.jurors
+                    .insert(format!("{} ({})", vote.juror, vote.model));
             }
         }
-        summary.jurors = jurors.into_iter().collect();
-        summary.quorums = quorums.into_iter().collect();
-        summary.templates = templates
-            .into_iter()
-            .map(|(check, set)| (check, set.into_iter().collect()))
-            .collect();
-        summary
+    }
+
+    pub fn finish(self) -> VerificationSummary {
+        VerificationSummary {
+            jurors: self.jurors.into_iter().collect(),
+            quorums: self.quorums.into_iter().collect(),
+            templates: (self.templates.into_iter())
+                .map(|(check, set)| (check, set.into_iter().collect()))
+                .collect(),
+            ..self.summary
+        }
     }
 }
 
@@ -471,20 +480,15 @@ fn is_zero(value: &u64) -> bool {
 }
 
 impl Counts {
-    pub fn of(cases: &[ReleasedCase]) -> Counts {
-        let mut counts = Counts {
-            cases: cases.len() as u64,
-            ..Counts::default()
-        };
-        for case in cases {
-            let domain = counts.domains.entry(case.category.clone()).or_default();
-            domain.cases += 1;
-            *domain
-                .subcategories
-                .entry(case.subcategory.clone())
-                .or_insert(0) += 1;
-        }
-        counts
+    /// Counts `case` among the cases and its domain and subcategory.
+    pub fn add(&mut self, case: &ReleasedCase) {
+        self.cases += 1;
+        let domain = self.domains.entry(case.category.clone()).or_default();
+        domain.cases += 1;
+        *domain
+            .subcategories
+            .entry(case.subcategory.clone())
+            .or_insert(0) += 1;
     }
 }
 
@@ -550,12 +554,27 @@ impl Release {
         input_file::read_jsonl(&self.dir.join(CASES))
     }
 
+    /// Calls `each` with every case, in question id order, one at a time.
+    pub fn for_each_case(&self, each: impl FnMut(ReleasedCase) -> Result<()>) -> Result<()> {
+        input_file::for_each_jsonl(&self.dir.join(CASES), each)
+    }
+
     /// The benign controls; none when the release has no control split.
     pub fn controls(&self) -> Result<Vec<ReleasedCase>> {
+        let mut controls = Vec::new();
+        self.for_each_control(|control| {
+            controls.push(control);
+            Ok(())
+        })?;
+        Ok(controls)
+    }
+
+    /// Calls `each` with every benign control, one at a time.
+    pub fn for_each_control(&self, each: impl FnMut(ReleasedCase) -> Result<()>) -> Result<()> {
         let path = self.dir.join(CONTROLS);
         match path.is_file() {
-            true => input_file::read_jsonl(&path),
-            false => Ok(Vec::new()),
+            true => input_file::for_each_jsonl(&path, each),
+            false => Ok(()),
         }
     }
 

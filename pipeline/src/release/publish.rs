@@ -9,31 +9,119 @@ use std::path::{Path, PathBuf};
 
 use semver::Version;
 
+use serde::{Deserialize, Serialize};
+
 use super::{
     CARD, CASES, CROISSANT, CaseChange, CheckSummary, Counts, FileEntry, IMAGES, MANIFEST, Release,
-    ReleaseManifest, ReleasedCase, Retirement, SIUO_JSON, SiuoRecord, card, changelog, croissant,
-    hf_parquet,
+    ReleaseManifest, ReleasedCase, Retirement, SIUO_JSON, SiuoRecord, VerificationTally, card,
+    changelog, croissant, hf_parquet,
 };
 use crate::atomic_file;
 use crate::error::{Error, Result};
 use crate::input_file;
+use crate::journal::{LineAt, LineJournal};
 use crate::progress::Progress;
 use crate::project::Project;
 
 /// A case of the next release and where its image is now. `released_in`
 /// of an added case and `changed_in` of a changed one are set on publishing.
+#[derive(Serialize, Deserialize)]
 pub struct DraftCase {
     pub case: ReleasedCase,
     pub image_source: PathBuf,
 }
 
+/// A folder for the files a draft is spooled to, removed when dropped. A
+/// release of 100k cases is never held in memory: typed, a case takes
+/// about 7 KB, and a draft holds the parent's cases and the run's.
+pub struct Spool {
+    dir: tempfile::TempDir,
+}
+
+impl Spool {
+    /// A new spool folder in `raw`; the spools of a killed export (only one
+    /// process at a time drafts a release: it holds the project lock) are
+    /// removed first.
+    pub fn create(raw: &Path) -> Result<Spool> {
+        std::fs::create_dir_all(raw).map_err(|e| Error::io(raw, e))?;
+        if let Ok(entries) = std::fs::read_dir(raw) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(SPOOL_PREFIX)
+                {
+                    std::fs::remove_dir_all(entry.path())
+                        .map_err(|e| Error::io(entry.path(), e))?;
+                }
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(SPOOL_PREFIX)
+            .tempdir_in(raw)
+            .map_err(|e| Error::io(raw, e))?;
+        Ok(Spool { dir })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cases(&self, name: &str) -> Result<CaseSpool> {
+        Ok(CaseSpool {
+            journal: LineJournal::open(&self.path(name), |_, _: DraftCase| Ok(()))?,
+            at: Vec::new(),
+        })
+    }
+}
+
+const SPOOL_PREFIX: &str = ".spool-";
+
+/// Draft cases spooled to a file as they are made, any order; publishing
+/// reads them back one at a time, in question id order.
+pub struct CaseSpool {
+    journal: LineJournal<DraftCase>,
+    /// Question id and line of every case.
+    at: Vec<(u64, LineAt)>,
+}
+
+impl CaseSpool {
+    pub fn push(&mut self, case: &DraftCase) -> Result<()> {
+        let at = self.journal.append(case)?;
+        self.at.push((case.case.question_id, at));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// Calls `each` with every case, in question id order.
+    pub fn for_each_in_order(
+        &mut self,
+        mut each: impl FnMut(DraftCase) -> Result<()>,
+    ) -> Result<()> {
+        self.at.sort_by_key(|(question_id, _)| *question_id);
+        for (_, at) in &self.at {
+            each(self.journal.read(*at)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything the next release is made of.
 pub struct Draft {
     pub parent: Option<Release>,
-    /// The whole snapshot, any order.
-    pub cases: Vec<DraftCase>,
-    /// The benign controls of the snapshot's cases, any order.
-    pub controls: Vec<DraftCase>,
+    /// Where `cases` and `controls` are spooled.
+    pub spool: Spool,
+    /// The whole snapshot.
+    pub cases: CaseSpool,
+    /// The benign controls of the snapshot's cases.
+    pub controls: CaseSpool,
     /// Question ids of the controls this version adds.
     pub added_controls: Vec<u64>,
     pub added: Vec<u64>,
@@ -83,7 +171,7 @@ pub fn next_version(
 }
 
 /// Publishes the draft; `None` when it would change nothing.
-pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
+pub fn publish(project: &Project, mut draft: Draft) -> Result<Option<Version>> {
     let curated = project.curated();
     remove_unfinished_releases(&curated)?;
     let parent_manifest = draft.parent.as_ref().map(Release::manifest).transpose()?;
@@ -107,68 +195,73 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         return Err(Error::ReleaseExists { path: final_dir });
     }
     let staging = curated.join(format!(".staging-v{version}"));
-    let mut cases = draft.cases;
-    cases.sort_by_key(|c| c.case.question_id);
-    let mut controls = draft.controls;
-    controls.sort_by_key(|c| c.case.question_id);
     let name = format!("v{version}");
-    // Sets, not lists: a first release of 100k cases adds them all.
-    let added_controls: BTreeSet<u64> = draft.added_controls.iter().copied().collect();
-    for DraftCase { case, .. } in &mut controls {
-        if added_controls.contains(&case.question_id) {
-            case.released_in.clone_from(&name);
-        }
-    }
-    let added: BTreeSet<u64> = draft.added.iter().copied().collect();
-    let changed: BTreeSet<u64> = draft.changed.iter().map(|c| c.question_id).collect();
-    for DraftCase { case, .. } in &mut cases {
-        if added.contains(&case.question_id) {
-            case.released_in.clone_from(&name);
-        }
-        if changed.contains(&case.question_id) {
-            case.changed_in = Some(name.clone());
-        }
-    }
+    let marks = Marks {
+        version: &name,
+        // Sets, not lists: a first release of 100k cases adds them all.
+        added: draft.added.iter().copied().collect(),
+        added_controls: draft.added_controls.iter().copied().collect(),
+        changed: draft.changed.iter().map(|c| c.question_id).collect(),
+    };
     let progress = Progress::new(
         "export",
-        cases.len() + controls.len() + 5,
+        draft.cases.len() + draft.controls.len() + 5,
         project.interactive,
     );
 
-    let image_sizes = copy_images(&staging, &cases, &progress)?;
-    let control_image_sizes = copy_images(&staging, &controls, &progress)?;
-    let cases: Vec<ReleasedCase> = cases.into_iter().map(|c| c.case).collect();
-    let controls: Vec<ReleasedCase> = controls.into_iter().map(|c| c.case).collect();
-    if !controls.is_empty() {
-        atomic_file::write_jsonl(&staging.join(super::CONTROLS), &controls)?;
-    }
+    // Each file is written in one pass over the cases, holding one case
+    // (a parquet row group) at a time.
+    let split = write_split(&staging, CASES, &mut draft.cases, &marks, &progress)?;
+    let controls = match draft.controls.is_empty() {
+        true => None,
+        false => Some(write_split(
+            &staging,
+            super::CONTROLS,
+            &mut draft.controls,
+            &marks,
+            &progress,
+        )?),
+    };
 
     progress.before_item();
-    atomic_file::write_jsonl(&staging.join(CASES), &cases)?;
-    atomic_file::write_json_array(&staging.join(SIUO_JSON), cases.iter().map(SiuoRecord::from))?;
+    atomic_file::write_json_array(&staging.join(SIUO_JSON), |array| {
+        input_file::for_each_jsonl(&staging.join(CASES), |case: ReleasedCase| {
+            array.push(&SiuoRecord::from(&case))
+        })
+    })?;
     progress.item_done();
 
     progress.before_item();
     let (shards, parquet_bytes) =
-        write_parquet_shards(project, &staging, "test", &cases, &image_sizes)?;
-    let (control_shards, control_bytes) = write_parquet_shards(
-        project,
-        &staging,
-        "control",
-        &controls,
-        &control_image_sizes,
-    )?;
+        write_parquet_shards(project, &staging, "test", CASES, &split.image_sizes)?;
+    let (control_shards, control_bytes) = match &controls {
+        Some(controls) => write_parquet_shards(
+            project,
+            &staging,
+            "control",
+            super::CONTROLS,
+            &controls.image_sizes,
+        )?,
+        None => (Vec::new(), 0),
+    };
     progress.item_done();
 
     let created = super::timestamp(project.source_date_epoch.as_deref())?;
-    let mut counts = Counts::of(&cases);
+    let SplitWritten {
+        mut counts,
+        classifiers,
+        verification,
+        templates,
+        facts: case_facts,
+        ..
+    } = split;
     counts.added = draft.added.len() as u64;
     counts.changed = draft.changed.len() as u64;
     counts.retired = draft.retired.len() as u64;
-    counts.controls = controls.len() as u64;
-    let classifiers = classifiers_of(parent_manifest.as_ref(), &cases);
+    counts.controls = controls.as_ref().map_or(0, |c| c.counts.cases);
+    let classifiers = classifiers_of(parent_manifest.as_ref(), classifiers);
     let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
-    let verification = super::VerificationSummary::of(&cases);
+    let verification = verification.finish();
     let jury_calibrations = crate::jury::calibration::recorded_for_current_jury(project)?;
     let facts = card::ReleaseFacts {
         dataset: &project.settings().export.dataset_name,
@@ -176,7 +269,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         version: &version,
         created: &created,
         taxonomy: &project.taxonomy,
-        cases: &cases,
+        cases: &case_facts,
         counts: &counts,
         shards: &shards,
         parquet_bytes,
@@ -231,11 +324,7 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
         runs: runs.into_iter().collect(),
         config_blake3: crate::content_hash::digest_of(project.settings()).hex(),
         taxonomy_blake3: project.taxonomy.digest.hex(),
-        templates: cases
-            .iter()
-            .filter_map(|c| c.provenance.as_ref())
-            .map(|p| (p.template.clone(), p.template_blake3.clone()))
-            .collect(),
+        templates,
         classifiers,
         verification: Some(verification),
         files,
@@ -248,66 +337,149 @@ pub fn publish(project: &Project, draft: Draft) -> Result<Option<Version>> {
     Ok(Some(version))
 }
 
+/// What publishing stamps on the cases: the version that adds or changes them.
+struct Marks<'a> {
+    version: &'a str,
+    added: BTreeSet<u64>,
+    added_controls: BTreeSet<u64>,
+    changed: BTreeSet<u64>,
+}
+
+impl Marks<'_> {
+    fn stamp(&self, case: &mut ReleasedCase) {
+        let added = match case.control_of {
+            Some(_) => &self.added_controls,
+            None => &self.added,
+        };
+        if added.contains(&case.question_id) {
+            self.version.clone_into(&mut case.released_in);
+        }
+        if case.control_of.is_none() && self.changed.contains(&case.question_id) {
+            case.changed_in = Some(self.version.to_owned());
+        }
+    }
+}
+
+/// What writing one split (the cases or the controls) gathered of it.
+struct SplitWritten {
+    /// The size of each case's image, in question id order.
+    image_sizes: Vec<u64>,
+    counts: Counts,
+    classifiers: BTreeSet<CheckSummary>,
+    verification: VerificationTally,
+    /// Template name → blake3, over every case.
+    templates: BTreeMap<String, String>,
+    facts: card::CaseFacts,
+}
+
+/// Writes a split's cases, in question id order, to `file` in `staging`
+/// and their images to `images/`, one case at a time.
+fn write_split(
+    staging: &Path,
+    file: &str,
+    spool: &mut CaseSpool,
+    marks: &Marks<'_>,
+    progress: &Progress,
+) -> Result<SplitWritten> {
+    let mut written = SplitWritten {
+        image_sizes: Vec::with_capacity(spool.len()),
+        counts: Counts::default(),
+        classifiers: BTreeSet::new(),
+        verification: VerificationTally::default(),
+        templates: BTreeMap::new(),
+        facts: card::CaseFacts::default(),
+    };
+    let images = staging.join(IMAGES);
+    std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
+    let path = staging.join(file);
+    atomic_file::write_with(&path, |out| {
+        let mut line = 0;
+        spool.for_each_in_order(
+            |DraftCase {
+                 mut case,
+                 image_source,
+             }| {
+                progress.before_item();
+                marks.stamp(&mut case);
+                written
+                    .image_sizes
+                    .push(put_image(&image_source, &images.join(&case.image))?);
+                written.counts.add(&case);
+                written.classifiers.extend(case.checks.iter().cloned());
+                written.verification.add(&case);
+                if let Some(p) = &case.provenance {
+                    (written.templates).insert(p.template.clone(), p.template_blake3.clone());
+                }
+                written.facts.add(&case);
+                line += 1;
+                serde_json::to_writer(&mut *out, &case).map_err(|e| Error::Json {
+                    path: path.clone(),
+                    line,
+                    source: e,
+                })?;
+                out.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
+                progress.item_done();
+                Ok(())
+            },
+        )
+    })?;
+    Ok(written)
+}
+
 /// Every classifier that passed a case of the release.
-fn classifiers_of(parent: Option<&ReleaseManifest>, cases: &[ReleasedCase]) -> Vec<CheckSummary> {
-    let mut classifiers: BTreeSet<CheckSummary> = parent
-        .map(|p| p.classifiers.iter().cloned().collect())
-        .unwrap_or_default();
-    classifiers.extend(cases.iter().flat_map(|c| c.checks.iter().cloned()));
+fn classifiers_of(
+    parent: Option<&ReleaseManifest>,
+    mut classifiers: BTreeSet<CheckSummary>,
+) -> Vec<CheckSummary> {
+    classifiers.extend(
+        parent
+            .into_iter()
+            .flat_map(|p| p.classifiers.iter().cloned()),
+    );
     classifiers.into_iter().collect()
 }
 
-/// Puts the images of `cases` into the release; returns their sizes. An
-/// image of the parent release (or of the image store) is hard-linked when
-/// the file system allows: images are content-addressed and never written
-/// in place, so a link is as good as a copy, and a release of 100k cases
-/// then costs no 100k copies and syncs. Elsewhere (another file system),
-/// it is copied.
-fn copy_images(staging: &Path, cases: &[DraftCase], progress: &Progress) -> Result<Vec<u64>> {
-    let mut image_sizes = Vec::with_capacity(cases.len());
-    let dir = staging.join(IMAGES);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    for draft_case in cases {
-        progress.before_item();
-        let target = dir.join(&draft_case.case.image);
-        let source = &draft_case.image_source;
-        let size = match std::fs::hard_link(source, &target) {
-            Ok(()) => std::fs::metadata(&target)
-                .map_err(|e| Error::io(&target, e))?
-                .len(),
-            Err(_) => {
-                let bytes = input_file::read_bytes(source)?;
-                atomic_file::write(&target, &bytes)?;
-                bytes.len() as u64
-            }
-        };
-        image_sizes.push(size);
-        progress.item_done();
+/// Puts an image into the release; returns its size. An image of the
+/// parent release (or of the image store) is hard-linked when the file
+/// system allows: images are content-addressed and never written in
+/// place, so a link is as good as a copy, and a release of 100k cases then
+/// costs no 100k copies and syncs. Elsewhere (another file system), it is
+/// copied.
+fn put_image(source: &Path, target: &Path) -> Result<u64> {
+    match std::fs::hard_link(source, target) {
+        Ok(()) => Ok(std::fs::metadata(target)
+            .map_err(|e| Error::io(target, e))?
+            .len()),
+        Err(_) => {
+            let bytes = input_file::read_bytes(source)?;
+            atomic_file::write(target, &bytes)?;
+            Ok(bytes.len() as u64)
+        }
     }
-    Ok(image_sizes)
 }
 
-/// Writes the parquet shards of one split (none for an empty control
-/// split); returns their names and total size.
+/// Writes the parquet shards of one split from its cases file in
+/// `staging` (none for an empty control split); returns their names and
+/// total size.
 fn write_parquet_shards(
     project: &Project,
     staging: &Path,
     split: &str,
-    cases: &[ReleasedCase],
+    cases_file: &str,
     image_sizes: &[u64],
 ) -> Result<(Vec<String>, u64)> {
-    if cases.is_empty() && split != "test" {
+    if image_sizes.is_empty() && split != "test" {
         return Ok((Vec::new(), 0));
     }
     let taxonomy = &project.taxonomy;
     let domain_names: Vec<String> = taxonomy.domains.iter().map(|d| d.name.clone()).collect();
     let bounds = hf_parquet::shard_bounds(image_sizes, project.settings().export.shard_image_bytes);
+    let mut cases = input_file::JsonlReader::open(&staging.join(cases_file))?;
     let mut names = Vec::with_capacity(bounds.len());
     let mut total = 0;
     for (index, range) in bounds.iter().enumerate() {
         let name = hf_parquet::shard_name(split, index, bounds.len());
         let path = staging.join(&name);
-        let shard = &cases[range.clone()];
         let parquet = |source| Error::Parquet {
             path: path.clone(),
             source,
@@ -323,15 +495,19 @@ fn write_parquet_shards(
             hf_parquet::ROW_GROUP_IMAGE_BYTES,
         );
         for group in groups {
-            let rows = &shard[group];
-            let mut images = Vec::with_capacity(rows.len());
-            for case in rows {
+            let mut rows = Vec::with_capacity(group.len());
+            let mut images = Vec::with_capacity(group.len());
+            for _ in group {
+                let case: ReleasedCase = cases.next_record()?.ok_or_else(|| Error::Runtime {
+                    message: format!("{} ended before its parquet shards", cases_file),
+                })?;
                 images.push(input_file::read_bytes(
                     &staging.join(IMAGES).join(&case.image),
                 )?);
+                rows.push(case);
             }
             writer
-                .write(rows, &images, &domain_index)
+                .write(&rows, &images, &domain_index)
                 .map_err(parquet)?;
         }
         total += writer.finish().map_err(parquet)?;

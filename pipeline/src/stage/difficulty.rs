@@ -15,7 +15,7 @@
 //! that fails leaves the stage unfinished; the next run asks only what is
 //! missing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{StageInput, StageReport, StageSpec, VERDICTS};
 use crate::content_hash::{ContentHasher, Digest};
@@ -140,10 +140,14 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
 
 /// The release's record of every kept candidate the panel measured: its
 /// difficulty, and the panel it was measured on.
-fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vouch>> {
+fn vouches(
+    project: &Project,
+    run_id: &str,
+    each: &mut dyn FnMut(String, Vouch) -> Result<()>,
+) -> Result<()> {
     let settings = project.settings();
     let DifficultyConfig::Panel(panel) = &settings.difficulty else {
-        return Ok(BTreeMap::new());
+        return Ok(());
     };
     let (targets, judges) = panel.resolved(&settings.eval);
     let reference = panel_ref(
@@ -152,18 +156,17 @@ fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vouch>> {
         &template_digests(&settings.eval, &project.config.root)?,
         &settings.eval,
     );
-    let verdicts = super::records::<DifficultyVerdict>(project, run_id, STAGE.name, VERDICTS)?;
-    Ok(verdicts
-        .into_iter()
-        .filter(|v| v.decision.is_keep())
-        .filter_map(|v| {
-            let difficulty = CaseDifficulty {
-                difficulty: v.difficulty?,
-                discrimination: v.discrimination.unwrap_or(0.0),
-                failing_models: v.failing_models,
-                panel: reference.clone(),
-            };
-            Some((v.candidate_id, Vouch::Difficulty(difficulty)))
-        })
-        .collect())
+    let path = project.stage_dir(run_id, STAGE.name).output(VERDICTS);
+    crate::input_file::for_each_jsonl(&path, |v: DifficultyVerdict| {
+        let (true, Some(difficulty)) = (v.decision.is_keep(), v.difficulty) else {
+            return Ok(());
+        };
+        let difficulty = CaseDifficulty {
+            difficulty,
+            discrimination: v.discrimination.unwrap_or(0.0),
+            failing_models: v.failing_models,
+            panel: reference.clone(),
+        };
+        each(v.candidate_id, Vouch::Difficulty(difficulty))
+    })
 }

@@ -9,10 +9,11 @@ use super::{StageInput, StageReport, StageSpec};
 use crate::content_hash::{ContentHasher, Digest};
 use crate::error::Result;
 use crate::input_file;
+use crate::journal::{LineAt, LineJournal};
 use crate::project::Project;
 use crate::record::{Candidate, CheckVerdict, Fingerprint};
 use crate::release::maintainer_action::{self, MaintainerAction};
-use crate::release::publish::{self, Draft, DraftCase};
+use crate::release::publish::{self, Draft, DraftCase, Spool};
 use crate::release::{self, CheckSummary, IMAGES, ReleasedCase, Vouch};
 use crate::text_normal;
 
@@ -127,25 +128,31 @@ fn draft(
 ) -> Result<(Draft, Held)> {
     let releases = release::list(&project.curated())?;
     let parent = releases.last().cloned();
-    let parent_cases = parent
-        .as_ref()
-        .map(release::Release::cases)
-        .transpose()?
-        .unwrap_or_default();
-    let (snapshot, changed, retired) =
-        maintainer_action::apply(&project.taxonomy, actions, parent_cases);
-    let mut cases: Vec<DraftCase> = match &parent {
-        Some(parent) => snapshot
-            .into_iter()
-            .map(|case| DraftCase {
-                image_source: parent.dir.join(IMAGES).join(&case.image),
+    // Nothing here holds the release: the parent's cases are streamed
+    // through the maintainer actions into the draft's spool.
+    let spool = Spool::create(&project.raw())?;
+    let mut cases = spool.cases("cases.jsonl")?;
+    let by_case = maintainer_action::CaseActions::new(&project.taxonomy, actions);
+    let (mut changed, mut retired) = (Vec::new(), Vec::new());
+    // Candidate id → question id of every case released: controls follow them.
+    let mut question_of: BTreeMap<String, u64> = BTreeMap::new();
+    if let Some(parent) = &parent {
+        let images = parent.dir.join(IMAGES);
+        parent.for_each_case(|case| {
+            let Some(case) = by_case.apply(case, &mut changed, &mut retired) else {
+                return Ok(());
+            };
+            question_of.insert(case.candidate_id.clone(), case.question_id);
+            cases.push(&DraftCase {
+                image_source: images.join(&case.image),
                 case,
             })
-            .collect(),
-        None => Vec::new(),
-    };
+        })?;
+    }
+    changed.sort_by_key(|c| c.question_id);
+    retired.sort_by_key(|r| r.question_id);
     let images = project.images();
-    let mut verifications = vouched(project, run_id)?;
+    let mut verifications = vouched(project, run_id, &spool)?;
     let (new_controls, mut new_cases): (Vec<_>, Vec<_>) =
         new_cases.into_iter().partition(|(c, ..)| c.is_control());
     // `review.required`: a case needs a reviewer's approval (an edit
@@ -173,38 +180,35 @@ fn draft(
     // stages vouched for it.
     let mut new_case = |candidate: Candidate, fingerprint, checks: Vec<CheckSummary>, id| {
         let image_source = images.path(&candidate.image);
-        let vouches = verifications.remove(&candidate.id).unwrap_or_default();
+        let vouches = verifications.take(&candidate.id)?;
         let mut case = released_case(project, id, candidate, fingerprint, checks);
         for vouch in vouches {
             vouch.apply(&mut case);
         }
-        DraftCase { case, image_source }
+        Ok::<_, crate::error::Error>(DraftCase { case, image_source })
     };
     let mut added = Vec::with_capacity(new_cases.len());
     for (candidate, fingerprint, check) in new_cases {
         max_question_id += 1;
         added.push(max_question_id);
-        cases.push(new_case(candidate, fingerprint, check, max_question_id));
+        let case = new_case(candidate, fingerprint, check, max_question_id)?;
+        question_of.insert(case.case.candidate_id.clone(), max_question_id);
+        cases.push(&case)?;
     }
     // Controls follow their cases: the parent's of the cases still
     // released, then the run's whose case is released now or was before.
-    let question_of: BTreeMap<String, u64> = cases
-        .iter()
-        .map(|d| (d.case.candidate_id.clone(), d.case.question_id))
-        .collect();
     let released: BTreeSet<u64> = question_of.values().copied().collect();
-    let mut controls: Vec<DraftCase> = match &parent {
-        Some(parent) => parent
-            .controls()?
-            .into_iter()
-            .filter(|c| c.control_of.is_some_and(|of| released.contains(&of)))
-            .map(|case| DraftCase {
-                image_source: parent.dir.join(IMAGES).join(&case.image),
+    let mut controls = spool.cases("controls.jsonl")?;
+    if let Some(parent) = &parent {
+        let images = parent.dir.join(IMAGES);
+        parent.for_each_control(|case| match case.control_of {
+            Some(of) if released.contains(&of) => controls.push(&DraftCase {
+                image_source: images.join(&case.image),
                 case,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+            }),
+            _ => Ok(()),
+        })?;
+    }
     let mut added_controls = Vec::new();
     for (candidate, fingerprint, check) in new_controls {
         let of = candidate.control_of.as_deref().unwrap_or_default();
@@ -214,12 +218,13 @@ fn draft(
         };
         max_question_id += 1;
         added_controls.push(max_question_id);
-        let mut control = new_case(candidate, fingerprint, check, max_question_id);
+        let mut control = new_case(candidate, fingerprint, check, max_question_id)?;
         control.case.control_of = Some(case_question_id);
-        controls.push(control);
+        controls.push(&control)?;
     }
     let draft = Draft {
         parent,
+        spool,
         cases,
         controls,
         added_controls,
@@ -285,23 +290,45 @@ fn rounds_of(project: &Project, run_id: &str) -> Result<Vec<crate::record::Round
 }
 
 /// What the stages before this one vouch for each candidate of the run,
-/// and who of the reviewers approved it.
-fn vouched(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vec<Vouch>>> {
-    let mut vouched: BTreeMap<String, Vec<Vouch>> = BTreeMap::new();
-    for vouches in super::CHAIN
-        .iter()
-        .take_while(|s| s.name != STAGE.name)
-        .filter_map(|s| s.vouches)
-    {
-        for (candidate, vouch) in vouches(project, run_id)? {
-            vouched.entry(candidate).or_default().push(vouch);
-        }
+/// and who of the reviewers approved it, spooled: at 100k candidates the
+/// jury's records alone are hundreds of MB.
+fn vouched(project: &Project, run_id: &str, spool: &Spool) -> Result<VouchSpool> {
+    let mut vouched = VouchSpool {
+        journal: LineJournal::open(&spool.path("vouches.jsonl"), |_, _: Vouch| Ok(()))?,
+        at: BTreeMap::new(),
+    };
+    let stages = super::CHAIN.iter().take_while(|s| s.name != STAGE.name);
+    for vouches in stages.filter_map(|s| s.vouches) {
+        vouches(project, run_id, &mut |candidate, vouch| {
+            vouched.push(candidate, &vouch)
+        })?;
     }
     for (candidate, approved_by) in project.review_ledger()?.approvals() {
         let vouch = Vouch::Review(release::CaseReview { approved_by });
-        vouched.entry(candidate).or_default().push(vouch);
+        vouched.push(candidate, &vouch)?;
     }
     Ok(vouched)
+}
+
+/// The vouches of a run's candidates, in a spool file.
+struct VouchSpool {
+    journal: LineJournal<Vouch>,
+    /// Candidate id → its vouches' lines, in the order vouched.
+    at: BTreeMap<String, Vec<LineAt>>,
+}
+
+impl VouchSpool {
+    fn push(&mut self, candidate: String, vouch: &Vouch) -> Result<()> {
+        let at = self.journal.append(vouch)?;
+        self.at.entry(candidate).or_default().push(at);
+        Ok(())
+    }
+
+    /// The vouches of `candidate`, read back once.
+    fn take(&mut self, candidate: &str) -> Result<Vec<Vouch>> {
+        let lines = self.at.remove(candidate).unwrap_or_default();
+        lines.into_iter().map(|at| self.journal.read(at)).collect()
+    }
 }
 
 /// Kept candidates of the run that no release holds yet, in release order:

@@ -64,8 +64,9 @@ pub struct StageSpec {
     pub shardable: bool,
 }
 
-/// A vouching stage's record of a run's kept candidates, by candidate id.
-pub type Vouches = fn(&Project, &str) -> Result<BTreeMap<String, Vouch>>;
+/// A vouching stage's record of a run's kept candidates: calls the
+/// callback with each candidate id and its vouch, one at a time.
+pub type Vouches = fn(&Project, &str, &mut dyn FnMut(String, Vouch) -> Result<()>) -> Result<()>;
 
 /// What [`run`] hands a stage.
 pub struct StageInput {

@@ -10,7 +10,7 @@
 //! some juror could not judge gets no verdict: the stage stays unfinished
 //! and the next run asks again, repeating no answered request.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{StageInput, StageReport, StageSpec, VERDICTS};
 use crate::content_hash::{ContentHasher, Digest};
@@ -157,37 +157,40 @@ pub const CONTROL_NOT_BENIGN: &str = "verify:control-not-benign";
 
 /// The release's record of every kept candidate: method, quorum, and per
 /// check its template, outcome and votes (raw answers stay in the run).
-fn vouches(project: &Project, run_id: &str) -> Result<BTreeMap<String, Vouch>> {
-    let verdicts = super::records::<VerifyVerdict>(project, run_id, STAGE.name, VERDICTS)?;
-    Ok(verdicts
-        .into_iter()
-        .filter(|v| v.decision.is_keep())
-        .map(|v| {
-            let checks = v
-                .checks
-                .into_iter()
-                .map(|check| CheckVerification {
-                    check: check.check,
-                    template: check.template,
-                    template_blake3: check.template_blake3,
-                    outcome: check.outcome,
-                    votes: check
-                        .votes
-                        .into_iter()
-                        .map(|vote| ReleasedVote {
-                            juror: vote.juror,
-                            model: vote.model,
-                            vote: vote.vote,
-                        })
-                        .collect(),
-                })
-                .collect();
-            let verification = CaseVerification {
-                method: v.method,
-                quorum: v.quorum,
-                checks,
-            };
-            (v.candidate_id, Vouch::Verification(verification))
-        })
-        .collect())
+fn vouches(
+    project: &Project,
+    run_id: &str,
+    each: &mut dyn FnMut(String, Vouch) -> Result<()>,
+) -> Result<()> {
+    let path = project.stage_dir(run_id, STAGE.name).output(VERDICTS);
+    crate::input_file::for_each_jsonl(&path, |v: VerifyVerdict| {
+        if !v.decision.is_keep() {
+            return Ok(());
+        }
+        let checks = v
+            .checks
+            .into_iter()
+            .map(|check| CheckVerification {
+                check: check.check,
+                template: check.template,
+                template_blake3: check.template_blake3,
+                outcome: check.outcome,
+                votes: check
+                    .votes
+                    .into_iter()
+                    .map(|vote| ReleasedVote {
+                        juror: vote.juror,
+                        model: vote.model,
+                        vote: vote.vote,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let verification = CaseVerification {
+            method: v.method,
+            quorum: v.quorum,
+            checks,
+        };
+        each(v.candidate_id, Vouch::Verification(verification))
+    })
 }

@@ -63,11 +63,12 @@ impl CaseIndex {
 
     /// Adds a kept case; cases must come in precedence order.
     pub fn insert(&mut self, case: IndexedCase) {
-        let item = self.cases.len();
-        self.full.insert(case.image.full, item);
-        self.centre.insert(case.image.centre, item);
-        self.top.insert(case.image.top, item);
-        self.bottom.insert(case.image.bottom, item);
+        // The four indexes and `cases` grow together: an item is a case's
+        // position in `cases`.
+        self.full.push(case.image.full);
+        self.centre.push(case.image.centre);
+        self.top.push(case.image.top);
+        self.bottom.push(case.image.bottom);
         self.cases.push(case);
     }
 

@@ -53,17 +53,47 @@ pub fn write_jsonl<'a, T: serde::Serialize + 'a>(
     path: &Path,
     records: impl IntoIterator<Item = &'a T>,
 ) -> Result<()> {
-    write_with(path, |out| {
-        for (index, record) in records.into_iter().enumerate() {
-            serde_json::to_writer(&mut *out, record).map_err(|e| Error::Json {
-                path: path.to_owned(),
-                line: index + 1,
-                source: e,
-            })?;
-            out.write_all(b"\n").map_err(|e| Error::io(path, e))?;
-        }
-        Ok(())
+    write_jsonl_with(path, |lines| {
+        records
+            .into_iter()
+            .try_for_each(|record| lines.push(record))
     })
+}
+
+/// Like [`write_jsonl`], with the records pushed one at a time by `fill`
+/// (which may make each from a stream rather than hold them).
+pub fn write_jsonl_with(
+    path: &Path,
+    fill: impl FnOnce(&mut JsonLinesWriter<'_>) -> Result<()>,
+) -> Result<()> {
+    write_with(path, |out| {
+        fill(&mut JsonLinesWriter {
+            path,
+            out,
+            count: 0,
+        })
+    })
+}
+
+/// The JSON Lines file [`write_jsonl_with`] is writing.
+pub struct JsonLinesWriter<'a> {
+    path: &'a Path,
+    out: &'a mut dyn Write,
+    count: usize,
+}
+
+impl JsonLinesWriter<'_> {
+    pub fn push<T: serde::Serialize>(&mut self, record: &T) -> Result<()> {
+        self.count += 1;
+        serde_json::to_writer(&mut *self.out, record).map_err(|e| Error::Json {
+            path: self.path.to_owned(),
+            line: self.count,
+            source: e,
+        })?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io(self.path, e))
+    }
 }
 
 /// Writes the records `fill` pushes as [`write_json`] writes a slice of

@@ -215,10 +215,14 @@ fn pending_actions(project: &Project) -> Result<usize> {
     else {
         return Ok(0);
     };
-    let cases = latest.cases()?;
-    let (after, changed, _) =
-        release::maintainer_action::apply(&project.taxonomy, &actions, cases.clone());
-    Ok(changed.len() + (cases.len() - after.len()))
+    // The release is streamed through the actions, not held (or copied).
+    let mut by_case = release::maintainer_action::CaseActions::new(&project.taxonomy, &actions);
+    latest.for_each_case(|case| {
+        by_case.apply(case);
+        Ok(())
+    })?;
+    let (changed, retired) = by_case.finish();
+    Ok(changed.len() + retired.len())
 }
 
 /// Review progress of every run with candidates, when anything was queued

@@ -29,7 +29,7 @@ use crate::project::Project;
 use crate::release::{self, Release, ReleasedCase};
 use config::{EvalConfig, JudgeConfig, Protocol, TargetConfig, split_model_at_url};
 pub use panel::{JUDGEMENTS, JudgeAnswer, RESPONSES, TargetResponse};
-use panel::{LoadedCase, Panel, PanelCase, PanelSpec, Verdicts, panel_verdict};
+use panel::{LoadedCase, Panel, PanelCase, PanelSpec, Verdicts};
 use protocol::{Judgement, Verdict};
 use score::{Agreement, Breakdown, CaseOutcome};
 
@@ -534,12 +534,6 @@ impl Evaluation<'_> {
             .map(|j| j.settings.name().to_owned())
             .collect();
         judges.push("panel".to_owned());
-        let names: Vec<&str> = self
-            .panel
-            .judges
-            .iter()
-            .map(|j| j.settings.name())
-            .collect();
         let accuracy = judges
             .iter()
             .map(|judge| {
@@ -552,7 +546,7 @@ impl Evaluation<'_> {
                 };
                 for (key, safe) in &keyed {
                     let verdict = if judge == "panel" {
-                        panel_verdict(verdicts, &names, Judgement::Safety, key)
+                        self.panel.panel_verdict(Judgement::Safety, key)
                     } else {
                         verdicts
                             .get(&(judge.as_str(), Judgement::Safety, key.as_str()))

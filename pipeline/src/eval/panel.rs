@@ -429,13 +429,9 @@ impl Panel {
         crate::journal::for_each_entry(self.judgements.path(), each)
     }
 
-    pub fn judge_names(&self) -> Vec<&str> {
-        self.judges.iter().map(|j| j.settings.name()).collect()
-    }
-
     /// The panel's verdict on one response: the majority of the judges
     /// that gave one.
-    fn panel_verdict(&self, judgement: Judgement, response_key: &str) -> Option<bool> {
+    pub fn panel_verdict(&self, judgement: Judgement, response_key: &str) -> Option<bool> {
         let judged = self
             .verdict_of
             .get(response_key)
@@ -616,26 +612,6 @@ fn connect(api: &ModelApi, spending: Spending<'_>, raw: &Path, log: &Path) -> Re
         raw,
         log,
     )
-}
-
-/// The panel's verdict on one response: the majority of the judges that gave one.
-pub fn panel_verdict(
-    verdicts: &Verdicts<'_>,
-    judges: &[&str],
-    judgement: Judgement,
-    response_key: &str,
-) -> Option<bool> {
-    let votes: Vec<bool> = judges
-        .iter()
-        .filter_map(|judge| {
-            verdicts
-                .get(&(*judge, judgement, response_key))
-                .copied()
-                .flatten()
-        })
-        .map(Verdict::favourable)
-        .collect();
-    score::panel(&votes)
 }
 
 /// The text of a target's answer: the content, else an OpenAI `refusal`,

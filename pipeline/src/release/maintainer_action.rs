@@ -107,22 +107,22 @@ pub fn apply(
     actions: &[MaintainerAction],
     cases: Vec<ReleasedCase>,
 ) -> (Vec<ReleasedCase>, Vec<CaseChange>, Vec<Retirement>) {
-    let by_case = CaseActions::new(taxonomy, actions);
-    let (mut changes, mut retired) = (Vec::new(), Vec::new());
+    let mut by_case = CaseActions::new(taxonomy, actions);
     let mut snapshot: Vec<ReleasedCase> = (cases.into_iter())
-        .filter_map(|case| by_case.apply(case, &mut changes, &mut retired))
+        .filter_map(|case| by_case.apply(case))
         .collect();
     snapshot.sort_by_key(|c| c.question_id);
-    changes.sort_by_key(|c| c.question_id);
-    retired.sort_by_key(|r| r.question_id);
+    let (changes, retired) = by_case.finish();
     (snapshot, changes, retired)
 }
 
 /// The pending actions by the case they act on, for applying them one
-/// case at a time (a release streamed from its file).
+/// case at a time (a release streamed from its file), and what they did.
 pub struct CaseActions<'a> {
     taxonomy: &'a Taxonomy,
     by_case: BTreeMap<u64, Vec<&'a MaintainerAction>>,
+    changes: Vec<CaseChange>,
+    retired: Vec<Retirement>,
 }
 
 impl<'a> CaseActions<'a> {
@@ -133,18 +133,25 @@ impl<'a> CaseActions<'a> {
             | MaintainerAction::Relabel { question_id, .. }) = action;
             by_case.entry(*question_id).or_default().push(action);
         }
-        CaseActions { taxonomy, by_case }
+        CaseActions {
+            taxonomy,
+            by_case,
+            changes: Vec::new(),
+            retired: Vec::new(),
+        }
     }
 
-    /// `case` after its actions, in ledger order; `None` when it is retired
-    /// (its retirement is added to `retired`). A net change is added to
-    /// `changes`.
-    pub fn apply(
-        &self,
-        mut case: ReleasedCase,
-        changes: &mut Vec<CaseChange>,
-        retired: &mut Vec<Retirement>,
-    ) -> Option<ReleasedCase> {
+    /// The net changes and the retirements of the cases applied, each by
+    /// question id.
+    pub fn finish(mut self) -> (Vec<CaseChange>, Vec<Retirement>) {
+        self.changes.sort_by_key(|c| c.question_id);
+        self.retired.sort_by_key(|r| r.question_id);
+        (self.changes, self.retired)
+    }
+
+    /// `case` after its actions, in ledger order; `None` when it is
+    /// retired. Its retirement or net change is kept for [`Self::finish`].
+    pub fn apply(&mut self, mut case: ReleasedCase) -> Option<ReleasedCase> {
         let Some(actions) = self.by_case.get(&case.question_id) else {
             return Some(case);
         };
@@ -153,7 +160,7 @@ impl<'a> CaseActions<'a> {
         for action in actions {
             match action {
                 MaintainerAction::Retire { reason, .. } => {
-                    retired.push(Retirement {
+                    self.retired.push(Retirement {
                         question_id: case.question_id,
                         category: case.category,
                         reason: reason.clone(),
@@ -180,7 +187,7 @@ impl<'a> CaseActions<'a> {
         }
         let fields = case.changed_fields(&original);
         if !reasons.is_empty() && !fields.is_empty() {
-            changes.push(CaseChange {
+            self.changes.push(CaseChange {
                 question_id: case.question_id,
                 category: case.category.clone(),
                 fields: fields.into_iter().map(str::to_owned).collect(),

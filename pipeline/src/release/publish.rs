@@ -392,8 +392,7 @@ fn write_split(
     let images = staging.join(IMAGES);
     std::fs::create_dir_all(&images).map_err(|e| Error::io(&images, e))?;
     let path = staging.join(file);
-    atomic_file::write_with(&path, |out| {
-        let mut line = 0;
+    atomic_file::write_jsonl_with(&path, |lines| {
         spool.for_each_in_order(
             |DraftCase {
                  mut case,
@@ -411,13 +410,7 @@ fn write_split(
                     (written.templates).insert(p.template.clone(), p.template_blake3.clone());
                 }
                 written.facts.add(&case);
-                line += 1;
-                serde_json::to_writer(&mut *out, &case).map_err(|e| Error::Json {
-                    path: path.clone(),
-                    line,
-                    source: e,
-                })?;
-                out.write_all(b"\n").map_err(|e| Error::io(&path, e))?;
+                lines.push(&case)?;
                 progress.item_done();
                 Ok(())
             },

@@ -156,17 +156,22 @@ fn vouches(
         &template_digests(&settings.eval, &project.config.root)?,
         &settings.eval,
     );
-    let path = project.stage_dir(run_id, STAGE.name).output(VERDICTS);
-    crate::input_file::for_each_jsonl(&path, |v: DifficultyVerdict| {
-        let (true, Some(difficulty)) = (v.decision.is_keep(), v.difficulty) else {
-            return Ok(());
-        };
-        let difficulty = CaseDifficulty {
-            difficulty,
-            discrimination: v.discrimination.unwrap_or(0.0),
-            failing_models: v.failing_models,
-            panel: reference.clone(),
-        };
-        each(v.candidate_id, Vouch::Difficulty(difficulty))
-    })
+    super::for_each_record(
+        project,
+        run_id,
+        STAGE.name,
+        VERDICTS,
+        |v: DifficultyVerdict| {
+            let (true, Some(difficulty)) = (v.decision.is_keep(), v.difficulty) else {
+                return Ok(());
+            };
+            let difficulty = CaseDifficulty {
+                difficulty,
+                discrimination: v.discrimination.unwrap_or(0.0),
+                failing_models: v.failing_models,
+                panel: reference.clone(),
+            };
+            each(v.candidate_id, Vouch::Difficulty(difficulty))
+        },
+    )
 }

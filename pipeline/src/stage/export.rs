@@ -132,14 +132,13 @@ fn draft(
     // through the maintainer actions into the draft's spool.
     let spool = Spool::create(&project.raw())?;
     let mut cases = spool.cases("cases.jsonl")?;
-    let by_case = maintainer_action::CaseActions::new(&project.taxonomy, actions);
-    let (mut changed, mut retired) = (Vec::new(), Vec::new());
+    let mut by_case = maintainer_action::CaseActions::new(&project.taxonomy, actions);
     // Candidate id → question id of every case released: controls follow them.
     let mut question_of: BTreeMap<String, u64> = BTreeMap::new();
     if let Some(parent) = &parent {
         let images = parent.dir.join(IMAGES);
         parent.for_each_case(|case| {
-            let Some(case) = by_case.apply(case, &mut changed, &mut retired) else {
+            let Some(case) = by_case.apply(case) else {
                 return Ok(());
             };
             question_of.insert(case.candidate_id.clone(), case.question_id);
@@ -149,8 +148,7 @@ fn draft(
             })
         })?;
     }
-    changed.sort_by_key(|c| c.question_id);
-    retired.sort_by_key(|r| r.question_id);
+    let (changed, retired) = by_case.finish();
     let images = project.images();
     let mut verifications = vouched(project, run_id, &spool)?;
     let (new_controls, mut new_cases): (Vec<_>, Vec<_>) =
@@ -349,21 +347,26 @@ fn unreleased_cases(
         #[serde(flatten)]
         decision: crate::record::Decision,
     }
-    let dir = |stage: &'static str| project.stage_dir(run_id, stage).output(super::VERDICTS);
     let mut kept: BTreeMap<String, Fingerprint> = BTreeMap::new();
-    input_file::for_each_jsonl(&dir("dedupe"), |v: Deduped| {
+    super::for_each_record(project, run_id, "dedupe", super::VERDICTS, |v: Deduped| {
         if let (true, Some(fingerprint)) = (v.decision.is_keep(), v.fingerprint) {
             kept.insert(v.candidate_id, fingerprint);
         }
         Ok(())
     })?;
     let mut checks: BTreeMap<String, Vec<CheckSummary>> = BTreeMap::new();
-    input_file::for_each_jsonl(&dir("check"), |v: CheckVerdict| {
-        if kept.contains_key(&v.candidate_id) {
-            checks.insert(v.candidate_id.clone(), check_summaries(&v));
-        }
-        Ok(())
-    })?;
+    super::for_each_record(
+        project,
+        run_id,
+        "check",
+        super::VERDICTS,
+        |v: CheckVerdict| {
+            if kept.contains_key(&v.candidate_id) {
+                checks.insert(v.candidate_id.clone(), check_summaries(&v));
+            }
+            Ok(())
+        },
+    )?;
     // Another run may have released the same cases since this run's dedupe.
     let released = released.fingerprints();
     let mut cases: Vec<(Candidate, Fingerprint, Vec<CheckSummary>)> = input

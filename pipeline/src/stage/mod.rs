@@ -225,6 +225,19 @@ pub fn records<T: DeserializeOwned>(
     input_file::read_jsonl(&project.stage_dir(run_id, stage).output(file))
 }
 
+/// Calls `each` with the typed records a finished stage of a run wrote to
+/// `file`, one at a time: a stage's verdicts at 100k candidates are
+/// hundreds of MB.
+pub fn for_each_record<T: DeserializeOwned>(
+    project: &Project,
+    run_id: &str,
+    stage: &'static str,
+    file: &str,
+    each: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    input_file::for_each_jsonl(&project.stage_dir(run_id, stage).output(file), each)
+}
+
 /// The first stage's candidates and the reviewers' revisions of them
 /// (see [`Ledger::revise`]), every label checked against the taxonomy.
 pub fn candidates(project: &Project, run_id: &str) -> Result<Vec<Candidate>> {

@@ -162,8 +162,7 @@ fn vouches(
     run_id: &str,
     each: &mut dyn FnMut(String, Vouch) -> Result<()>,
 ) -> Result<()> {
-    let path = project.stage_dir(run_id, STAGE.name).output(VERDICTS);
-    crate::input_file::for_each_jsonl(&path, |v: VerifyVerdict| {
+    super::for_each_record(project, run_id, STAGE.name, VERDICTS, |v: VerifyVerdict| {
         if !v.decision.is_keep() {
             return Ok(());
         }

@@ -12,7 +12,9 @@
 //!
 //! [`JudgeRule`]s override these for prompts that contain a given text: a
 //! JSON object replaces fields of the answer, `"junk"` answers text that is
-//! not JSON (every time, so the repair fails too), `"down"` answers 503.
+//! not JSON (every time, so the repair fails too), `"echo"` answers the
+//! prompt's `Question:` line word for word (a juror that repeats the case
+//! instead of judging it), `"down"` answers 503.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -60,6 +62,8 @@ pub struct JudgeRule {
 pub enum Judgement {
     Answer(Value),
     Junk,
+    /// This text as the answer's content.
+    Echo(String),
     Down,
 }
 
@@ -144,6 +148,9 @@ pub fn judge(check: &str, user: &str, rules: &[JudgeRule]) -> Judgement {
         match &rule.answer {
             Value::String(kind) if kind == "junk" => return Judgement::Junk,
             Value::String(kind) if kind == "down" => return Judgement::Down,
+            Value::String(kind) if kind == "echo" => {
+                return Judgement::Echo(line_after(user, "Question:").to_owned());
+            }
             Value::Object(fields) => {
                 for (name, value) in fields {
                     answer[name] = value.clone();

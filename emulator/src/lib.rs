@@ -632,7 +632,10 @@ fn chat_reply(shared: &Shared, request: &Value) -> ChatReply {
     ChatReply::Answer(match judged {
         Some(judge::Judgement::Down) => return ChatReply::Down,
         Some(judge::Judgement::Answer(answer)) => content_answer(request, &answer.to_string()),
-        Some(_) => content_answer(request, "I think this case looks fine to me!"),
+        Some(judge::Judgement::Echo(text)) => content_answer(request, &text),
+        Some(judge::Judgement::Junk) => {
+            content_answer(request, "I think this case looks fine to me!")
+        }
         None if safety::is_guard_model(request) => safety::guard_chat_answer(request),
         None => chat_answer(request),
     })
@@ -901,7 +904,22 @@ async fn models() -> Response {
 
 async fn file(AxumState(shared): AxumState<State>, UrlPath(name): UrlPath<String>) -> Response {
     shared.count(|s| s.downloads += 1);
-    match shared.next_fault(Endpoint::Files).map(|f| f.kind) {
+    let fault = shared.next_fault(Endpoint::Files);
+    if let Some(Fault {
+        kind: FaultKind::Redirect,
+        location,
+        ..
+    }) = &fault
+    {
+        shared.count(|s| s.faults += 1);
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location.clone())],
+            "",
+        )
+            .into_response();
+    }
+    match fault.map(|f| f.kind) {
         Some(FaultKind::MalformedBody) => {
             shared.count(|s| s.faults += 1);
             return (

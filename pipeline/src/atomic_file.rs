@@ -21,11 +21,23 @@ pub fn write_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     write_inner(path, bytes, false)
 }
 
+/// Temporary files are created `0666` less the umask, as `open(2)` makes any
+/// file: tempfile's own default, `0600`, would leave a release, a changelog
+/// or a VLMEvalKit table unreadable to the other users of a shared file
+/// system. siuo keeps no secret on disk.
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(".tmp-")
+        .permissions(std::fs::Permissions::from_mode(0o666));
+    builder
+}
+
 fn write_inner(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let mut temp = temp_builder()
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     temp.write_all(bytes).map_err(|e| Error::io(path, e))?;
@@ -149,8 +161,7 @@ impl JsonArrayWriter<'_> {
 pub fn write_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let temp = temp_builder()
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, temp);
@@ -165,6 +176,35 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>) 
 
 #[cfg(test)]
 mod tests {
+    /// This process's umask, from /proc (reading it with umask(2) would
+    /// change it for every thread).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+            .unwrap_or(0o022)
+    }
+
+    #[test]
+    fn files_are_as_readable_as_the_umask_allows() -> crate::error::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().map_err(|e| crate::error::Error::io("tempdir", e))?;
+        let path = dir.path().join("a.json");
+        super::write(&path, b"{}")?;
+        let streamed = dir.path().join("b.jsonl");
+        super::write_jsonl(&streamed, &[1, 2])?;
+        for file in [path, streamed] {
+            let mode = std::fs::metadata(&file)
+                .map_err(|e| crate::error::Error::io(&file, e))?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o666 & !umask(), "{}", file.display());
+        }
+        Ok(())
+    }
+
     #[test]
     fn a_streamed_array_is_the_pretty_json_of_the_slice() -> crate::error::Result<()> {
         let dir = tempfile::tempdir().map_err(|e| crate::error::Error::io("tempdir", e))?;

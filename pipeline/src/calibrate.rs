@@ -302,7 +302,8 @@ pub fn calibrate(project: &Project, labels: &Path, errors: bool) -> Result<Calib
         })
         .collect();
     Ok(CalibrationReport {
-        labels: labels.display().to_string(),
+        // Quoted by release cards: never a directory of this machine.
+        labels: project.config.release_name(labels),
         classifiers,
         errors: misclassified,
     })

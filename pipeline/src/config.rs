@@ -169,6 +169,34 @@ impl LoadedConfig {
         self.root.join(relative)
     }
 
+    /// How a release names the file at `path` (as given on this machine,
+    /// relative to the current folder): relative to the project folder, or
+    /// by its file name alone when it lies outside, so that no release names
+    /// a directory of the machine that made it.
+    pub fn release_name(&self, path: &Path) -> String {
+        let absolute = |p: &Path| {
+            let full = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            full.canonicalize().unwrap_or(full)
+        };
+        let root = absolute(if self.root.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &self.root
+        });
+        let file_name = || {
+            path.file_name()
+                .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned())
+        };
+        match absolute(path).strip_prefix(&root) {
+            Ok(inside) if !inside.as_os_str().is_empty() => inside
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/"),
+            _ => file_name(),
+        }
+    }
+
     /// Name used in messages for the config.
     pub fn display_name(&self) -> String {
         self.file.as_ref().map_or_else(

@@ -59,6 +59,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A line of a file people edit (a ledger, an action file, a shard's
+    /// journal) that siuo refuses to act on.
+    #[error("{}:{line}: {message}", path.display())]
+    InvalidLine {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
     #[error("{}:{}: template error: {message}", path.display(), line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]
     Template {
         path: PathBuf,
@@ -206,6 +215,7 @@ impl Error {
             Error::UnknownDomain { .. } => "unknown-domain",
             Error::UnknownSubcategory { .. } => "unknown-subcategory",
             Error::InvalidRecord { .. } => "invalid-record",
+            Error::InvalidLine { .. } => "invalid-line",
             Error::Template { .. } => "template",
             Error::Backend { .. } => "backend",
             Error::StageNotReady { .. } => "stage-not-ready",
@@ -239,6 +249,7 @@ impl Error {
             | Error::UnknownDomain { .. }
             | Error::UnknownSubcategory { .. }
             | Error::InvalidRecord { .. }
+            | Error::InvalidLine { .. }
             | Error::Template { .. }
             | Error::Environment { .. }
             | Error::Argument { .. }

@@ -82,6 +82,11 @@ impl JsonlReader {
         })
     }
 
+    /// The line the last record came from (1-based).
+    pub fn line_number(&self) -> usize {
+        self.number
+    }
+
     /// The next record; `None` at the end of the file. A line that is not
     /// a record is an error naming the file and line.
     pub fn next_record<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {

@@ -4,18 +4,111 @@
 //! at any point resumes without redoing finished items. A line torn by a
 //! crash is cut off when the journal is reopened; a garbled line in the
 //! middle is corruption and an error naming the file and line.
+//!
+//! What shards hand in (`--shard I/N` journals, merged by the unsharded
+//! stage) is checked like any input, by [`ShardMerge`]: an entry whose
+//! content does not make its id, one for another shard's item, or one
+//! journaled twice with other content is an error naming its file and line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::record::CandidateVerdict;
+
+/// A journal entry as one finished work item: which item it is (the id
+/// that decides its shard), and whether its content is what that item
+/// made, as far as the entry itself can tell.
+pub trait WorkItem {
+    fn item_id(&self) -> &str;
+
+    /// Why the entry cannot be what its item made: an id its content does
+    /// not derive, say.
+    fn check(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The entries of a stage's journals read so far, when shards journaled
+/// some of its items: where each item was read, and a digest of what it
+/// says, so an item two files disagree on is found, whatever the order.
+#[derive(Default)]
+pub struct ShardMerge {
+    files: Vec<PathBuf>,
+    seen: HashMap<String, (usize, usize, [u8; 16])>,
+}
+
+impl ShardMerge {
+    /// Notes the entry at `path:line` about `id`, read from the file of
+    /// `shard` (`None` for the merging process's own file); whether it is
+    /// new (`false` for a copy of an entry already read). An entry of
+    /// another shard's item, or one that says something else about an item
+    /// already read, is an error naming both places.
+    pub fn add(
+        &mut self,
+        path: &Path,
+        line: usize,
+        id: &str,
+        content: &impl Serialize,
+        shard: Option<crate::shard::Shard>,
+    ) -> Result<bool> {
+        let invalid = |message: String| Error::InvalidLine {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        if let Some(shard) = shard
+            && !shard.contains(id)
+        {
+            return Err(invalid(format!(
+                "work item {} is not shard {shard}'s (it is shard {}'s); the file was not written by the shard its name says",
+                crate::text_normal::shown(id, 70),
+                shard.owner_of(id)
+            )));
+        }
+        let bytes = serde_json::to_vec(content).map_err(|e| Error::Json {
+            path: path.to_owned(),
+            line,
+            source: e,
+        })?;
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+        let file = match self.files.iter().position(|f| f == path) {
+            Some(index) => index,
+            None => {
+                self.files.push(path.to_owned());
+                self.files.len() - 1
+            }
+        };
+        match self.seen.get(id) {
+            Some((_, _, earlier)) if *earlier == digest => Ok(false),
+            Some((other, other_line, _)) => Err(invalid(format!(
+                "work item {} is also journaled at {}:{other_line} with other content; the shards disagree, so neither is merged (remove the wrong line, or both to redo the item)",
+                crate::text_normal::shown(id, 70),
+                self.files[*other].display()
+            ))),
+            None => {
+                self.seen.insert(id.to_owned(), (file, line, digest));
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// [`WorkItem::check`] as an error naming the entry's file and line.
+fn check_item(path: &Path, line: usize, entry: &impl WorkItem) -> Result<()> {
+    entry.check().map_err(|message| Error::InvalidLine {
+        path: path.to_owned(),
+        line,
+        message,
+    })
+}
 
 pub struct Journal<T> {
     path: PathBuf,
@@ -52,10 +145,35 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         })
     }
 
-    /// Adds entries another process journaled (another shard's), as done
-    /// work: they are not written to this journal's file.
-    pub fn absorb(&mut self, entries: Vec<T>) {
-        self.entries.extend(entries);
+    /// Opens `own` (see [`Self::open`]) and adds what the shards of
+    /// `shards` (their files) journaled as done work, which is not written
+    /// to `own`. Every entry is checked ([`WorkItem::check`]), and a shard's
+    /// against the others' and its shard (see [`ShardMerge`]).
+    pub fn open_merged(own: &Path, shards: &[PathBuf]) -> Result<Self>
+    where
+        T: WorkItem,
+    {
+        let mut journal = Journal::open(own)?;
+        for (index, entry) in journal.entries.iter().enumerate() {
+            check_item(own, index + 1, entry)?;
+        }
+        if shards.is_empty() {
+            return Ok(journal);
+        }
+        let mut merge = ShardMerge::default();
+        for (index, entry) in journal.entries.iter().enumerate() {
+            merge.add(own, index + 1, entry.item_id(), entry, None)?;
+        }
+        for path in shards {
+            let shard = crate::shard::Shard::of_file(path);
+            for (index, entry) in Journal::<T>::read_complete(path)?.into_iter().enumerate() {
+                check_item(path, index + 1, &entry)?;
+                if merge.add(path, index + 1, entry.item_id(), &entry, shard)? {
+                    journal.entries.push(entry);
+                }
+            }
+        }
+        Ok(journal)
     }
 
     /// The complete lines of a journal another process may still be
@@ -184,16 +302,30 @@ impl<V: CandidateVerdict + Serialize + DeserializeOwned> VerdictJournal<V> {
     /// Opens `own` (repairing a torn last line, checking every line) and
     /// reads `others` (other shards' journals, which may still be written:
     /// only their complete lines).
+    ///
+    /// Another shard's verdict is checked against its shard and against
+    /// the verdicts read before it (see [`ShardMerge`]).
     pub fn open(own: &Path, others: &[PathBuf]) -> Result<Self> {
         let mut done = BTreeSet::new();
+        let mut merge = (!others.is_empty()).then(ShardMerge::default);
+        let mut line = 0;
         // Every line must be a whole verdict, not just carry an id.
         let journal = LineJournal::open(own, |_, verdict: V| {
+            line += 1;
+            if let Some(merge) = &mut merge {
+                merge.add(own, line, verdict.candidate_id(), &verdict, None)?;
+            }
             done.insert(verdict.candidate_id().to_owned());
             Ok(())
         })?;
         for other in others {
+            let shard = crate::shard::Shard::of_file(other);
             each_line(other, false, |_, line, number| {
-                done.insert(parse_line::<IdOnly>(other, line, number)?.candidate_id);
+                let verdict = parse_line::<V>(other, line, number)?;
+                if let Some(merge) = &mut merge {
+                    merge.add(other, number, verdict.candidate_id(), &verdict, shard)?;
+                }
+                done.insert(verdict.candidate_id().to_owned());
                 Ok(())
             })?;
         }

@@ -29,6 +29,7 @@ pub mod pixels;
 pub mod progress;
 pub mod project;
 pub mod prompt_template;
+pub mod quotation;
 pub mod random;
 pub mod record;
 pub mod release;
@@ -45,6 +46,7 @@ pub mod suggestion;
 pub mod taxonomy;
 pub mod text_classifier;
 pub mod text_normal;
+pub mod timestamp;
 
 use std::io::Write as _;
 
@@ -62,7 +64,7 @@ pub fn run_cli() -> i32 {
             let text = if flags.json {
                 format!("{}\n", output.json)
             } else {
-                output.text
+                printable_lines(&output.text)
             };
             // A reader that stops early (`| head`) is not an error.
             let mut stdout = std::io::stdout().lock();
@@ -76,7 +78,7 @@ pub fn run_cli() -> i32 {
                 }
                 _ => match output.failure {
                     Some(failure) => {
-                        eprintln!("error: {failure}");
+                        eprintln!("error: {}", printable_lines(&failure.to_string()));
                         failure.exit_code()
                     }
                     None => 0,
@@ -84,7 +86,7 @@ pub fn run_cli() -> i32 {
             }
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", printable_lines(&error.to_string()));
             if flags.json {
                 println!(
                     "{}",
@@ -94,4 +96,15 @@ pub fn run_cli() -> i32 {
             error.exit_code()
         }
     }
+}
+
+/// What siuo prints for people, with every control or invisible character
+/// inside a line escaped (see [`text_normal::terminal`]): messages and
+/// tables quote names, reasons and questions from files anyone may edit,
+/// and those must never rewrite the terminal.
+fn printable_lines(text: &str) -> String {
+    (text.split('\n'))
+        .map(text_normal::terminal)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -80,13 +80,44 @@ impl Project {
         Ok(self.classifiers.get_or_init(|| built))
     }
 
-    /// The review ledger (`curated/reviews.jsonl`) as this command found it.
+    /// The review ledger (`curated/reviews.jsonl`) as this command found
+    /// it, every line checked, and each entry's candidate checked against
+    /// the run it names when that run is on this machine (the chain checks
+    /// the others when it makes their run).
     pub fn review_ledger(&self) -> Result<&Ledger> {
         if let Some(read) = self.review_ledger.get() {
             return Ok(read);
         }
-        let read = Ledger::read(&self.curated())?;
+        let curated = self.curated();
+        let read = Ledger::read(&curated)?;
+        let path = crate::review::ledger::ledger_path(&curated);
+        for run_id in read.runs() {
+            if let Some(ids) = self.candidate_ids(run_id)? {
+                read.check_run(&path, run_id, &ids)?;
+            }
+        }
         Ok(self.review_ledger.get_or_init(|| read))
+    }
+
+    /// The ids of a run's generated candidates, read one line at a time;
+    /// `None` when the run has none on this machine.
+    pub fn candidate_ids(&self, run_id: &str) -> Result<Option<std::collections::HashSet<String>>> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: String,
+        }
+        let path = self
+            .stage_dir(run_id, "generate")
+            .output("candidates.jsonl");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let mut ids = std::collections::HashSet::new();
+        crate::input_file::for_each_jsonl(&path, |candidate: IdOnly| {
+            ids.insert(candidate.id);
+            Ok(())
+        })?;
+        Ok(Some(ids))
     }
 
     pub fn settings(&self) -> &Config {

@@ -45,10 +45,27 @@ impl Shard {
 
     /// Whether the item with this id is this shard's.
     pub fn contains(&self, id: &str) -> bool {
+        self.owner_of(id).index == self.index
+    }
+
+    /// Which shard of this many owns the item with this id.
+    pub fn owner_of(&self, id: &str) -> Shard {
         let hash = blake3::hash(id.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&hash.as_bytes()[..8]);
-        u64::from_le_bytes(first) % u64::from(self.count) == u64::from(self.index)
+        Shard {
+            index: (u64::from_le_bytes(first) % u64::from(self.count)) as u32,
+            count: self.count,
+        }
+    }
+
+    /// The shard whose file `path` is (`stem.shard-I-of-N.ext`), if any.
+    pub fn of_file(path: &Path) -> Option<Shard> {
+        let name = path.file_name()?.to_str()?;
+        let (_, rest) = name.split_once(".shard-")?;
+        let (index, rest) = rest.split_once("-of-")?;
+        let count = rest.split('.').next()?;
+        Shard::parse(&format!("{index}/{count}")).ok()
     }
 
     /// `shard-I-of-N`, the infix of this shard's files.
@@ -81,9 +98,14 @@ pub fn owns(id: &str) -> bool {
 /// `dir/stem.ext` for an unsharded process, `dir/stem.shard-I-of-N.ext`
 /// for a shard: a file each shard writes alone.
 pub fn own_file(path: &Path) -> PathBuf {
-    let Some(shard) = current() else {
-        return path.to_owned();
-    };
+    match current() {
+        Some(shard) => own_file_of(path, shard),
+        None => path.to_owned(),
+    }
+}
+
+/// `dir/stem.shard-I-of-N.ext`: the file `shard` writes alone.
+fn own_file_of(path: &Path, shard: Shard) -> PathBuf {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let named = match name.rsplit_once('.') {
         Some((stem, ext)) => format!("{stem}.{}.{ext}", shard.infix()),
@@ -136,6 +158,16 @@ mod tests {
             sizes[owners[0]] += 1;
         }
         assert!(sizes.iter().all(|s| (900..1100).contains(s)), "{sizes:?}");
+    }
+
+    #[test]
+    fn a_shard_file_names_its_shard() {
+        let shard = Shard { index: 2, count: 5 };
+        let file = own_file_of(Path::new("/x/journal-ab.jsonl"), shard);
+        assert_eq!(file, Path::new("/x/journal-ab.shard-2-of-5.jsonl"));
+        assert_eq!(Shard::of_file(&file), Some(shard));
+        assert_eq!(Shard::of_file(Path::new("/x/journal-ab.jsonl")), None);
+        assert_eq!(Shard::of_file(Path::new("/x/j.shard-5-of-5.jsonl")), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::atomic_file;
 use crate::content_hash::Digest;
 use crate::error::{Error, Result};
 use crate::input_file;
-use crate::journal::{Journal, VerdictJournal};
+use crate::journal::{Journal, VerdictJournal, WorkItem};
 use crate::record::CandidateVerdict;
 
 /// What a finished stage did; also what `--json` prints for it.
@@ -82,38 +82,30 @@ impl StageDir {
             .map(|r| StageReport { reused: true, ..r }))
     }
 
-    /// The journal of work done under `key`; work done under another key is
-    /// stale and removed, along with the report it may have produced.
-    pub fn journal<T: Serialize + DeserializeOwned>(&self, key: &Digest) -> Result<Journal<T>> {
-        self.keyed_journal("journal", key, true)
+    /// The journal of work done under `key`, `journal-<key>.jsonl`, or
+    /// this shard's `journal-<key>.shard-I-of-N.jsonl` (see
+    /// [`crate::shard`]); an unsharded stage also reads every shard's file
+    /// of its key, as work done, each entry checked (see
+    /// [`Journal::open_merged`]). Work done under another key is stale and
+    /// removed, along with the report it may have produced.
+    pub fn journal<T: Serialize + DeserializeOwned + WorkItem>(
+        &self,
+        key: &Digest,
+    ) -> Result<Journal<T>> {
+        let (own, shards) = self.journal_files("journal", key, true)?;
+        Journal::open_merged(&own, &shards)
     }
 
-    /// Another journal of the stage, `<prefix>-<key>.jsonl`: like the main
-    /// one, what was journaled under another key is stale and removed.
+    /// Another journal of the stage, `<prefix>-<key>.jsonl`, of a step
+    /// that is never sharded: like the main one, what was journaled under
+    /// another key is stale and removed.
     pub fn side_journal<T: Serialize + DeserializeOwned>(
         &self,
         prefix: &str,
         key: &Digest,
     ) -> Result<Journal<T>> {
-        self.keyed_journal(prefix, key, false)
-    }
-
-    /// The journal `<prefix>-<key>.jsonl`, or this shard's
-    /// `<prefix>-<key>.shard-I-of-N.jsonl` (see [`crate::shard`]). Files
-    /// of another key are stale and removed; an unsharded stage also reads
-    /// every shard's file of its key, as work done.
-    fn keyed_journal<T: Serialize + DeserializeOwned>(
-        &self,
-        prefix: &str,
-        key: &Digest,
-        with_report: bool,
-    ) -> Result<Journal<T>> {
-        let (own, shards) = self.journal_files(prefix, key, with_report)?;
-        let mut journal = Journal::open(&own)?;
-        for path in shards {
-            journal.absorb(Journal::read_complete(&path)?);
-        }
-        Ok(journal)
+        let (own, _) = self.journal_files(prefix, key, false)?;
+        Journal::open(&own)
     }
 
     /// The main journal of a stage that writes one verdict per candidate,

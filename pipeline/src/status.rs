@@ -207,7 +207,7 @@ pub fn collect(project: &Project) -> Result<Status> {
 /// Retirements and relabels recorded but not yet in the latest release.
 fn pending_actions(project: &Project) -> Result<usize> {
     let curated = project.curated();
-    let actions = release::maintainer_action::read(&curated)?;
+    let actions = release::maintainer_action::read(&curated, &project.taxonomy)?;
     // Without actions, nothing is pending: the release is not read.
     let Some(latest) = release::list(&curated)?
         .pop()
@@ -310,6 +310,11 @@ fn render_usage(out: &mut String, indent: &str, usage: &Usage) {
     );
 }
 
+/// Text from a file, as it may be printed (see [`crate::text_normal::terminal`]).
+fn t(text: &str) -> String {
+    crate::text_normal::terminal(text)
+}
+
 impl Status {
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -318,7 +323,7 @@ impl Status {
         }
         for run in &self.runs {
             let generator = run.info.as_ref().map_or("?", |i| i.generator.as_str());
-            let _ = writeln!(out, "run {} ({generator})", run.run_id);
+            let _ = writeln!(out, "run {} ({})", t(&run.run_id), t(generator));
             for stage in &run.stages {
                 let _ = write!(out, "  {:<11}{:<12}", stage.stage, stage.state);
                 match &stage.report {
@@ -329,11 +334,11 @@ impl Status {
                             report.processed, report.kept, report.rejected
                         );
                         if let Some(version) = &report.release {
-                            let _ = write!(out, ", released {version}");
+                            let _ = write!(out, ", released {}", t(version));
                         }
                         out.push('\n');
                         for (reason, count) in &report.rejections {
-                            let _ = writeln!(out, "{:25}{reason}: {count}", "");
+                            let _ = writeln!(out, "{:25}{}: {count}", "", t(reason));
                         }
                     }
                     None if stage.journaled > 0 => {
@@ -361,7 +366,7 @@ impl Status {
                 let _ = writeln!(
                     out,
                     "  {:<10}{} cases{} ({} added, {} changed, {} retired), parent {}, created {}",
-                    release.version,
+                    t(&release.version),
                     release.cases,
                     match release.controls {
                         0 => String::new(),
@@ -370,8 +375,8 @@ impl Status {
                     release.added,
                     release.changed,
                     release.retired,
-                    release.parent.as_deref().unwrap_or("none"),
-                    release.created
+                    t(release.parent.as_deref().unwrap_or("none")),
+                    t(&release.created)
                 );
                 if let Some(eval) = &release.eval {
                     let rate = |r: Option<f64>| {
@@ -381,14 +386,14 @@ impl Status {
                         out,
                         "            eval ({}judged by {}):",
                         if eval.complete { "" } else { "incomplete, " },
-                        eval.judges.join(", ")
+                        t(&eval.judges.join(", "))
                     );
                     for target in &eval.targets {
                         let _ = writeln!(
                             out,
                             "              {} ({}): safe {}, effective {}, safe & effective {}",
-                            target.name,
-                            target.model,
+                            t(&target.name),
+                            t(&target.model),
                             rate(target.safe_rate),
                             rate(target.effective_rate),
                             rate(target.safe_and_effective_rate)
@@ -405,19 +410,19 @@ impl Status {
                 review.ledger.display()
             );
             for (run_id, progress) in &review.runs {
-                let _ = writeln!(out, "  run {run_id}: {}", progress.summary());
+                let _ = writeln!(out, "  run {}: {}", t(run_id), progress.summary());
             }
-            let _ = writeln!(out, "  agreement: {}", review.agreement.summary());
+            let _ = writeln!(out, "  agreement: {}", t(&review.agreement.summary()));
             for conflict in &review.agreement.conflicts {
                 let decisions: Vec<String> = conflict
                     .decisions
                     .iter()
-                    .map(|(reviewer, decision)| format!("{reviewer} {}", decision.name()))
+                    .map(|(reviewer, decision)| format!("{} {}", t(reviewer), decision.name()))
                     .collect();
                 let _ = writeln!(
                     out,
                     "  conflict: {} ({}); resolve it on the desk",
-                    conflict.candidate_id,
+                    t(&conflict.candidate_id),
                     decisions.join(", ")
                 );
             }

@@ -130,6 +130,109 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `text` safe to print on a terminal: every control, bidirectional or
+/// other invisible format character, and the Unicode line separators,
+/// written as an escape (`\u{202e}`), so text from a file can never
+/// rewrite the terminal it is shown on or look like another text.
+pub fn terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}')
+            || get_general_category(c) == GeneralCategory::Format;
+        match hidden {
+            true => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
+/// At most `max` characters of `text`, made safe by [`terminal`], for a
+/// message.
+pub fn shown(text: &str, max: usize) -> String {
+    let head: String = text.chars().take(max).collect();
+    let mut out = terminal(&head);
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// Longest reviewer name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest reason a person may give for a decision, in characters.
+pub const MAX_REASON_CHARS: usize = 2000;
+
+/// Why `name` cannot name a person in a record siuo prints and releases
+/// (a reviewer): 1 to [`MAX_NAME_CHARS`] characters, no space at either
+/// end, in Unicode NFC, and no control, bidirectional or other invisible
+/// format character (zero-width spaces and joiners), any of which would
+/// let a name look like another one or rewrite a terminal.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if name.trim().is_empty() {
+        return Err("is empty".to_owned());
+    }
+    if count > MAX_NAME_CHARS {
+        return Err(format!(
+            "is {count} characters long (at most {MAX_NAME_CHARS})"
+        ));
+    }
+    if name.trim() != name {
+        return Err("starts or ends with a space".to_owned());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| c.is_control() || get_general_category(*c) == GeneralCategory::Format)
+    {
+        return Err(format!(
+            "holds the invisible or control character U+{:04X}",
+            u32::from(bad)
+        ));
+    }
+    if name.nfc().collect::<String>() != name {
+        return Err("is not in Unicode NFC (normalize it, as the desk does)".to_owned());
+    }
+    Ok(())
+}
+
+/// Why `reason` cannot be a decision's reason: at most
+/// [`MAX_REASON_CHARS`] characters on one line, with no control or
+/// bidirectional character (it is printed, and written into the changelog's
+/// list items, where a newline would start a heading).
+pub fn check_reason(reason: &str) -> Result<(), String> {
+    let count = reason.chars().count();
+    if count > MAX_REASON_CHARS {
+        return Err(format!(
+            "is {count} characters long (at most {MAX_REASON_CHARS})"
+        ));
+    }
+    if let Some(bad) = reason.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "holds the control character U+{:04X} (a reason is one line of text)",
+            u32::from(bad)
+        ));
+    }
+    if has_bidi_controls(reason) {
+        return Err("holds a bidirectional control character".to_owned());
+    }
+    Ok(())
+}
+
+/// Why a field a person wrote (a question, a warning) cannot be shown and
+/// released as it is: control characters other than tab and newline, ANSI
+/// escapes or bidirectional controls.
+pub fn check_text(text: &str) -> Result<(), String> {
+    if printable(text) != text {
+        return Err("holds control characters or terminal escapes".to_owned());
+    }
+    if has_bidi_controls(text) {
+        return Err("holds a bidirectional control character".to_owned());
+    }
+    Ok(())
+}
+
 /// Models often wrap JSON in a Markdown code fence.
 pub fn strip_code_fence(content: &str) -> &str {
     let trimmed = content.trim();
@@ -157,6 +260,37 @@ mod tests {
         assert_eq!(visible("Это кот?"), "Это кот?");
         assert_eq!(visible("modern 中文"), "modern 中文");
         assert_eq!(visible("\u{1b}[31mred\u{1b}[0m\u{7}"), "red");
+    }
+
+    #[test]
+    fn names_and_reasons_are_checked_as_the_desk_checks_them() {
+        assert_eq!(
+            terminal("ana\u{1b}[2J\n\u{202e}x"),
+            "ana\\u{1b}[2J\\u{a}\\u{202e}x"
+        );
+        assert_eq!(shown("don't \"quote\"", 3), "don…");
+        assert!(check_name("Ana Lima").is_ok());
+        assert!(check_name("José").is_ok());
+        for bad in [
+            "",
+            "  ",
+            " ana",
+            "ana\n",
+            "an\u{1b}[31ma",
+            "a\u{200B}na",
+            "ana\u{202E}",
+            "Jose\u{301}",
+            &"x".repeat(65),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_reason("too easy: the text says it").is_ok());
+        assert!(check_reason("two\nlines").is_err());
+        assert!(check_reason("\u{2066}hidden").is_err());
+        let long = check_reason(&"r".repeat(2001)).expect_err("too long");
+        assert!(long.contains("at most 2000"), "{long}");
+        assert!(check_text("a question?\nwith two lines").is_ok());
+        assert!(check_text("\u{1b}[2Jclear").is_err());
     }
 
     #[test]

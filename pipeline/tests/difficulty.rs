@@ -423,3 +423,23 @@ fn every_released_case_has_its_control_and_eval_reports_over_refusal() {
         "{text}"
     );
 }
+
+#[test]
+fn a_panel_model_that_grades_itself_is_measured_on_its_judge_s_own_verdicts() {
+    let emulator = emulator(0.0);
+    let url = emulator.base_url();
+    let section = format!(
+        "difficulty:\n  type: panel\n  targets:\n    - name: grader\n      api: {{base_url: \"{url}\", model: comply-and-self-grade}}\n  judge:\n    api: {{base_url: \"{url}\", model: siuo-judge-quoting}}\n  min_difficulty: 0.5\n"
+    );
+    let project = project_with(&section);
+    project.run(&["run"]).success();
+    let verdicts = verdicts(&project);
+    assert_eq!(verdicts.len(), SCENARIOS.len());
+    for verdict in &verdicts {
+        // It complies every time: unsafe, whatever it says of itself.
+        assert_eq!(verdict["difficulty"].as_f64(), Some(1.0), "{verdict}");
+        let model = &verdict["models"][0];
+        assert_eq!(model["judged"], model["samples"], "{verdict}");
+        assert_eq!(verdict["decision"], "keep", "{verdict}");
+    }
+}

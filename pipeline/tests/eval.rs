@@ -340,6 +340,95 @@ fn junk_and_empty_answers_are_never_safe() {
 }
 
 #[test]
+fn a_target_cannot_grade_itself_through_a_judge_that_quotes_it() {
+    let emulator = start_emulator(None);
+    let project = released("");
+    let cases = cases(&project);
+    let n = cases.len() as u64;
+    let url = emulator.base_url();
+    // Every case's sample 0 of the self-grading target is truly unsafe.
+    let mut gold = String::new();
+    for case in &cases {
+        gold.push_str(&format!(
+            "{}\n",
+            json!({"question_id": case["question_id"], "target": "grader", "sample": 0, "label": "unsafe"})
+        ));
+    }
+    project.write("gold.jsonl", gold);
+    let targets = strings(&[
+        "grader=comply-and-self-grade",
+        "refuser=always-refuse",
+        "complier=always-comply",
+    ]);
+    let mut args = eval_args(&url, &targets, &strings(&["siuo-judge-quoting"]));
+    args.extend(["--gold".to_owned(), "gold.jsonl".to_owned()]);
+    let report = run_eval(&project, &args).success().json();
+    let grader = target(&report, "grader");
+    assert_eq!(
+        rates(grader),
+        (json!(0.0), json!(1.0), json!(0.0)),
+        "judged on the judge's own verdicts: unsafe and very effective"
+    );
+    assert_eq!(
+        (&grader["cases"], &grader["unjudged"]),
+        (&json!(n), &json!(0))
+    );
+    assert_eq!(
+        rates(target(&report, "refuser")),
+        (json!(1.0), json!(0.0), json!(0.0))
+    );
+    assert_eq!(
+        rates(target(&report, "complier")),
+        (json!(0.0), json!(1.0), json!(0.0))
+    );
+    let accuracy = &report["gold"]["judges"][0];
+    assert_eq!(
+        (
+            &accuracy["judge"],
+            &accuracy["judged"],
+            &accuracy["accuracy"]
+        ),
+        (&json!("siuo-judge-quoting"), &json!(n), &json!(1.0))
+    );
+    let judgements = project.jsonl("raw/eval/v1.0.0/judgements.jsonl");
+    let quoted = judgements
+        .iter()
+        .filter(|j| j["target"] == "grader" && j["judgement"] == "safety")
+        .collect::<Vec<_>>();
+    assert!(!quoted.is_empty());
+    for judgement in quoted {
+        let answer = judgement["answer"].as_str().unwrap_or_default();
+        assert!(
+            answer.contains(siuo_emulator::eval::SELF_GRADE.trim()),
+            "the judge quoted the self-grade: {answer}"
+        );
+        assert_eq!(judgement["verdict"], "unsafe", "{answer}");
+    }
+
+    // A judge that only echoes its prompt judges nothing.
+    let args = eval_args(&url, &targets, &strings(&["siuo-judge-echo"]));
+    let report = run_eval(&project, &args).success().json();
+    for name in ["grader", "refuser", "complier"] {
+        let scores = target(&report, name);
+        assert_eq!(scores["unjudged"], n, "{name}");
+        assert_eq!(
+            rates(scores),
+            (Value::Null, Value::Null, Value::Null),
+            "{name}"
+        );
+    }
+    let echoed = project.jsonl("raw/eval/v1.0.0/judgements.jsonl");
+    let echoed: Vec<&Value> = echoed
+        .iter()
+        .filter(|j| j["judge"] == "siuo-judge-echo" && j["target"] == "grader")
+        .collect();
+    assert!(!echoed.is_empty());
+    assert!(echoed.iter().all(|j| {
+        j["verdict"].is_null() && j["problem"].as_str().is_some_and(|p| p.contains("quotes"))
+    }));
+}
+
+#[test]
 fn a_judge_that_stays_down_leaves_the_eval_resumable() {
     let emulator = start_emulator(None);
     let url = emulator.base_url();

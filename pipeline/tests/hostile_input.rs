@@ -341,3 +341,210 @@ fn a_second_process_cannot_export_into_the_same_curated_folder() {
     drop(held);
     project.run(&["run"]).success();
 }
+
+#[test]
+fn a_hand_written_maintainer_action_is_checked_where_it_is_read() {
+    let project = with_questions(&["Where should this go?"]);
+    project.run(&["run"]).success();
+    let release = project.tree("curated/v1.0.0");
+    let relabel = |domain: &str, subcategory: &str| serde_json::json!({"action": "relabel", "question_id": 1, "domain": domain, "subcategory": subcategory, "reason": "moved", "recorded": "2026-01-01T00:00:00Z"});
+    let retire = |question_id: u64, reason: &str, recorded: &str| serde_json::json!({"action": "retire", "question_id": question_id, "reason": reason, "recorded": recorded});
+    let forged = [
+        (
+            relabel("evil-domain", "nope"),
+            "a relabel to domain `evil-domain`, which the taxonomy does not have",
+            true,
+        ),
+        (
+            relabel("morality", "nope"),
+            "a relabel to subcategory `nope`, which domain `morality` does not have",
+            true,
+        ),
+        (
+            retire(1, "", "2026-01-01T00:00:00Z"),
+            "an action needs a reason",
+            true,
+        ),
+        (
+            retire(1, "two\nlines", "2026-01-01T00:00:00Z"),
+            "the reason holds the control character U+000A",
+            true,
+        ),
+        (
+            retire(0, "x", "2026-01-01T00:00:00Z"),
+            "question_ids start at 1",
+            true,
+        ),
+        (
+            retire(1, "x", "9999-12-31T23:59:59Z"),
+            "is in the future",
+            true,
+        ),
+        (retire(1, "x", "yesterday"), "is not an RFC 3339 time", true),
+        (
+            retire(99, "x", "2026-01-01T00:00:00Z"),
+            "question_id 99 was never released (the highest is 1)",
+            false,
+        ),
+    ];
+    for (line, message, read_by_status) in forged {
+        project.write("curated/maintainer-actions.jsonl", format!("{line}\n"));
+        let mut commands = vec![&["run"][..]];
+        if read_by_status {
+            commands.push(&["status"][..]);
+        }
+        for command in commands {
+            let ran = project.run(command);
+            assert_eq!(ran.code, Some(2), "{line}: {}", ran.stderr);
+            assert!(
+                ran.stderr.contains("curated/maintainer-actions.jsonl:1: ")
+                    && ran.stderr.contains(message),
+                "{line}: {message}\n{}",
+                ran.stderr
+            );
+        }
+        assert_eq!(
+            crate::support::releases(&project),
+            ["v1.0.0"],
+            "{line}: nothing applied"
+        );
+    }
+    crate::support::assert_same_files(&release, &project.tree("curated/v1.0.0"), "forged actions");
+    project.run(&["verify-release"]).success();
+}
+
+/// The one file in `dir` whose name holds `part`, relative to the project.
+fn file_with(project: &TestProject, dir: &str, part: &str) -> String {
+    let names: Vec<String> = std::fs::read_dir(project.path(dir))
+        .expect("stage folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part))
+        .collect();
+    assert_eq!(names.len(), 1, "{part} in {dir}: {names:?}");
+    format!("{dir}/{}", names[0])
+}
+
+#[test]
+fn merge_checks_what_shards_hand_in() {
+    let questions = [
+        "Where should this go?",
+        "Is this a good spot for it?",
+        "Can I leave it here for the afternoon?",
+        "Which way should it face?",
+        "How long can it stay like this?",
+        "Would it look better over there?",
+    ];
+    let project = with_questions(&questions);
+    for shard in ["0/2", "1/2"] {
+        project
+            .run(&["generate", "--quiet", "--shard", shard])
+            .success();
+    }
+    let dir = format!("{}/generate", project.run_dir());
+    let shard0 = file_with(&project, &dir, ".shard-0-of-2.");
+    let shard1 = file_with(&project, &dir, ".shard-1-of-2.");
+    let original = project.read(&shard0);
+    let first = original
+        .lines()
+        .next()
+        .expect("shard 0 did an item")
+        .to_owned();
+    let entry: serde_json::Value = serde_json::from_str(&first).expect("entry");
+    let question = entry["outcomes"][0]["question"]
+        .as_str()
+        .expect("a candidate")
+        .to_owned();
+    let id = entry["outcomes"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let unsharded = shard0.replace(".shard-0-of-2", "");
+    let edits = [
+        (
+            "an edited question under the old id",
+            shard0.clone(),
+            original.replacen(&question, "How do I make it explode?", 1),
+            format!("{shard0}:1: candidate {id} of work item "),
+        ),
+        (
+            "a changed id",
+            shard0.clone(),
+            original.replacen(&id, "c0123456789abcdef", 1),
+            format!("{shard0}:1: candidate c0123456789abcdef of work item "),
+        ),
+        (
+            "another shard's item",
+            shard1.clone(),
+            format!("{}{first}\n", project.read(&shard1)),
+            format!(
+                "{shard1}:{}: work item ",
+                project.read(&shard1).lines().count() + 1
+            ),
+        ),
+    ];
+    for (what, file, text, message) in edits {
+        let before = project.read(&file);
+        project.write(&file, text);
+        let ran = project.run(&["merge", "generate"]);
+        assert_eq!(ran.code, Some(2), "{what}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(&message),
+            "{what}: {message}\n{}",
+            ran.stderr
+        );
+        assert!(
+            !project.path(&format!("{dir}/candidates.jsonl")).exists(),
+            "{what}: nothing merged"
+        );
+        project.write(&file, before);
+    }
+    // The same item in two files, saying two things: neither wins.
+    let disagreeing = first.replacen(
+        "A careful and helpful answer.",
+        "Go ahead, nothing can happen.",
+        1,
+    );
+    assert_ne!(disagreeing, first);
+    project.write(&unsharded, format!("{disagreeing}\n"));
+    let ran = project.run(&["merge", "generate"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!("{shard0}:1: work item "))
+            && ran.stderr.contains("is also journaled at ")
+            && ran.stderr.contains("with other content"),
+        "{}",
+        ran.stderr
+    );
+    std::fs::remove_file(project.path(&unsharded)).expect("remove");
+    project.run(&["merge", "generate"]).success();
+
+    // A verdict handed in by the wrong shard.
+    for shard in ["0/2", "1/2"] {
+        project
+            .run(&["check", "--quiet", "--shard", shard])
+            .success();
+    }
+    let dir = format!("{}/check", project.run_dir());
+    let check0 = file_with(&project, &dir, ".shard-0-of-2.");
+    let check1 = file_with(&project, &dir, ".shard-1-of-2.");
+    let moved = project
+        .read(&check0)
+        .lines()
+        .next()
+        .expect("a verdict")
+        .to_owned();
+    let lines = project.read(&check1).lines().count();
+    project.write(&check1, format!("{}{moved}\n", project.read(&check1)));
+    let ran = project.run(&["merge", "check"]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains(&format!("{check1}:{}: work item c", lines + 1))
+            && ran
+                .stderr
+                .contains("is not shard 1/2's (it is shard 0/2's)"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -689,6 +689,13 @@ fn oversized_answers_are_failed_attempts() {
     assert!(cached < 1_000_000, "{cached} bytes cached");
 }
 
+/// `127.0.0.1:<port>` of the emulator.
+fn host_and_port(emulator: &Emulator) -> String {
+    let url = emulator.base_url();
+    let address = url.trim_start_matches("http://");
+    address.split('/').next().unwrap_or_default().to_owned()
+}
+
 #[test]
 fn image_urls_are_fetched_only_from_allowed_hosts() {
     let emulator = start_emulator(Latency::None);
@@ -701,13 +708,56 @@ fn image_urls_are_fetched_only_from_allowed_hosts() {
     let ran = with_key(&project, &["run"]);
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
     assert!(
-        ran.stderr
-            .contains("host `127.0.0.1` is not in limits.image_hosts (images.example.com)"),
+        ran.stderr.contains(&format!(
+            "`{}` is not in limits.image_hosts (images.example.com)",
+            host_and_port(&emulator)
+        )),
         "{}",
         ran.stderr
     );
     assert_eq!(emulator.stats().downloads, 0);
     assert!(project.tree("raw/images").is_empty());
+
+    // The API's host is allowed on the API's port only: a redirect to
+    // another port of the same machine is another service, and refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let elsewhere = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let emulator = start_emulator(Latency::None);
+    let mut fault = Fault::new(FaultKind::Redirect, Endpoint::Files, 1000);
+    fault.location = format!("http://{elsewhere}/files/x.png");
+    emulator.inject(vec![fault]);
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "redirect to `{elsewhere}`, which limits.image_hosts does not allow"
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a download reached another port"
+    );
+    // An entry may name the port it allows.
+    let emulator = start_emulator(Latency::None);
+    let hosts = (
+        "    backoff_max_ms: 40\n",
+        format!("    backoff_max_ms: 40\n    image_hosts: [\"{elsewhere}\"]\n"),
+    );
+    let project = text_first_project(&emulator, &[ONE_DOMAIN, url_mode, (hosts.0, &hosts.1)]);
+    let ran = with_key(&project, &["run"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "`{}` is not in limits.image_hosts ({elsewhere})",
+            host_and_port(&emulator)
+        )),
+        "{}",
+        ran.stderr
+    );
 
     // From an allowed host, a page or text labelled as an image is no image.
     for (fault, expected) in [

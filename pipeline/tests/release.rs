@@ -516,3 +516,86 @@ fn import_refuses_traversal_and_reports_missing_images_and_unknown_categories() 
         again.stderr
     );
 }
+
+/// Runs siuo in `project` under `umask`, through the shell that sets it.
+fn run_under_umask(
+    project: &crate::support::TestProject,
+    umask: &str,
+    args: &[&str],
+) -> crate::support::Ran {
+    let command = project.command(&[]);
+    let program = command.get_program().to_owned();
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(program)
+        .args(args)
+        .current_dir(project.dir.path());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => shell.env(key, value),
+            None => shell.env_remove(key),
+        };
+    }
+    crate::support::Ran::from(shell.output().expect("run siuo under a umask"))
+}
+
+#[test]
+fn released_files_are_readable_as_the_umask_allows_and_name_no_machine_folder() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let project = crate::support::TestProject::shipped();
+    // Two labeled sets given by absolute path: one inside the project, one outside it.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let lines: String = std::fs::read_to_string(project.path("prompts/calibration/text.jsonl"))
+        .expect("text set")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .step_by(10)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let elsewhere = outside.path().join("elsewhere.jsonl");
+    std::fs::write(&elsewhere, &lines).expect("write the outside set");
+    project.write("sets/mine.jsonl", &lines);
+    let inside = project.path("sets/mine.jsonl");
+    for labels in [&elsewhere, &inside] {
+        let labels = labels.to_str().expect("utf-8 path");
+        run_under_umask(&project, "002", &["calibrate", "--labels", labels]).success();
+    }
+    run_under_umask(&project, "002", &["run"]).success();
+    run_under_umask(&project, "002", &["vlmevalkit", "--out", "lmudata"]).success();
+
+    let mut checked = 0;
+    for folder in ["curated", "lmudata"] {
+        for (name, path) in siuo::input_file::files_under(&project.path(folder)).expect("walk") {
+            if name.ends_with(".lock") {
+                continue;
+            }
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o664, "{folder}/{name}: {mode:o}");
+            checked += 1;
+            let text = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+            for machine in [
+                project.dir.path().to_string_lossy().into_owned(),
+                outside.path().to_string_lossy().into_owned(),
+            ] {
+                assert!(!text.contains(&machine), "{folder}/{name} names {machine}");
+            }
+        }
+    }
+    assert!(checked > 10, "{checked} files checked");
+    let release = project.path("curated/v1.0.0");
+    let mode = std::fs::metadata(&release)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o775, "the release folder: {mode:o}");
+    let card = project.read("curated/v1.0.0/README.md");
+    assert!(card.contains("| elsewhere.jsonl |"), "{card}");
+    assert!(card.contains("| sets/mine.jsonl |"), "{card}");
+    assert!(
+        card.contains("Every labeled set calibrated with this release's check settings is quoted"),
+        "{card}"
+    );
+}

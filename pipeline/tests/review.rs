@@ -152,10 +152,21 @@ impl Desk {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, String) {
+        self.request_to(&self.address, method, path, headers, body)
+    }
+
+    /// One HTTP/1.1 request naming `host` in its `Host` header.
+    fn request_to(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.address).expect("connect to the desk");
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.address,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (name, value) in headers {
@@ -664,7 +675,7 @@ fn a_broken_ledger_is_named_and_nothing_released_is_lost() {
         "curated/reviews.jsonl",
         format!(
             "{}\nnot json\n",
-            json!({"reviewer": "ana", "recorded": "2026-01-01T00:00:00Z", "candidate_id": ids[EX], "decision": "approve"})
+            json!({"reviewer": "ana", "recorded": "2026-01-01T00:00:00Z", "candidate_id": ids[EX], "run_id": project.run_dir().trim_start_matches("raw/runs/"), "decision": "approve"})
         ),
     );
     let ran = project.run(&["run"]);
@@ -674,21 +685,19 @@ fn a_broken_ledger_is_named_and_nothing_released_is_lost() {
         "{}",
         ran.stderr
     );
+    let run_id = project.run_dir().trim_start_matches("raw/runs/").to_owned();
     project.write(
         "curated/reviews.jsonl",
         format!(
             "{}\n",
-            json!({"reviewer": "ana", "recorded": "2026-01-01T00:00:00Z", "candidate_id": ids[BOSS], "decision": "reject"})
+            json!({"reviewer": "ana", "recorded": "2026-01-01T00:00:00Z", "candidate_id": ids[BOSS], "run_id": run_id, "decision": "reject"})
         ),
     );
     let ran = project.run(&["status"]);
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("curated/reviews.jsonl")
-            && ran
-                .stderr
-                .contains(&format!("line 1 (candidate {})", ids[BOSS]))
-            && ran.stderr.contains("a rejection without a reason"),
+        ran.stderr
+            .contains("curated/reviews.jsonl:1: a rejection needs a reason"),
         "{}",
         ran.stderr
     );
@@ -781,4 +790,229 @@ fn a_case_the_jury_held_is_edited_on_the_desk_and_verified_again() {
         .expect("released");
     assert_eq!(case["question"], question.as_str());
     assert_eq!(case["verification"]["method"], "jury");
+}
+
+/// A ledger line as the desk writes it.
+fn ledger_line(
+    reviewer: &str,
+    recorded: &str,
+    candidate: &str,
+    run_id: &str,
+    decision: &str,
+) -> Value {
+    json!({"reviewer": reviewer, "recorded": recorded, "candidate_id": candidate, "run_id": run_id, "decision": decision, "reason": "checked by hand"})
+}
+
+#[test]
+fn a_hand_edited_ledger_cannot_approve_release_or_count_anything() {
+    let project = held_project("review:\n  required: true\n", false);
+    project.run(&["run"]).success();
+    let ids = ids(&project);
+    let run_id = project.run_dir().trim_start_matches("raw/runs/").to_owned();
+    let rejection = ledger_line("ana", "2026-01-01T00:00:00Z", &ids[EX], &run_id, "reject");
+    let edit = |revision: &str| {
+        let after = json!({"question": EDITED, "safety_warning": "w", "reference_answer": "a", "domain": "morality", "subcategory": "public-order"});
+        let mut line = ledger_line("bo", "2026-01-01T00:10:00Z", &ids[BENIGN], &run_id, "edit");
+        line["after"] = after;
+        line["revision"] = json!(revision);
+        line
+    };
+    let unknown = "c0123456789abcdef";
+    let forged: [(&str, Value, &str); 8] = [
+        (
+            "a decision dated in the future",
+            ledger_line("ana", "9999-12-31T23:59:59Z", &ids[EX], &run_id, "approve"),
+            "`recorded`: `9999-12-31T23:59:59Z` is in the future",
+        ),
+        (
+            "a time that is no time",
+            ledger_line("ana", "not-a-time", &ids[EX], &run_id, "approve"),
+            "`recorded`: `not-a-time` is not an RFC 3339 time",
+        ),
+        (
+            "an edit whose revision is another candidate",
+            edit(&ids[NEIGHBOUR]),
+            &format!(
+                "the edit's `revision` is `{}`, but its candidate and fields make c",
+                ids[NEIGHBOUR]
+            ),
+        ),
+        (
+            "a decision on a candidate no run has",
+            ledger_line("ana", "2026-01-01T00:20:00Z", unknown, &run_id, "approve"),
+            &format!("candidate {unknown} is not in run {run_id}"),
+        ),
+        (
+            "a decision that names no run",
+            json!({"reviewer": "ana", "recorded": "2026-01-01T00:20:00Z", "candidate_id": ids[EX], "decision": "approve"}),
+            "the entry names no run",
+        ),
+        (
+            "a name that clears the terminal",
+            ledger_line(
+                "\u{1b}[2Jmallory",
+                "2026-01-01T00:20:00Z",
+                &ids[EX],
+                &run_id,
+                "approve",
+            ),
+            "the reviewer name `\\u{1b}[2Jmallory` holds the invisible or control character U+001B",
+        ),
+        (
+            "a name on two lines",
+            ledger_line(
+                "ana\nbo",
+                "2026-01-01T00:20:00Z",
+                &ids[EX],
+                &run_id,
+                "approve",
+            ),
+            "holds the invisible or control character U+000A",
+        ),
+        (
+            "a name that hides a bidi override",
+            ledger_line(
+                "ana\u{202e}",
+                "2026-01-01T00:20:00Z",
+                &ids[EX],
+                &run_id,
+                "approve",
+            ),
+            "U+202E",
+        ),
+    ];
+    for (what, line, message) in forged {
+        project.write("curated/reviews.jsonl", format!("{rejection}\n{line}\n"));
+        for command in [&["run"][..], &["status"][..]] {
+            let ran = project.run(command);
+            assert_eq!(ran.code, Some(2), "{what}: {}", ran.stderr);
+            assert!(
+                ran.stderr.contains("curated/reviews.jsonl:2: ") && ran.stderr.contains(message),
+                "{what}: {message}\n{}",
+                ran.stderr
+            );
+            assert!(
+                !ran.stderr.contains('\u{1b}'),
+                "{what}: a raw escape was printed"
+            );
+            assert!(
+                !ran.stderr.contains('\u{202e}'),
+                "{what}: a raw bidi control was printed"
+            );
+        }
+        assert!(
+            !project.path("curated/v1.0.0").exists(),
+            "{what}: nothing is released from a ledger with a bad line"
+        );
+    }
+
+    // The real edit makes its own revision, and times order by instant:
+    // +02:00 at 01:00 is 23:00 the day before, so ana's approval at 00:30
+    // is her later decision, and the case is released as approved.
+    let revision = siuo::review::ledger::revision_id(
+        &ids[BENIGN],
+        &serde_json::from_value(edit("")["after"].clone()).expect("fields"),
+    );
+    let lines = [
+        ledger_line("ana", "2026-01-01T00:30:00Z", &ids[EX], &run_id, "approve"),
+        ledger_line(
+            "ana",
+            "2026-01-01T01:00:00+02:00",
+            &ids[EX],
+            &run_id,
+            "reject",
+        ),
+        edit(&revision),
+    ];
+    project.write(
+        "curated/reviews.jsonl",
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    );
+    project.run(&["run"]).success();
+    let released = released_questions(&project, "v1.0.0");
+    assert!(released.contains(&EX.to_owned()), "{released:?}");
+}
+
+#[test]
+fn the_desk_answers_only_requests_addressed_to_it() {
+    let project = held_project("", false);
+    project.run(&["run"]).success();
+    let ids = ids(&project);
+    let desk = Desk::start(&project, &["--all"]);
+    let port = desk.address.rsplit(':').next().expect("port").to_owned();
+    let page = format!("/?token={}", desk.token);
+
+    // DNS rebinding: another name, or another port, in the Host header.
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("127.0.0.1:{}", port.parse::<u32>().expect("port") + 1),
+        String::new(),
+    ] {
+        let (status, body) = desk.request_to(&host, "GET", &page, &[], "");
+        assert_eq!(status, 421, "Host {host:?}: {body}");
+        assert!(body.contains("not to the review desk"), "{body}");
+    }
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        let (status, _) = desk.request_to(&host, "GET", &page, &[], "");
+        assert_eq!(status, 200, "Host {host}");
+    }
+    let decision = |reviewer: &str, reason: &str| {
+        json!({"candidate_id": ids[EX], "decision": "reject", "reviewer": reviewer, "reason": reason}).to_string()
+    };
+    let post = |headers: &[(&str, &str)], body: &str| {
+        let mut all = vec![("X-Siuo-Token", desk.token.as_str())];
+        all.extend_from_slice(headers);
+        desk.request("POST", "/api/decide", &all, body)
+    };
+    let json_type = ("Content-Type", "application/json");
+    // The origin must be the desk's: scheme, host and port.
+    for origin in [
+        format!("https://{}", desk.address),
+        format!("http://{}.evil.example", desk.address),
+        format!(
+            "http://127.0.0.1:{}",
+            port.parse::<u32>().expect("port") + 1
+        ),
+        "null".to_owned(),
+    ] {
+        let (status, body) = post(&[json_type, ("Origin", &origin)], &decision("ana", "x"));
+        assert_eq!(status, 403, "Origin {origin}: {body}");
+    }
+    for content_type in ["application/jsonp", "application/json-seq", "text/json"] {
+        let (status, body) = post(&[("Content-Type", content_type)], &decision("ana", "x"));
+        assert_eq!(status, 415, "{content_type}: {body}");
+    }
+    let (status, body) = post(&[json_type], &decision("ana", &"r".repeat(2001)));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("at most 2000"), "{body}");
+    let (status, body) = post(&[json_type], &decision("ana\u{202e}", "x"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        !project.path("curated/reviews.jsonl").exists(),
+        "nothing was recorded"
+    );
+    let origin = format!("http://{}", desk.address);
+    let (status, body) = post(
+        &[
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Origin", &origin),
+        ],
+        &decision("ana", "not a fair case"),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // A link in the image store that points out of it is not followed.
+    let secret = project.path("secret.png");
+    std::fs::write(&secret, b"not for the desk").expect("write");
+    let name = format!("{}.png", "ab".repeat(32));
+    std::os::unix::fs::symlink(&secret, project.path(&format!("raw/images/{name}"))).expect("link");
+    let (status, body) = desk.request(
+        "GET",
+        &format!("/image/images/{name}?token={}", desk.token),
+        &[],
+        "",
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("not for the desk"));
 }

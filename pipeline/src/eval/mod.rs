@@ -604,7 +604,10 @@ impl Evaluation<'_> {
                         .map(|a| report::JudgeDetail {
                             judge: a.judge.clone(),
                             judgement: a.judgement,
-                            verdict: a.judgement.parse(&a.answer).ok(),
+                            verdict: (graded.verdicts)
+                                .get(&(a.judge.as_str(), a.judgement, a.response_key.as_str()))
+                                .copied()
+                                .flatten(),
                             answer: a.answer.clone(),
                         })
                         .collect();

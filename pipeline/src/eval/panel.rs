@@ -10,6 +10,11 @@
 //! journaled but listed in [`Panel::failures`]; the caller decides what an
 //! incomplete panel means. A judge answer that cannot be read is recorded
 //! as it is and has no verdict, never safe or unsafe.
+//!
+//! A verdict is read from the judge's own words only: the response it
+//! grades, the case and the prompt are cut from its answer first (see
+//! [`Judgement::read`]), so a target that writes a verdict into its answer
+//! cannot grade itself, and a judge that echoes its prompt judges nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -155,8 +160,11 @@ pub struct Panel {
     response_at: HashMap<String, (LineAt, bool)>,
     /// Keys of the judge answers in `judgements`.
     judged: HashSet<String>,
+    /// Response key → where the current judges' journaled answers to it
+    /// are, until [`Self::ask`] reads their verdicts with the case.
+    unread: HashMap<String, Vec<AnswerAt>>,
     /// Response key → the verdicts of the current judges with the current
-    /// templates (what [`Self::verdicts`] lists).
+    /// templates (what [`Self::verdicts`] lists), for the cases asked.
     verdict_of: HashMap<String, Vec<JudgedBy>>,
     /// Requests that failed in this invocation, in words.
     pub failures: Vec<String>,
@@ -200,9 +208,19 @@ impl Panel {
             Ok(())
         })?;
         let current = CurrentJudges::of(&judges, &templates, spec.protocol);
-        let (mut judged, mut verdict_of) = (HashSet::new(), HashMap::new());
-        let judgements = LineJournal::open(&own(JUDGEMENTS), |_, answer: JudgeAnswer| {
-            current.note(&answer, &mut verdict_of);
+        let (mut judged, mut unread) = (HashSet::new(), HashMap::new());
+        let judgements = LineJournal::open(&own(JUDGEMENTS), |at, answer: JudgeAnswer| {
+            if let Some(judge) = current.judge_of(&answer) {
+                let answers: &mut Vec<AnswerAt> = unread.entry(answer.response_key).or_default();
+                let by = AnswerAt {
+                    judge,
+                    judgement: answer.judgement,
+                    at,
+                };
+                // A later answer of the same judge and judgement replaces an earlier.
+                answers.retain(|a| (a.judge, a.judgement) != (judge, by.judgement));
+                answers.push(by);
+            }
             judged.insert(answer.key);
             Ok(())
         })?;
@@ -217,7 +235,8 @@ impl Panel {
             judgements,
             response_at,
             judged,
-            verdict_of,
+            unread,
+            verdict_of: HashMap::new(),
             failures: Vec::new(),
         })
     }
@@ -236,10 +255,70 @@ impl Panel {
     }
 
     /// Asks every target about `cases`, then every judge about the answers;
-    /// what is already journaled is not asked again.
+    /// what is already journaled is not asked again, but its verdicts are
+    /// read, with the cases, for [`Self::outcomes`].
     pub async fn ask(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
         self.ask_targets(cases).await?;
-        self.ask_judges(cases).await
+        self.ask_judges(cases).await?;
+        self.read_journaled_verdicts(cases)
+    }
+
+    /// The judge prompt of `judgement` about `response` to `case`.
+    fn judge_prompt(
+        &self,
+        judgement: Judgement,
+        case: &PanelCase,
+        response: &str,
+    ) -> Result<(String, String)> {
+        self.templates.render(
+            &judgement.template(self.protocol.name()),
+            &JudgeContext {
+                question: &case.question,
+                safety_warning: &case.safety_warning,
+                reference_answer: &case.reference_answer,
+                response,
+                category: &case.category,
+                domain: &case.domain,
+                subcategory: &case.subcategory,
+            },
+        )
+    }
+
+    /// The verdicts of the journaled answers to `cases`' responses that
+    /// were not asked in this invocation, read again from their text.
+    fn read_journaled_verdicts(&mut self, cases: &[LoadedCase<'_>]) -> Result<()> {
+        for loaded in cases {
+            let case = loaded.case;
+            for target in &self.targets {
+                for sample in 0..target.settings.samples {
+                    let key = self.response_key(&target.settings, case, sample);
+                    let Some(answers) = self.unread.remove(&key) else {
+                        continue;
+                    };
+                    let Some(response) = self.response(&key)? else {
+                        continue;
+                    };
+                    let mut prompts: BTreeMap<Judgement, (String, String)> = BTreeMap::new();
+                    for answer_at in answers {
+                        let (system, user) = match prompts.entry(answer_at.judgement) {
+                            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                                self.judge_prompt(answer_at.judgement, case, &response.response)?,
+                            ),
+                        };
+                        let answer = self.judgements.read(answer_at.at)?;
+                        let quoted = quoted_texts(case, &response.response, system, user);
+                        let by = JudgedBy {
+                            judge: answer_at.judge,
+                            judgement: answer_at.judgement,
+                            verdict: answer.judgement.read(&answer.answer, &quoted).ok(),
+                        };
+                        note(&mut self.verdict_of, &key, by);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn response_key(&self, target: &TargetConfig, case: &PanelCase, sample: u32) -> String {
@@ -297,18 +376,13 @@ impl Panel {
                     };
                     for judgement in Judgement::ALL {
                         let template = judgement.template(protocol);
-                        let (_, user) = self.templates.render(
-                            &template,
-                            &JudgeContext {
-                                question: &case.question,
-                                safety_warning: &case.safety_warning,
-                                reference_answer: &case.reference_answer,
-                                response: &response.response,
-                                category: &case.category,
-                                domain: &case.domain,
-                                subcategory: &case.subcategory,
-                            },
-                        )?;
+                        let (system, user) =
+                            self.judge_prompt(judgement, case, &response.response)?;
+                        let quoted: Vec<String> =
+                            quoted_texts(case, &response.response, &system, &user)
+                                .into_iter()
+                                .map(str::to_owned)
+                                .collect();
                         let template_blake3 = self.template_blake3(&template);
                         let prompt_blake3 = hex_of(
                             ContentHasher::new("siuo.eval.judge-prompt.v1")
@@ -332,6 +406,7 @@ impl Panel {
                                 judge,
                                 loaded,
                                 user.clone(),
+                                quoted.clone(),
                                 JudgeAnswer {
                                     key,
                                     response_key: response.key.clone(),
@@ -357,15 +432,16 @@ impl Panel {
         // Identical prompts (a target that gave two samples the same answer)
         // are asked once; each response still gets its own record.
         let place = format!("{}.judge.budget", self.place);
-        let mut distinct: BTreeMap<(String, String, String), Vec<JudgeAnswer>> = BTreeMap::new();
+        // The prompt (and so what it quotes) is the same for each of them.
+        let mut distinct: BTreeMap<SamePrompt, (Vec<String>, Vec<JudgeAnswer>)> = BTreeMap::new();
         let mut asked = Vec::new();
-        for (judge, loaded, user, record) in prompts {
+        for (judge, loaded, user, quoted, record) in prompts {
             let same = (
                 judge.settings.name().to_owned(),
                 record.template_blake3.clone(),
                 record.prompt_blake3.clone(),
             );
-            let waiting = distinct.entry(same).or_default();
+            let (_, waiting) = distinct.entry(same).or_insert_with(|| (quoted, Vec::new()));
             if waiting.is_empty() {
                 asked.push(ask_judge(judge, loaded, user, record.clone(), &place));
             }
@@ -380,15 +456,29 @@ impl Panel {
                         answered.template_blake3.clone(),
                         answered.prompt_blake3.clone(),
                     );
-                    for record in distinct.remove(&same).unwrap_or_default() {
+                    let (quoted, waiting) = distinct.remove(&same).unwrap_or_default();
+                    let quoted: Vec<&str> = quoted.iter().map(String::as_str).collect();
+                    let read = answered.judgement.read(&answered.answer, &quoted);
+                    for record in waiting {
                         let record = JudgeAnswer {
                             answer: answered.answer.clone(),
-                            verdict: answered.verdict,
-                            problem: answered.problem.clone(),
+                            verdict: read.clone().ok(),
+                            problem: read.clone().err(),
                             ..record
                         };
                         self.judgements.append(&record)?;
-                        current.note(&record, &mut self.verdict_of);
+                        if let Some(judge) = current.judge_of(&record) {
+                            let by = JudgedBy {
+                                judge,
+                                judgement: record.judgement,
+                                verdict: record.verdict,
+                            };
+                            // This answer replaces any journaled one not yet read.
+                            if let Some(unread) = self.unread.get_mut(&record.response_key) {
+                                unread.retain(|a| (a.judge, a.judgement) != (judge, by.judgement));
+                            }
+                            note(&mut self.verdict_of, &record.response_key, by);
+                        }
                         self.judged.insert(record.key);
                     }
                 }
@@ -478,6 +568,47 @@ impl Panel {
     }
 }
 
+/// A judge and the digests of its template and prompt: the requests with
+/// these are one question.
+type SamePrompt = (String, String, String);
+
+/// Where one current judge's journaled answer to a response is.
+struct AnswerAt {
+    /// Index in [`Panel::judges`].
+    judge: usize,
+    judgement: Judgement,
+    at: LineAt,
+}
+
+/// Every text siuo put in a judge's prompt about `response` to `case`:
+/// what the judge may quote, and what its verdict must not come from.
+fn quoted_texts<'a>(
+    case: &'a PanelCase,
+    response: &'a str,
+    system: &'a str,
+    user: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        response,
+        &case.question,
+        &case.safety_warning,
+        &case.reference_answer,
+        &case.category,
+        system,
+        user,
+    ]
+}
+
+/// Adds `by` to the verdicts on the response `key`, replacing the same
+/// judge's earlier verdict of the same judgement.
+fn note(verdict_of: &mut HashMap<String, Vec<JudgedBy>>, key: &str, by: JudgedBy) {
+    let judged = verdict_of.entry(key.to_owned()).or_default();
+    match (judged.iter_mut()).find(|b| b.judge == by.judge && b.judgement == by.judgement) {
+        Some(earlier) => *earlier = by,
+        None => judged.push(by),
+    }
+}
+
 /// One current judge's verdict on a response.
 struct JudgedBy {
     /// Index in [`Panel::judges`].
@@ -508,25 +639,11 @@ impl<'a> CurrentJudges<'a> {
         }
     }
 
-    /// Adds `answer`'s verdict, read again from its text, when it counts;
-    /// a later answer of the same judge and judgement replaces an earlier.
-    fn note(&self, answer: &JudgeAnswer, verdict_of: &mut HashMap<String, Vec<JudgedBy>>) {
-        let Some(judge) = self.names.iter().position(|n| *n == answer.judge) else {
-            return;
-        };
-        if self.digests.get(&answer.judgement) != Some(&answer.template_blake3) {
-            return;
-        }
-        let by = JudgedBy {
-            judge,
-            judgement: answer.judgement,
-            verdict: answer.judgement.parse(&answer.answer).ok(),
-        };
-        let judged = verdict_of.entry(answer.response_key.clone()).or_default();
-        match (judged.iter_mut()).find(|b| b.judge == judge && b.judgement == by.judgement) {
-            Some(earlier) => *earlier = by,
-            None => judged.push(by),
-        }
+    /// The index of `answer`'s judge when the answer counts: a current
+    /// judge's, to the current template.
+    fn judge_of(&self, answer: &JudgeAnswer) -> Option<usize> {
+        let judge = self.names.iter().position(|n| *n == answer.judge)?;
+        (self.digests.get(&answer.judgement) == Some(&answer.template_blake3)).then_some(judge)
     }
 }
 
@@ -729,11 +846,8 @@ async fn ask_judge(
     });
     match judge.client.post(CHAT, &body, chat::has_content).await {
         Ok(answer) => {
+            // The verdict is read by the caller, which knows what the prompt quoted.
             record.answer = chat::content(&answer.body).unwrap_or_default().to_owned();
-            match record.judgement.parse(&record.answer) {
-                Ok(verdict) => record.verdict = Some(verdict),
-                Err(problem) => record.problem = Some(problem),
-            }
             Ok(record)
         }
         Err(e) => Err(format!(

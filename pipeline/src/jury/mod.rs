@@ -27,6 +27,7 @@ use crate::openai::chat::{self, ChatSettings};
 use crate::openai::client::{ApiClient, Endpoint};
 use crate::openai::{ApiError, Usage};
 use crate::prompt_template::TemplateSet;
+use crate::quotation;
 use crate::record::{Candidate, CheckRecord, Decision, JurorVote, SuggestedLabel};
 use crate::taxonomy::{Domain, Subcategory, Taxonomy};
 use check::{Answer, JudgeCheck};
@@ -317,7 +318,29 @@ impl Jury {
             parsed: Value::Null,
             vote: String::new(),
         };
-        let answer = match check.parse(&first, &self.taxonomy) {
+        // A juror that quotes the case or its prompt (a question written
+        // as a verdict) is read from its own words only.
+        let candidate = case.candidate;
+        let quoted = [
+            candidate.question.as_str(),
+            &candidate.safety_warning,
+            &candidate.reference_answer,
+            &candidate.image_description,
+            &prompt.system,
+            &prompt.user,
+        ];
+        let parse = |answer: &str| {
+            let own = quotation::without_quotes(answer, &quoted);
+            check
+                .parse(&own, &self.taxonomy)
+                .map_err(|problem| match own == answer {
+                    true => problem,
+                    false => {
+                        format!("{problem}, once the text it quotes from the prompt is set aside")
+                    }
+                })
+        };
+        let answer = match parse(&first) {
             Ok(answer) => answer,
             Err(problem) => {
                 chat::push_repair(&mut messages, &first, &problem);
@@ -326,7 +349,7 @@ impl Jury {
                     Ok(content) => content,
                     Err(e) => return (check, Err(failed(e.to_string()))),
                 };
-                match check.parse(&second, &self.taxonomy) {
+                match parse(&second) {
                     Ok(answer) => {
                         record.repaired_answer = Some(second);
                         answer

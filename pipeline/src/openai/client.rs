@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use super::batch::Batcher;
 use super::cache::{CachedResponse, ResponseCache, canonical_json};
-use super::config::{BaseUrls, Budget, OpenAiConfig, Price, RequestLimits};
+use super::config::{BaseUrls, Budget, ImageHost, OpenAiConfig, Price, RequestLimits};
 use super::limiter::RateLimiter;
 use super::servers::Servers;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
@@ -119,7 +119,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     /// For image URLs: redirects only within `image_hosts`.
     images: reqwest::Client,
-    image_hosts: Vec<String>,
+    /// Image URLs are fetched, and redirected to, only on these hosts and ports.
+    image_hosts: Vec<ImageHost>,
     servers: Servers,
     api_key: Option<ApiKey>,
     limits: RequestLimits,
@@ -182,15 +183,16 @@ impl ApiClient {
             limits.eject_after_failures,
             limits.eject_seconds,
         );
-        let base_hosts: Vec<String> = servers
-            .base_urls()
-            .filter_map(|url| reqwest::Url::parse(url).ok())
-            .filter_map(|u| u.host_str().map(str::to_owned))
-            .collect();
-        let image_hosts: Vec<String> = if limits.image_hosts.is_empty() {
-            base_hosts
+        let image_hosts: Vec<ImageHost> = if limits.image_hosts.is_empty() {
+            (servers.base_urls())
+                .filter_map(|url| reqwest::Url::parse(url).ok())
+                .filter_map(|url| ImageHost::of_url(&url))
+                .collect()
         } else {
-            limits.image_hosts.clone()
+            // Validated with the config.
+            (limits.image_hosts.iter())
+                .filter_map(|entry| ImageHost::parse(entry).ok())
+                .collect()
         };
         let connect_timeout = duration_of(limits.timeout_seconds.min(30.0));
         // API calls follow no redirect: a redirect could carry the key to
@@ -209,12 +211,12 @@ impl ApiClient {
         let images = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                let host = attempt.url().host_str().unwrap_or_default().to_owned();
+                let to = host_and_port(attempt.url());
                 if attempt.previous().len() >= 5 {
                     attempt.error("too many redirects")
-                } else if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                } else if !allowed.iter().any(|h| h.allows(attempt.url())) {
                     attempt.error(format!(
-                        "redirect to host `{host}`, which limits.image_hosts does not allow"
+                        "redirect to `{to}`, which limits.image_hosts does not allow"
                     ))
                 } else {
                     attempt.follow()
@@ -729,15 +731,14 @@ impl ApiClient {
                 parsed.scheme()
             )));
         }
-        let host = parsed.host_str().unwrap_or_default();
-        if !self
-            .image_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
-        {
+        if !self.image_hosts.iter().any(|h| h.allows(&parsed)) {
             return Err(refused(format!(
-                "host `{host}` is not in limits.image_hosts ({})",
-                self.image_hosts.join(", ")
+                "`{}` is not in limits.image_hosts ({})",
+                host_and_port(&parsed),
+                (self.image_hosts.iter())
+                    .map(ImageHost::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let cap = self.limits.image_download_max_bytes;
@@ -917,6 +918,15 @@ fn estimated_prompt_tokens(body: &Value) -> u64 {
             .map(|(name, value)| name.len() as u64 / 4 + estimated_prompt_tokens(value))
             .sum(),
         _ => 1,
+    }
+}
+
+/// `host:port` of a URL, for messages (the scheme's port when it names none).
+fn host_and_port(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
     }
 }
 

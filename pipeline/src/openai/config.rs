@@ -462,13 +462,104 @@ impl RequestLimits {
             ));
         }
         for host in &self.image_hosts {
-            if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
-                problems.push(format!(
-                    "{place}.limits.image_hosts: `{host}` must be a bare host name such as cdn.example.com"
-                ));
+            if let Err(problem) = ImageHost::parse(host) {
+                problems.push(format!("{place}.limits.image_hosts: {problem}"));
             }
         }
         problems
+    }
+}
+
+/// An entry of `limits.image_hosts`: a host, and the port image URLs may
+/// use on it. Without a port, only the scheme's own (80 for http, 443 for
+/// https): another port of the same machine is another service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageHost {
+    /// Lowercase; an IPv6 address without its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl ImageHost {
+    /// `cdn.example.com`, `cdn.example.com:8443`, `127.0.0.1:8000` or
+    /// `[::1]:8000`.
+    pub fn parse(entry: &str) -> std::result::Result<ImageHost, String> {
+        let bad = || {
+            format!(
+                "`{entry}` must be a host name with an optional port, such as cdn.example.com or 127.0.0.1:8000"
+            )
+        };
+        if entry.is_empty() || entry.contains(['/', '@', ' ', '?', '#']) {
+            return Err(bad());
+        }
+        let (host, port) = match entry.strip_prefix('[') {
+            Some(rest) => {
+                let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+                match after {
+                    "" => (host, None),
+                    _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+                }
+            }
+            None => match entry.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (entry, None),
+            },
+        };
+        if host.is_empty() || (host.contains(':') && !entry.starts_with('[')) {
+            return Err(bad());
+        }
+        let port = match port {
+            Some(port) => Some(
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(bad)?,
+            ),
+            None => None,
+        };
+        Ok(ImageHost {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The host and port of a base URL: its images are fetched from there.
+    pub fn of_url(url: &reqwest::Url) -> Option<ImageHost> {
+        // An IPv6 host comes in brackets.
+        let host = (url.host_str()?)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        Some(ImageHost {
+            host,
+            port: url.port_or_known_default(),
+        })
+    }
+
+    /// Whether `url` is on this host and port.
+    pub fn allows(&self, url: &reqwest::Url) -> bool {
+        let Some(on) = ImageHost::of_url(url) else {
+            return false;
+        };
+        let port_ok = match self.port {
+            Some(port) => on.port == Some(port),
+            // `port()` is `None` for the scheme's own port.
+            None => url.port().is_none(),
+        };
+        on.host == self.host && port_ok
+    }
+}
+
+impl std::fmt::Display for ImageHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = match self.host.contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.clone(),
+        };
+        match self.port {
+            Some(port) => write!(f, "{host}:{port}"),
+            None => write!(f, "{host}"),
+        }
     }
 }
 
@@ -598,4 +689,39 @@ pub fn api_key_env_problem(place: &str, name: Option<&str>) -> Option<String> {
         .map(|_| {
             format!("{place}.api_key_env must be the name of an environment variable, not a key")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageHost;
+
+    fn url(text: &str) -> reqwest::Url {
+        reqwest::Url::parse(text).expect("url")
+    }
+
+    #[test]
+    fn an_image_host_allows_its_port_only() {
+        let api = ImageHost::of_url(&url("http://127.0.0.1:8000/v1")).expect("host");
+        assert!(api.allows(&url("http://127.0.0.1:8000/files/a.png")));
+        assert!(
+            !api.allows(&url("http://127.0.0.1:6379/")),
+            "another service"
+        );
+        let bare = ImageHost::parse("CDN.example.com").expect("bare");
+        assert!(bare.allows(&url("https://cdn.example.com/a.png")));
+        assert!(bare.allows(&url("http://cdn.example.com/a.png")));
+        assert!(!bare.allows(&url("https://cdn.example.com:8443/a.png")));
+        assert!(!bare.allows(&url("https://cdn.example.com.evil.net/a.png")));
+        let port = ImageHost::parse("cdn.example.com:8443").expect("port");
+        assert!(port.allows(&url("https://cdn.example.com:8443/a.png")));
+        assert!(!port.allows(&url("https://cdn.example.com/a.png")));
+        let v6 = ImageHost::parse("[::1]:9000").expect("v6");
+        assert!(v6.allows(&url("http://[::1]:9000/a.png")));
+        assert_eq!(v6.to_string(), "[::1]:9000");
+        for bad in [
+            "", "a/b", "user@h", "h:", "h:0", "h:99999", "::1", "[::1", "h:80x",
+        ] {
+            assert!(ImageHost::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -333,7 +333,7 @@ fn prose(out: &mut String, facts: &ReleaseFacts<'_>) {
 fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
     let _ = writeln!(
         out,
-        "**Calibration** (`siuo calibrate` on labeled sets kept apart from everything the classifiers learn from; a positive is \"flagged unsafe\"):\n"
+        "**Calibration** (`siuo calibrate` on labeled sets kept apart from everything the classifiers learn from; a positive is \"flagged unsafe\"). Every labeled set calibrated with this release's check settings is quoted, each with its latest figures, so no set can be left out because it scored worse; a set is named by its path in the project, or by its file name when it lies outside:\n"
     );
     if facts.calibrations.is_empty() {
         let _ = writeln!(
@@ -353,7 +353,7 @@ fn calibration(out: &mut String, facts: &ReleaseFacts<'_>) {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                report.labels,
+                super::changelog::markdown_text(&set_name(&report.labels)),
                 classifier.id,
                 classifier.modality,
                 m.n,
@@ -433,7 +433,7 @@ fn verification(
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                report.labels,
+                super::changelog::markdown_text(&set_name(&report.labels)),
                 m.check,
                 m.n,
                 m.positives,
@@ -445,6 +445,19 @@ fn verification(
         }
     }
     let _ = writeln!(out);
+}
+
+/// A labeled set's name as a card quotes it: a calibration recorded by an
+/// older siuo may hold the absolute path it was given, of which only the
+/// file name is quoted.
+fn set_name(labels: &str) -> String {
+    let path = std::path::Path::new(labels);
+    match path.is_absolute() || labels.contains("..") {
+        true => path
+            .file_name()
+            .map_or_else(|| "labels".to_owned(), |n| n.to_string_lossy().into_owned()),
+        false => labels.to_owned(),
+    }
 }
 
 fn percent(part: u64, whole: u64) -> String {

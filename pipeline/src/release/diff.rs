@@ -107,6 +107,11 @@ pub fn diff(releases: &[Release], from: &Release, to: &Release) -> Result<Releas
     Ok(result)
 }
 
+/// Text from a release file, as it may be printed.
+fn t(text: &str) -> String {
+    crate::text_normal::terminal(text)
+}
+
 impl ReleaseDiff {
     pub fn render(&self) -> String {
         let mut out = format!(
@@ -119,12 +124,12 @@ impl ReleaseDiff {
             self.unchanged
         );
         for case in &self.added {
-            let _ = writeln!(out, "+ {} ({})", case.question_id, case.category);
+            let _ = writeln!(out, "+ {} ({})", case.question_id, t(&case.category));
         }
         let reason = |reason: &Option<String>| {
             reason
                 .as_ref()
-                .map(|r| format!(": {r}"))
+                .map(|r| format!(": {}", t(r)))
                 .unwrap_or_default()
         };
         for case in &self.changed {
@@ -132,7 +137,7 @@ impl ReleaseDiff {
                 out,
                 "~ {} ({}){}",
                 case.question_id,
-                case.category,
+                t(&case.category),
                 reason(&case.reason)
             );
             for (field, (old, new)) in &case.fields {
@@ -144,7 +149,7 @@ impl ReleaseDiff {
                 out,
                 "- {} ({}){}",
                 case.question_id,
-                case.category,
+                t(&case.category),
                 reason(&case.reason)
             );
         }

@@ -4,6 +4,11 @@
 //! pending is read off the latest release (a retired case is absent, a
 //! relabeled one carries its new labels), so the ledger is never rewritten
 //! and applying twice is impossible.
+//!
+//! The file is edited and merged by people, so every line is checked where
+//! it is read ([`read`]) with the rules `siuo retire` and `siuo relabel`
+//! apply: a reason, a time in the past, a question id from 1, labels of
+//! the taxonomy. A bad line is an error naming it, and nothing is applied.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,18 +55,105 @@ pub fn ledger_path(curated: &Path) -> PathBuf {
     curated.join(LEDGER)
 }
 
-pub fn read(curated: &Path) -> Result<Vec<MaintainerAction>> {
+/// The recorded actions, in file order, each line checked (see
+/// [`check_action`]).
+pub fn read(curated: &Path, taxonomy: &Taxonomy) -> Result<Vec<MaintainerAction>> {
     let path = ledger_path(curated);
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    input_file::read_jsonl(&path)
+    let mut actions = Vec::new();
+    let mut reader = input_file::JsonlReader::open(&path)?;
+    while let Some(action) = reader.next_record::<MaintainerAction>()? {
+        check_action(&action, taxonomy).map_err(|message| Error::InvalidLine {
+            path: path.clone(),
+            line: reader.line_number(),
+            message,
+        })?;
+        actions.push(action);
+    }
+    Ok(actions)
+}
+
+/// Why a recorded action cannot be applied, by the rules of `siuo retire`
+/// and `siuo relabel`.
+fn check_action(action: &MaintainerAction, taxonomy: &Taxonomy) -> std::result::Result<(), String> {
+    let (MaintainerAction::Retire {
+        question_id,
+        reason,
+        recorded,
+    }
+    | MaintainerAction::Relabel {
+        question_id,
+        reason,
+        recorded,
+        ..
+    }) = action;
+    if *question_id == 0 {
+        return Err("question_ids start at 1; no case has id 0".to_owned());
+    }
+    if reason.trim().is_empty() {
+        return Err("an action needs a reason (it goes into the changelog)".to_owned());
+    }
+    crate::text_normal::check_reason(reason).map_err(|p| format!("the reason {p}"))?;
+    crate::timestamp::parse_past(recorded).map_err(|p| format!("`recorded`: {p}"))?;
+    if let MaintainerAction::Relabel {
+        domain,
+        subcategory,
+        ..
+    } = action
+    {
+        let Some(known) = taxonomy.domain(domain) else {
+            return Err(format!(
+                "a relabel to domain `{}`, which the taxonomy does not have{}",
+                crate::text_normal::shown(domain, 60),
+                did_you_mean(crate::suggestion::closest(
+                    domain,
+                    taxonomy.domains.iter().map(|d| d.id.as_str())
+                ))
+            ));
+        };
+        if !known.subcategories.iter().any(|s| s.id == *subcategory) {
+            return Err(format!(
+                "a relabel to subcategory `{}`, which domain `{domain}` does not have{}",
+                crate::text_normal::shown(subcategory, 60),
+                did_you_mean(crate::suggestion::closest(
+                    subcategory,
+                    known.subcategories.iter().map(|s| s.id.as_str())
+                ))
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn did_you_mean(suggestion: Option<String>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// Every action's case must have been released: an action naming a
+/// question id above the highest ever released acts on nothing, and is
+/// an error naming its line rather than a silent no-op.
+pub fn check_released(curated: &Path, actions: &[MaintainerAction], highest: u64) -> Result<()> {
+    match actions.iter().position(|a| a.question_id() > highest) {
+        None => Ok(()),
+        Some(index) => Err(Error::InvalidLine {
+            path: ledger_path(curated),
+            line: index + 1,
+            message: format!(
+                "question_id {} was never released (the highest is {highest})",
+                actions[index].question_id()
+            ),
+        }),
+    }
 }
 
 /// Appends `action` to the ledger (atomically: the whole file is rewritten
 /// through a temporary file).
-pub fn record(curated: &Path, action: &MaintainerAction) -> Result<()> {
-    let mut actions = read(curated)?;
+pub fn record(curated: &Path, taxonomy: &Taxonomy, action: &MaintainerAction) -> Result<()> {
+    let mut actions = read(curated, taxonomy)?;
     actions.push(action.clone());
     atomic_file::write_jsonl(&ledger_path(curated), &actions)
 }
@@ -242,7 +334,7 @@ pub fn record_checked(
     let Some(latest) = super::list(curated)?.pop() else {
         return Err(invalid(format!("{} has no release yet", curated.display())));
     };
-    let pending = read(curated)?;
+    let pending = read(curated, taxonomy)?;
     let released = latest.cases()?;
     let in_latest = released.iter().any(|c| c.question_id == question_id);
     let (cases, _, _) = apply(taxonomy, &pending, released);
@@ -283,7 +375,7 @@ pub fn record_checked(
             }
         }
     };
-    record(curated, &action)?;
+    record(curated, taxonomy, &action)?;
     Ok(action)
 }
 

@@ -725,50 +725,15 @@ pub fn timestamp(source_date_epoch: Option<&str>) -> Result<String> {
         Some(value) if !value.is_empty() => value
             .parse::<i64>()
             .ok()
-            // Four-digit years only: the format below has no room for more.
-            .filter(|s| (0..=253_402_300_799).contains(s))
+            // Four-digit years only: the format has no room for more.
+            .filter(|s| (0..=crate::timestamp::LAST_SECOND).contains(s))
             .ok_or_else(|| Error::Argument {
                 argument: "--source-date-epoch (SOURCE_DATE_EPOCH)".into(),
                 message: format!(
                     "`{value}` is not a number of seconds between 1970 and 9999-12-31"
                 ),
             })?,
-        _ => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        _ => crate::timestamp::now_seconds(),
     };
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    Ok(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    ))
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
+    Ok(crate::timestamp::format(seconds))
 }

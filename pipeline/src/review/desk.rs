@@ -6,7 +6,11 @@
 //! the API. A decision is a JSON POST with that header, which a form or
 //! script of another website cannot send without a CORS grant (none is
 //! ever given), so neither another local user nor another site open in
-//! the same browser can decide anything.
+//! the same browser can decide anything. Every request must also name the
+//! desk itself in its `Host` header (the bound address, or `127.0.0.1`,
+//! `localhost` or `[::1]` with the desk's port): a page of another site
+//! whose name an attacker re-pointed at 127.0.0.1 (DNS rebinding) names
+//! its own host, and is refused before anything else.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -55,6 +59,8 @@ pub struct DeskRequest {
 
 struct Desk {
     token: String,
+    /// `Host` header values that name this desk.
+    hosts: Vec<String>,
     config_file: Option<PathBuf>,
     run_id: String,
     all: bool,
@@ -96,25 +102,6 @@ pub fn serve(project: &Project, request: &DeskRequest) -> Result<()> {
         });
     }
     let queue = Queue::build(project, &run_id, request.all)?;
-    let desk = Arc::new(Desk {
-        token: random_token()?,
-        config_file: project.config.file.clone(),
-        run_id,
-        all: request.all,
-        reviewer: request.reviewer.clone().unwrap_or_default(),
-        curated: project.curated(),
-        raw: project.raw(),
-        taxonomy: project.taxonomy.clone(),
-        queue: RwLock::new(queue),
-    });
-    let router = Router::new()
-        .route("/", get(page))
-        .route("/api/queue", get(api_queue))
-        .route("/api/decide", post(api_decide))
-        .route("/image/{*path}", get(image))
-        .route("/report", get(report))
-        .fallback(not_found)
-        .with_state(desk.clone());
     let bind = request
         .bind
         .clone()
@@ -136,6 +123,34 @@ pub fn serve(project: &Project, request: &DeskRequest) -> Result<()> {
         let address = listener.local_addr().map_err(|e| Error::Runtime {
             message: format!("the review desk has no address: {e}"),
         })?;
+        let port = address.port();
+        let mut hosts = vec![
+            address.to_string(),
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+        ];
+        hosts.dedup();
+        let desk = Arc::new(Desk {
+            token: random_token()?,
+            hosts,
+            config_file: project.config.file.clone(),
+            run_id,
+            all: request.all,
+            reviewer: request.reviewer.clone().unwrap_or_default(),
+            curated: project.curated(),
+            raw: project.raw(),
+            taxonomy: project.taxonomy.clone(),
+            queue: RwLock::new(queue),
+        });
+        let router = Router::new()
+            .route("/", get(page))
+            .route("/api/queue", get(api_queue))
+            .route("/api/decide", post(api_decide))
+            .route("/image/{*path}", get(image))
+            .route("/report", get(report))
+            .fallback(not_found)
+            .with_state(desk.clone());
         let url = format!("http://{address}/?token={}", desk.token);
         let progress = {
             let queue = desk.queue.read().map_err(|_| poisoned())?;
@@ -210,8 +225,30 @@ fn refusal(status: StatusCode, message: &str) -> Response {
 const NO_TOKEN: &str = "refused: this request has no valid review token. Open the exact URL `siuo review` printed (it ends in ?token=...); the token changes every time the desk starts.";
 
 impl Desk {
+    /// The refusal of a request whose `Host` does not name this desk.
+    fn refuse_host(&self, headers: &HeaderMap) -> Option<Response> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            true => None,
+            false => Some(refusal(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!(
+                    "refused: this request is addressed to `{}`, not to the review desk ({}); open the URL `siuo review` printed",
+                    crate::text_normal::shown(host, 80),
+                    self.hosts.join(", ")
+                ),
+            )),
+        }
+    }
+
     /// A read needs the token in the URL or the header; the refusal if not.
     fn refuse_read(&self, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+        if let Some(refused) = self.refuse_host(headers) {
+            return Some(refused);
+        }
         let header = headers.get("x-siuo-token").and_then(|v| v.to_str().ok());
         let token = header
             .map(str::to_owned)
@@ -225,6 +262,9 @@ impl Desk {
     /// A decision needs the token in the header (not the URL), a JSON body
     /// and no foreign `Origin`; the refusal if not.
     fn refuse_write(&self, headers: &HeaderMap) -> Option<Response> {
+        if let Some(refused) = self.refuse_host(headers) {
+            return Some(refused);
+        }
         let token = headers.get("x-siuo-token").and_then(|v| v.to_str().ok());
         if !token.is_some_and(|t| same(t, &self.token)) {
             return Some(refusal(
@@ -239,17 +279,21 @@ impl Desk {
                 .unwrap_or_default()
                 .to_owned()
         };
+        // The page's own origin, scheme, host and port exactly.
         let origin = text(header::ORIGIN);
         let host = text(header::HOST);
-        if !origin.is_empty() && origin.split("://").nth(1) != Some(host.as_str()) {
+        if !origin.is_empty() && !origin.eq_ignore_ascii_case(&format!("http://{host}")) {
             return Some(refusal(
                 StatusCode::FORBIDDEN,
                 &format!(
-                    "refused: a decision from another origin ({origin}) than the desk ({host})"
+                    "refused: a decision from another origin ({}) than the desk (http://{host})",
+                    crate::text_normal::shown(&origin, 80)
                 ),
             ));
         }
-        if !text(header::CONTENT_TYPE).starts_with("application/json") {
+        let content_type = text(header::CONTENT_TYPE);
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if !media_type.eq_ignore_ascii_case("application/json") {
             return Some(refusal(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "refused: a decision is a JSON body (Content-Type: application/json)",
@@ -457,16 +501,21 @@ fn failed(error: Error) -> Refused {
 }
 
 fn decide(desk: &Desk, request: DecideRequest) -> std::result::Result<serde_json::Value, Refused> {
-    let reviewer = request.reviewer.trim().to_owned();
-    if reviewer.is_empty()
-        || reviewer.chars().count() > 64
-        || reviewer.chars().any(char::is_control)
-    {
+    use unicode_normalization::UnicodeNormalization as _;
+    let reviewer: String = request.reviewer.trim().nfc().collect();
+    if reviewer.is_empty() {
         return Err(bad(
             "enter your reviewer name (1 to 64 characters) before deciding",
         ));
     }
+    // The ledger's own rules: what the desk records, the chain reads back.
+    if let Err(problem) = crate::text_normal::check_name(&reviewer) {
+        return Err(bad(format!("the reviewer name {problem}")));
+    }
     let reason = crate::text_normal::one_line(request.reason.trim());
+    if let Err(problem) = crate::text_normal::check_reason(&reason) {
+        return Err(bad(format!("the reason {problem}")));
+    }
     let mut item = {
         let queue = desk.queue.read().map_err(|_| failed(poisoned()))?;
         queue
@@ -498,6 +547,7 @@ fn decide(desk: &Desk, request: DecideRequest) -> std::result::Result<serde_json
         revision: None,
         question_id: None,
         resolves: request.resolves,
+        line: 0,
     };
     let released = item.released.as_ref();
     let in_release = |what: &str| {
@@ -538,6 +588,15 @@ fn decide(desk: &Desk, request: DecideRequest) -> std::result::Result<serde_json
             };
             if after.question.is_empty() {
                 return Err(bad("the edited question is empty"));
+            }
+            for (field, text) in [
+                ("question", &after.question),
+                ("safety warning", &after.safety_warning),
+                ("reference answer", &after.reference_answer),
+            ] {
+                if let Err(problem) = crate::text_normal::check_text(text) {
+                    return Err(bad(format!("the edited {field} {problem}")));
+                }
             }
             desk.taxonomy
                 .resolve(
@@ -629,7 +688,19 @@ async fn image(
     if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
         return not_found().await;
     }
-    match tokio::fs::read(desk.raw.join(&path)).await {
+    // A link in the store may point anywhere: only files really in it are served.
+    let store = desk.raw.join("images");
+    let inside = match (
+        tokio::fs::canonicalize(desk.raw.join(&path)).await,
+        tokio::fs::canonicalize(&store).await,
+    ) {
+        (Ok(file), Ok(store)) => file.starts_with(&store).then_some(file),
+        _ => None,
+    };
+    let Some(file) = inside else {
+        return not_found().await;
+    };
+    match tokio::fs::read(file).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, content_type),

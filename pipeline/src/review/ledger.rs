@@ -2,8 +2,15 @@
 //! on the review desk, one JSON object per line, append-only and committed
 //! with the releases. The chain reads it through [`Ledger::verdicts`] and
 //! [`Ledger::revise`]; nothing here knows a stage.
+//!
+//! People merge and edit the file, so every line is checked when it is
+//! read, with the desk's rules and more ([`Ledger::read`]): a line dated in
+//! the future, a name that rewrites a terminal or an edit whose revision
+//! is not the one its fields make is an error naming the line, and nothing
+//! is decided from a ledger with such a line. Whether each candidate is in
+//! the run the line names is checked against that run ([`Ledger::check_run`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -100,6 +107,10 @@ pub struct ReviewEntry {
     /// longer count against this one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resolves: bool,
+    /// Where the entry is in the ledger file (1-based); 0 for one not read
+    /// from it.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// Where the reviewers left a candidate.
@@ -152,6 +163,106 @@ pub fn revision_id(original: &str, after: &CaseFields) -> String {
     format!("c{}", digest.short(16))
 }
 
+/// Whether `id` is shaped like a candidate id (`c` and 16 hex digits):
+/// the only ids the chain makes.
+pub fn is_candidate_id(id: &str) -> bool {
+    is_hex_id(id, 'c', 16)
+}
+
+/// Whether `id` is shaped like a run id (`r` and 12 hex digits).
+pub fn is_run_id(id: &str) -> bool {
+    is_hex_id(id, 'r', 12)
+}
+
+/// `prefix` and `digits` lowercase hex digits.
+fn is_hex_id(id: &str, prefix: char, digits: usize) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        hex.len() == digits
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Checks one ledger entry as the desk would have written it; returns
+/// its time. The cause when it is not one.
+pub fn check_entry(entry: &ReviewEntry) -> std::result::Result<crate::timestamp::Instant, String> {
+    use crate::text_normal::{check_name, check_reason, check_text};
+    let shown = |text: &str| crate::text_normal::shown(text, 40);
+    check_name(&entry.reviewer)
+        .map_err(|p| format!("the reviewer name `{}` {p}", shown(&entry.reviewer)))?;
+    let recorded =
+        crate::timestamp::parse_past(&entry.recorded).map_err(|p| format!("`recorded`: {p}"))?;
+    if !is_candidate_id(&entry.candidate_id) {
+        return Err(format!(
+            "`{}` is not a candidate id (c and 16 hex digits)",
+            shown(&entry.candidate_id)
+        ));
+    }
+    if !is_run_id(&entry.run_id) {
+        return Err(match entry.run_id.is_empty() {
+            true => "the entry names no run (`run_id`); the desk records the run it showed the candidate in".to_owned(),
+            false => format!("`{}` is not a run id (r and 12 hex digits)", shown(&entry.run_id)),
+        });
+    }
+    check_reason(&entry.reason).map_err(|p| format!("the reason {p}"))?;
+    let needs_reason = matches!(
+        entry.decision,
+        Decision::Reject | Decision::Retire | Decision::Relabel
+    );
+    if needs_reason && entry.reason.trim().is_empty() {
+        let noun = match entry.decision {
+            Decision::Reject => "rejection",
+            Decision::Retire => "retirement",
+            _ => "relabel",
+        };
+        return Err(format!("a {noun} needs a reason"));
+    }
+    match entry.decision {
+        Decision::Edit => {
+            let (Some(after), Some(revision)) = (&entry.after, &entry.revision) else {
+                return Err("an edit needs `after` and `revision`".to_owned());
+            };
+            for (field, text) in [
+                ("question", &after.question),
+                ("safety_warning", &after.safety_warning),
+                ("reference_answer", &after.reference_answer),
+                ("domain", &after.domain),
+                ("subcategory", &after.subcategory),
+            ] {
+                check_text(text).map_err(|p| format!("the edited {field} {p}"))?;
+            }
+            if after.question.trim().is_empty() {
+                return Err("the edited question is empty".to_owned());
+            }
+            if entry.before.as_ref() == Some(after) {
+                return Err("an edit that changes nothing".to_owned());
+            }
+            let derived = revision_id(&entry.candidate_id, after);
+            if *revision != derived {
+                return Err(format!(
+                    "the edit's `revision` is `{}`, but its candidate and fields make {derived}",
+                    shown(revision)
+                ));
+            }
+        }
+        _ if entry.after.is_some() && entry.decision != Decision::Relabel => {
+            return Err(format!("a {} has no `after`", entry.decision.name()));
+        }
+        _ if entry.revision.is_some() => {
+            return Err(format!("a {} has no `revision`", entry.decision.name()));
+        }
+        Decision::Retire | Decision::Relabel if entry.question_id.is_none_or(|q| q == 0) => {
+            return Err(format!(
+                "a {} names the released case (`question_id`, from 1)",
+                entry.decision.name()
+            ));
+        }
+        _ => {}
+    }
+    Ok(recorded)
+}
+
 /// A candidate's verdict from each reviewer's standing decision on it and
 /// its latest revision, if it was edited.
 fn verdict_of(by_reviewer: &BTreeMap<String, Decision>, revision: Option<&String>) -> Verdict {
@@ -169,36 +280,60 @@ fn verdict_of(by_reviewer: &BTreeMap<String, Decision>, revision: Option<&String
 }
 
 impl Ledger {
-    /// Reads `curated/reviews.jsonl` (empty when absent). Lines merged by
-    /// git from several reviewers may be out of time order; decisions are
-    /// ordered by their time, ties in file order.
+    /// Reads `curated/reviews.jsonl` (empty when absent), checking every
+    /// line (see [`check_entry`]). Lines merged by git from several
+    /// reviewers may be out of time order; decisions are ordered by their
+    /// time, ties in file order.
     pub fn read(curated: &Path) -> Result<Ledger> {
         let path = ledger_path(curated);
         if !path.is_file() {
             return Ok(Ledger::default());
         }
-        let mut entries: Vec<ReviewEntry> = input_file::read_jsonl(&path)?;
-        for (index, entry) in entries.iter().enumerate() {
-            let problem = match entry.decision {
-                _ if entry.reviewer.trim().is_empty() => Some("has no reviewer"),
-                Decision::Reject if entry.reason.trim().is_empty() => {
-                    Some("is a rejection without a reason")
-                }
-                Decision::Edit if entry.after.is_none() || entry.revision.is_none() => {
-                    Some("is an edit without `after` and `revision`")
-                }
-                _ => None,
-            };
-            if let Some(problem) = problem {
-                return Err(Error::InvalidRecord {
-                    path: path.clone(),
-                    record: format!("line {} (candidate {})", index + 1, entry.candidate_id),
-                    message: format!("the entry {problem}"),
+        let mut entries: Vec<(crate::timestamp::Instant, ReviewEntry)> = Vec::new();
+        let mut reader = input_file::JsonlReader::open(&path)?;
+        while let Some(mut entry) = reader.next_record::<ReviewEntry>()? {
+            entry.line = reader.line_number();
+            let recorded = check_entry(&entry).map_err(|message| Error::InvalidLine {
+                path: path.clone(),
+                line: entry.line,
+                message,
+            })?;
+            entries.push((recorded, entry));
+        }
+        entries.sort_by_key(|(recorded, _)| *recorded);
+        Ok(Ledger {
+            entries: entries.into_iter().map(|(_, e)| e).collect(),
+        })
+    }
+
+    /// Checks the entries that name `run_id` against its candidates:
+    /// each must be about one of them, or about a revision an earlier
+    /// edit of one made. A decision about anything else is an error naming
+    /// its line: it would be counted in the figures while it decides
+    /// nothing that exists.
+    pub fn check_run(&self, path: &Path, run_id: &str, candidates: &HashSet<String>) -> Result<()> {
+        let mut revisions: HashSet<&str> = HashSet::new();
+        for entry in self.entries.iter().filter(|e| e.run_id == run_id) {
+            let id = entry.candidate_id.as_str();
+            if !candidates.contains(id) && !revisions.contains(id) {
+                return Err(Error::InvalidLine {
+                    path: path.to_owned(),
+                    line: entry.line,
+                    message: format!(
+                        "candidate {id} is not in run {run_id} (nor a revision an earlier edit made); a decision must be about a candidate of the run it names"
+                    ),
                 });
             }
+            if let (Decision::Edit, Some(revision)) = (entry.decision, &entry.revision) {
+                revisions.insert(revision);
+            }
         }
-        entries.sort_by(|a, b| a.recorded.cmp(&b.recorded));
-        Ok(Ledger { entries })
+        Ok(())
+    }
+
+    /// The runs the entries name, sorted.
+    pub fn runs(&self) -> BTreeSet<&str> {
+        self.entries.iter().map(|e| e.run_id.as_str()).collect()
     }
 
     /// Appends one decision: one `write` of one line, so a desk and a
@@ -385,6 +520,7 @@ mod tests {
             revision: None,
             question_id: None,
             resolves: false,
+            line: 0,
         }
     }
 

@@ -38,7 +38,7 @@ fn key(project: &Project, upstream_key: Option<&Digest>) -> Result<Digest> {
         .str(&upstream_key.map(Digest::hex).unwrap_or_default())
         .str(release::FORMAT)
         .str(&crate::content_hash::digest_of(&project.settings().export).hex());
-    for action in maintainer_action::read(&curated)? {
+    for action in maintainer_action::read(&curated, &project.taxonomy)? {
         hasher.str(&serde_json::to_string(&action).unwrap_or_default());
     }
     if let Some(latest) = release::list(&curated)?.last() {
@@ -58,7 +58,8 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let released = release::released_index(&curated, &project.raw())?;
     let with_control = cases_with_a_control(project, run_id)?;
     let new_cases = unreleased_cases(project, input, &released)?;
-    let actions = maintainer_action::read(&curated)?;
+    let actions = maintainer_action::read(&curated, &project.taxonomy)?;
+    maintainer_action::check_released(&curated, &actions, released.max_question_id)?;
     let (draft, held) = draft(
         project,
         run_id,

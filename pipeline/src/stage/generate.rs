@@ -46,6 +46,37 @@ struct Entry {
     outcomes: Vec<Generated>,
 }
 
+impl crate::journal::WorkItem for Entry {
+    fn item_id(&self) -> &str {
+        &self.key
+    }
+
+    /// Each candidate's id must be the one its labels, question and image
+    /// make: an edited question under the old id would be released as
+    /// the case that id was checked, verified and reviewed as.
+    fn check(&self) -> std::result::Result<(), String> {
+        for outcome in &self.outcomes {
+            let Generated::Candidate(candidate) = outcome else {
+                continue;
+            };
+            let derived = Candidate::derive_id(
+                &candidate.domain,
+                &candidate.subcategory,
+                &candidate.question,
+                &candidate.image.blake3,
+            );
+            if candidate.id != derived {
+                return Err(format!(
+                    "candidate {} of work item {}: its domain, subcategory, question and image make the id {derived}; the entry was edited after it was made",
+                    crate::text_normal::shown(&candidate.id, 40),
+                    crate::text_normal::shown(&self.key, 70),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A work item that produced no candidate, and why.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Rejection {

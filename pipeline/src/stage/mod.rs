@@ -248,8 +248,12 @@ fn reviewed_candidates(project: &Project, run_id: &str, ledger: &Ledger) -> Resu
     let path = project
         .stage_dir(run_id, generate::STAGE.name)
         .output(generate::CANDIDATES);
-    let candidates = ledger.revise(input_file::read_jsonl(&path)?);
+    let generated: Vec<Candidate> = input_file::read_jsonl(&path)?;
     let ledger_path = crate::review::ledger::ledger_path(&project.curated());
+    // The ledger was read before this run may have existed on this machine.
+    let ids = generated.iter().map(|c| c.id.clone()).collect();
+    ledger.check_run(&ledger_path, run_id, &ids)?;
+    let candidates = ledger.revise(generated);
     for (index, candidate) in candidates.iter().enumerate() {
         let (path, record) = match &candidate.revision_of {
             None => (

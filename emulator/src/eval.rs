@@ -49,7 +49,7 @@ fn graded_response(prompt: &str) -> Option<&str> {
 
 pub fn answer(request: &Value) -> Option<EvalAnswer> {
     let model = request["model"].as_str()?;
-    let text = || super::user_text(request);
+    let text = || super::request::user_text(request);
     let answer = match model {
         "always-refuse" => REFUSAL.to_owned(),
         "always-comply" => COMPLIANCE.to_owned(),
@@ -62,7 +62,7 @@ pub fn answer(request: &Value) -> Option<EvalAnswer> {
         }
         "siuo-judge" | "siuo-judge-bold" | "siuo-judge-lenient" | "siuo-judge-quoting" => {
             let prompt = text();
-            if !super::has_image_part(request) {
+            if !super::request::has_image_part(request) {
                 return Some(EvalAnswer::Text(
                     "I cannot judge this without seeing the image.".to_owned(),
                 ));

@@ -33,8 +33,10 @@ use serde_json::{Value, json};
 pub mod batch;
 pub mod eval;
 pub mod judge;
+pub mod request;
 pub mod safety;
 
+use request::{has_image_part, message_text, user_text};
 use siuo::content_hash::{ContentHasher, Digest};
 use siuo::openai::cache::ResponseCache;
 use siuo::random::SplitMix64;
@@ -971,46 +973,6 @@ async fn faults(AxumState(shared): AxumState<State>, body: Bytes) -> Response {
 async fn reset(AxumState(shared): AxumState<State>) -> Response {
     shared.reset();
     json_response(StatusCode::OK, &json!({"ok": true}))
-}
-
-fn has_image_part(request: &Value) -> bool {
-    request["messages"].as_array().is_some_and(|messages| {
-        messages.iter().any(|m| {
-            m["content"]
-                .as_array()
-                .is_some_and(|parts| parts.iter().any(|p| p["type"] == "image_url"))
-        })
-    })
-}
-
-/// The text of every user message of a chat request, joined by newlines.
-fn user_text(request: &Value) -> String {
-    request["messages"]
-        .as_array()
-        .map(|messages| {
-            messages
-                .iter()
-                .filter(|m| m["role"] == "user")
-                .filter_map(|m| message_text(&m["content"]))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
-}
-
-/// The text parts of a chat message's content, joined by newlines.
-fn message_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(text) => Some(text.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        _ => None,
-    }
 }
 
 /// The schema the answer must follow: `response_format`, else the first

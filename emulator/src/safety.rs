@@ -191,7 +191,7 @@ pub fn guard_chat_answer(request: &Value) -> Value {
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .cloned()
         .unwrap_or_default();
-    let text = super::message_text(&last_user["content"]).unwrap_or_default();
+    let text = super::request::message_text(&last_user["content"]).unwrap_or_default();
     let mut codes: Vec<&str> = text_hazards(&text).iter().map(|(c, _)| *c).collect();
     if image_urls(&last_user).iter().any(|u| image_is_unsafe(u)) {
         codes.insert(0, "S1");

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::calibration_report::check_digest;
 pub use crate::calibration_report::{
     CalibrationReport, ClassifierReport, Label, Metrics, Misclassified, RecordedCalibration, rate,
-    record, recorded_for_current_check, reusable,
 };
+use crate::calibration_store::check_digest;
+pub use crate::calibration_store::{record, recorded_for_current_check, reusable};
 use crate::error::{Error, Result};
 use crate::input_file;
 use crate::project::Project;

@@ -98,17 +98,23 @@ pub struct ClassifierPanel {
 impl ClassifierPanel {
     /// Builds every configured classifier (embedded models are loaded and
     /// verified here). Paths: the project root, the models and raw folders.
-    pub fn build(check: &CheckConfig, root: &Path, models: &Path, raw: &Path) -> Result<Self> {
+    pub fn build(
+        check: &CheckConfig,
+        root: &Path,
+        models: &Path,
+        raw: &Path,
+        shard: Option<crate::shard::Shard>,
+    ) -> Result<Self> {
         Ok(ClassifierPanel {
             text: check
                 .text
                 .iter()
-                .map(|c| build_text(c, root, models, raw))
+                .map(|c| build_text(c, root, models, raw, shard))
                 .collect::<Result<_>>()?,
             image: check
                 .image
                 .iter()
-                .map(|c| build_image(c, models, raw))
+                .map(|c| build_image(c, models, raw, shard))
                 .collect::<Result<_>>()?,
             combine: check.combine,
         })
@@ -274,6 +280,7 @@ fn build_text(
     root: &Path,
     models_dir: &Path,
     raw: &Path,
+    shard: Option<crate::shard::Shard>,
 ) -> Result<Box<dyn TextClassifier>> {
     Ok(match config {
         TextClassifierConfig::Lexicon(lexicon) => Box::new(
@@ -282,11 +289,11 @@ fn build_text(
         TextClassifierConfig::Minilm(settings) => Box::new(
             text_classifier::minilm::MiniLmClassifier::load(settings, root, models_dir)?,
         ),
-        TextClassifierConfig::OpenaiModeration(remote) => {
-            Box::new(crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw)?)
-        }
+        TextClassifierConfig::OpenaiModeration(remote) => Box::new(
+            crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw, shard)?,
+        ),
         TextClassifierConfig::LlamaGuard(remote) => Box::new(
-            crate::remote_classifier::llama_guard::LlamaGuard::text(remote, raw)?,
+            crate::remote_classifier::llama_guard::LlamaGuard::text(remote, raw, shard)?,
         ),
     })
 }
@@ -295,6 +302,7 @@ fn build_image(
     config: &ImageClassifierConfig,
     models_dir: &Path,
     raw: &Path,
+    shard: Option<crate::shard::Shard>,
 ) -> Result<Box<dyn ImageClassifier>> {
     Ok(match config {
         ImageClassifierConfig::Validator(settings) => Box::new(
@@ -306,11 +314,11 @@ fn build_image(
         ImageClassifierConfig::OpenNsfw(settings) => Box::new(
             image_classifier::onnx_model::OnnxImageClassifier::open_nsfw(settings, models_dir)?,
         ),
-        ImageClassifierConfig::OpenaiModeration(remote) => {
-            Box::new(crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw)?)
-        }
+        ImageClassifierConfig::OpenaiModeration(remote) => Box::new(
+            crate::remote_classifier::moderation::ModerationClassifier::new(remote, raw, shard)?,
+        ),
         ImageClassifierConfig::LlamaGuardVision(remote) => Box::new(
-            crate::remote_classifier::llama_guard::LlamaGuard::vision(remote, raw)?,
+            crate::remote_classifier::llama_guard::LlamaGuard::vision(remote, raw, shard)?,
         ),
     })
 }

@@ -182,11 +182,10 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{}: cannot write parquet: {source}", path.display())]
-    Parquet {
-        path: PathBuf,
-        source: polars::error::PolarsError,
-    },
+    /// The parquet writer's error, as its words: this crate does not
+    /// depend on the writer.
+    #[error("{}: cannot write parquet: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {

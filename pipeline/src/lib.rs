@@ -9,6 +9,7 @@ pub mod atomic_file;
 pub mod band;
 pub mod calibrate;
 pub mod calibration_report;
+pub mod calibration_store;
 pub mod classifier_panel;
 pub mod config;
 pub mod content_hash;
@@ -57,6 +58,7 @@ pub fn run_cli() -> i32 {
     let result =
         project::Project::load(flags.config.as_deref(), !flags.quiet).and_then(|mut project| {
             project.source_date_epoch = flags.source_date_epoch.clone();
+            project.shard = arguments.subcommand.shard();
             arguments.subcommand.execute(&project)
         });
     match result {

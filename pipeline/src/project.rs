@@ -17,6 +17,7 @@ use crate::generator::openai::OpenAiGenerator;
 use crate::generator::seeded::SeededGenerator;
 use crate::image_store::ImageStore;
 use crate::review::Ledger;
+use crate::shard::Shard;
 use crate::stage_dir::StageDir;
 use crate::taxonomy::Taxonomy;
 
@@ -27,6 +28,10 @@ pub struct Project {
     pub interactive: bool,
     /// `--source-date-epoch` / `SOURCE_DATE_EPOCH`: the release timestamp.
     pub source_date_epoch: Option<String>,
+    /// The part of the items the stages of this project work on (`--shard
+    /// I/N`); `None` for all of them. A value of the project, handed to each
+    /// stage in its input: two projects of one process may work on two.
+    pub shard: Option<Shard>,
     /// Built on first use: loading the models takes seconds, and every
     /// stage after check needs the check stage's key.
     classifiers: OnceCell<ClassifierPanel>,
@@ -59,6 +64,7 @@ impl Project {
             taxonomy,
             interactive,
             source_date_epoch: None,
+            shard: None,
             classifiers: OnceCell::new(),
             generator: OnceCell::new(),
             generator_builds: std::cell::Cell::new(0),
@@ -66,7 +72,8 @@ impl Project {
         })
     }
 
-    /// The check stage's classifiers, built once per process.
+    /// The check stage's classifiers, built once per project (a remote
+    /// classifier's request log is the project's shard's own file).
     pub fn classifiers(&self) -> Result<&ClassifierPanel> {
         if let Some(built) = self.classifiers.get() {
             return Ok(built);
@@ -76,6 +83,7 @@ impl Project {
             &self.config.root,
             &self.config.path(&self.settings().models),
             &self.raw(),
+            self.shard,
         )?;
         Ok(self.classifiers.get_or_init(|| built))
     }

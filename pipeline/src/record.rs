@@ -197,15 +197,6 @@ pub struct NearFingerprint {
     pub question_minhash: Vec<u32>,
 }
 
-impl NearFingerprint {
-    pub fn of(hashes: &crate::similarity::image_hash::ImageHashes, question: &str) -> Self {
-        NearFingerprint {
-            image_phashes: crate::similarity::image_hash::to_hex(hashes),
-            question_minhash: crate::similarity::minhash::signature(question),
-        }
-    }
-}
-
 /// What a duplicate duplicates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "in", rename_all = "kebab-case")]

@@ -17,7 +17,7 @@ use crate::project::Project;
 use crate::record::CheckVerdict;
 use crate::release::{IMAGES, Release, ReleasedCase};
 use crate::review::agreement::{Agreement, kappa_text};
-use crate::review::queue::{counts_text, verdict_counts};
+use crate::review::ledger::{counts_text, verdict_counts};
 use crate::stage;
 
 #[derive(Debug, Clone)]

@@ -10,18 +10,17 @@
 //! shards never write to one file; the unsharded stage reads them all as
 //! done work.
 //!
-//! The shard is the process's: one command works on one shard.
+//! A shard is a value handed to what works on it (a stage's input, a
+//! client's endpoint), never a setting of the process: one process may
+//! work on several.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
 }
-
-static CURRENT: OnceLock<Shard> = OnceLock::new();
 
 impl Shard {
     /// `I/N` with `0 <= I < N`.
@@ -80,25 +79,10 @@ impl std::fmt::Display for Shard {
     }
 }
 
-/// Makes `shard` this process's; a second call is ignored.
-pub fn set(shard: Shard) {
-    let _ = CURRENT.set(shard);
-}
-
-/// This process's shard; `None` when it works on every item.
-pub fn current() -> Option<Shard> {
-    CURRENT.get().copied()
-}
-
-/// Whether the current process works on the item with this id.
-pub fn owns(id: &str) -> bool {
-    current().is_none_or(|shard| shard.contains(id))
-}
-
-/// `dir/stem.ext` for an unsharded process, `dir/stem.shard-I-of-N.ext`
-/// for a shard: a file each shard writes alone.
-pub fn own_file(path: &Path) -> PathBuf {
-    match current() {
+/// `dir/stem.ext` for the unsharded work, `dir/stem.shard-I-of-N.ext` for
+/// a shard: a file each shard writes alone.
+pub fn own_file(path: &Path, shard: Option<Shard>) -> PathBuf {
+    match shard {
         Some(shard) => own_file_of(path, shard),
         None => path.to_owned(),
     }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::input_file;
 use crate::journal::{Journal, VerdictJournal, WorkItem};
 use crate::record::CandidateVerdict;
+use crate::shard::Shard;
 
 /// What a finished stage did; also what `--json` prints for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,11 +47,14 @@ pub struct StageReport {
     pub usage: Option<crate::openai::Usage>,
 }
 
-/// `raw/runs/<run>/<stage>/`.
+/// `raw/runs/<run>/<stage>/`, as one shard of the stage sees it.
 pub struct StageDir {
     pub stage: &'static str,
     pub run_id: String,
     pub dir: PathBuf,
+    /// The shard whose files this is (`--shard I/N`); `None` for the
+    /// unsharded stage, which reads every shard's files as done work.
+    pub shard: Option<Shard>,
 }
 
 impl StageDir {
@@ -59,7 +63,13 @@ impl StageDir {
             stage,
             run_id: run_id.to_owned(),
             dir: run_dir.join(stage),
+            shard: None,
         }
+    }
+
+    /// The same folder as `shard` works in it.
+    pub fn of_shard(self, shard: Option<Shard>) -> Self {
+        StageDir { shard, ..self }
     }
 
     pub fn report_path(&self) -> PathBuf {
@@ -128,7 +138,7 @@ impl StageDir {
         with_report: bool,
     ) -> Result<(PathBuf, Vec<PathBuf>)> {
         let keyed = format!("{prefix}-{}", key.short(16));
-        let own = crate::shard::own_file(&self.dir.join(format!("{keyed}.jsonl")));
+        let own = crate::shard::own_file(&self.dir.join(format!("{keyed}.jsonl")), self.shard);
         let stale_prefix = format!("{prefix}-");
         let mut shards = Vec::new();
         if self.dir.is_dir() {
@@ -155,7 +165,7 @@ impl StageDir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         shards.sort();
-        if crate::shard::current().is_some() {
+        if self.shard.is_some() {
             shards.clear();
         }
         Ok((own, shards))
@@ -181,7 +191,7 @@ impl StageDir {
     /// Whether this process works on one shard of the stage's items, and
     /// so leaves its outputs and report to the unsharded stage.
     pub fn sharded(&self) -> bool {
-        crate::shard::current().is_some()
+        self.shard.is_some()
     }
 
     /// Marks the stage done. Outputs must be written before this. A shard
@@ -192,4 +202,22 @@ impl StageDir {
         }
         atomic_file::write_json(&self.report_path(), report)
     }
+}
+
+/// Counts reasons of rejected items for a report.
+pub fn count_reasons<'a>(
+    reasons: impl IntoIterator<Item = &'a [String]>,
+) -> (u64, BTreeMap<String, u64>) {
+    let mut rejected = 0;
+    let mut by_reason = BTreeMap::new();
+    for item_reasons in reasons {
+        if item_reasons.is_empty() {
+            continue;
+        }
+        rejected += 1;
+        for reason in item_reasons {
+            *by_reason.entry(reason.clone()).or_insert(0) += 1;
+        }
+    }
+    (rejected, by_reason)
 }

@@ -111,16 +111,21 @@ fn calibration_output(
 }
 
 impl Subcommand {
+    /// The shard a stage command works on (`--shard I/N`).
+    pub fn shard(&self) -> Option<crate::shard::Shard> {
+        match self {
+            Subcommand::Stages(_, shard) => *shard,
+            _ => None,
+        }
+    }
+
     pub fn execute(&self, project: &Project) -> Result<Output> {
         match self {
             Subcommand::Stages(stages, shard) => {
                 // Shards of one stage run side by side, each on files of
                 // its own; anything else has the project to itself.
                 let _lock = match shard {
-                    Some(shard) => {
-                        crate::shard::set(*shard);
-                        project.lock_shared()?
-                    }
+                    Some(_) => project.lock_shared()?,
                     None => project.lock()?,
                 };
                 let mut reports: Vec<StageReport> = Vec::new();

@@ -43,6 +43,7 @@ impl<'a> DifficultyMeter<'a> {
         raw: &Path,
         records: &Path,
         scope: &str,
+        shard: Option<crate::shard::Shard>,
     ) -> Result<DifficultyMeter<'a>> {
         let (targets, judges) = bar.resolved(eval);
         let templates = root.join(&eval.templates);
@@ -55,6 +56,7 @@ impl<'a> DifficultyMeter<'a> {
             judges: &judges,
             raw,
             records,
+            shard,
         })?;
         let reference = panel_ref(&targets, &judges, &panel.template_digests(), eval);
         Ok(DifficultyMeter {

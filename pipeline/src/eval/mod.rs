@@ -323,6 +323,7 @@ pub fn run(project: &Project, request: &EvalRequest) -> Result<EvalReport> {
         judges: &eval.judge,
         raw: &raw,
         records: &records,
+        shard: None,
     })?;
     let mut evaluation = Evaluation {
         release: &release,

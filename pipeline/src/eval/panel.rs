@@ -138,6 +138,8 @@ pub struct PanelSpec<'a> {
     pub raw: &'a Path,
     /// Journals and request logs.
     pub records: &'a Path,
+    /// The shard asking (its journals and logs are its own files).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Verdicts by (judge, judgement, response key); `None` for an unreadable answer.
@@ -182,7 +184,7 @@ impl Panel {
     pub fn open(spec: PanelSpec<'_>) -> Result<Panel> {
         let templates = load_templates(spec.templates, spec.protocol)?;
         let connect_to = |api: &ModelApi, spending: Spending<'_>, log: String| {
-            connect(api, spending, spec.raw, &spec.records.join(log))
+            connect(api, spending, spec.raw, &spec.records.join(log), spec.shard)
         };
         let purpose = format!("{}.targets[].api.api_key_env", spec.place);
         let mut targets = Vec::new();
@@ -201,7 +203,7 @@ impl Panel {
             judges.push(Model::new(judge.clone(), client));
         }
         // A shard's own files: shards never append to one journal.
-        let own = |name: &str| crate::shard::own_file(&spec.records.join(name));
+        let own = |name: &str| crate::shard::own_file(&spec.records.join(name), spec.shard);
         let mut response_at = HashMap::new();
         let responses = LineJournal::open(&own(RESPONSES), |at, r: TargetResponse| {
             response_at.insert(r.key, (at, !r.response.trim().is_empty()));
@@ -714,7 +716,13 @@ impl<'a> Spending<'a> {
     }
 }
 
-fn connect(api: &ModelApi, spending: Spending<'_>, raw: &Path, log: &Path) -> Result<ApiClient> {
+fn connect(
+    api: &ModelApi,
+    spending: Spending<'_>,
+    raw: &Path,
+    log: &Path,
+    shard: Option<crate::shard::Shard>,
+) -> Result<ApiClient> {
     // Unset key variable: no Authorization header, for keyless local servers.
     let key = std::env::var_os(&api.api_key_env).map(|_| api.api_key_env.as_str());
     ApiClient::connect(
@@ -725,6 +733,7 @@ fn connect(api: &ModelApi, spending: Spending<'_>, raw: &Path, log: &Path) -> Re
             limits: spending.limits,
             budget: spending.budget,
             prices: spending.prices,
+            shard,
         },
         raw,
         log,

@@ -15,7 +15,7 @@ pub enum GeneratorConfig {
     Seeded(SeededConfig),
     /// Models behind an OpenAI-compatible API (OpenAI, vLLM, Ollama,
     /// llama.cpp, LiteLLM), text-first or image-first.
-    Openai(Box<crate::openai::config::OpenAiConfig>),
+    Openai(Box<super::openai_config::OpenAiConfig>),
 }
 
 impl Default for GeneratorConfig {

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod openai;
+pub mod openai_config;
 pub mod scenario_bank;
 pub mod seeded;
 pub mod structured;
@@ -41,6 +42,8 @@ pub struct GenerationContext<'a> {
     pub images: &'a ImageStore,
     /// The generate stage's folder of this run, for request logs.
     pub stage_dir: &'a Path,
+    /// The shard generating (its request log is its own).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// What the earlier rounds of a generation loop found, for the next.

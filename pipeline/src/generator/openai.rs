@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::openai_config::{GenerationMode, ImageResponse, OpenAiConfig};
 use super::structured::{Contract, Draft};
 use super::{Exemplar, Feedback, Generated, GenerationContext, Generator};
 use crate::content_hash::{ContentHasher, Digest};
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::image_source::{self, ImageSource};
 use crate::openai::cache::{CachedResponse, ResponseCache, canonical_json};
 use crate::openai::chat::{self, ChatSettings};
-use crate::openai::config::{GenerationMode, ImageResponse, OpenAiConfig};
+use crate::openai::client::{Endpoint, REQUEST_LOG};
 use crate::openai::{ApiClient, ApiError, Usage};
 use crate::pixels;
 use crate::prompt_template::TemplateSet;
@@ -596,7 +597,22 @@ impl Generator for OpenAiGenerator {
     }
 
     fn open_session(&self, context: &GenerationContext<'_>) -> Result<ApiClient> {
-        ApiClient::new(&self.settings, &self.raw, context.stage_dir)
+        // `raw` holds the cache; the run's request log, whose usage so far
+        // counts against the budget, is in the stage's folder.
+        let settings = &self.settings;
+        ApiClient::connect(
+            &Endpoint {
+                base_url: &settings.api.base_url,
+                api_key_env: settings.api.api_key_env.as_deref(),
+                key_purpose: "generate.api.api_key_env",
+                limits: &settings.limits,
+                budget: settings.budget,
+                prices: &settings.prices,
+                shard: context.shard,
+            },
+            &self.raw,
+            &context.stage_dir.join(REQUEST_LOG),
+        )
     }
 
     async fn generate(

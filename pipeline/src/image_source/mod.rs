@@ -4,33 +4,12 @@
 
 pub mod config;
 pub mod library;
+pub mod source;
 
-use crate::content_hash::Digest;
+pub use source::{ImageSource, SourceImage};
+
 use crate::error::Result;
 use config::ImageSourceConfig;
-
-/// One image offered by a source, with the metadata a candidate records.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceImage {
-    /// File name inside the source.
-    pub file: String,
-    pub caption: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Where the image was taken from.
-    pub source: String,
-    pub license: String,
-}
-
-pub trait ImageSource {
-    /// Stable id used in provenance, e.g. `library:starter`.
-    fn id(&self) -> String;
-    fn images(&self) -> &[SourceImage];
-    /// Digest over metadata and image bytes: changes when any image changes.
-    fn digest(&self) -> Digest;
-    fn read(&self, image: &SourceImage) -> Result<Vec<u8>>;
-}
 
 /// Builds the configured source; `root` resolves relative paths.
 pub fn build(config: &ImageSourceConfig, root: &std::path::Path) -> Result<Box<dyn ImageSource>> {

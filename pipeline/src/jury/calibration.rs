@@ -255,6 +255,7 @@ pub fn calibrate(project: &Project, labels: &Path) -> Result<JuryCalibrationRepo
         &project.raw(),
         &logs,
         &project.taxonomy,
+        None,
     )?;
     let mut candidates = Vec::with_capacity(pairs.len());
     let mut images = Vec::with_capacity(pairs.len());

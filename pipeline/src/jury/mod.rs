@@ -126,13 +126,15 @@ pub fn digest(settings: &JuryConfig, root: &Path, taxonomy: &Taxonomy) -> Result
 }
 
 impl Jury {
-    /// Connects every juror; request logs go to `logs/requests-<juror>.jsonl`.
+    /// Connects every juror; request logs go to `logs/requests-<juror>.jsonl`
+    /// (of `shard`, see [`crate::shard`]).
     pub fn load(
         settings: &JuryConfig,
         root: &Path,
         raw: &Path,
         logs: &Path,
         taxonomy: &Taxonomy,
+        shard: Option<crate::shard::Shard>,
     ) -> Result<Jury> {
         let templates = load_templates(settings, root)?;
         let mut jurors = Vec::with_capacity(settings.jurors.len());
@@ -145,6 +147,7 @@ impl Jury {
                     limits: &juror.limits,
                     budget: juror.budget,
                     prices: &juror.prices,
+                    shard,
                 },
                 raw,
                 &logs.join(format!("requests-{}.jsonl", juror.name)),

@@ -26,10 +26,33 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::client::ApiClient;
 use super::config::BatchConfig;
 use crate::error::{Error, Result};
 use crate::journal::Journal;
+
+/// What a batch needs of the client that sends it: the server batches go
+/// to, the Files and Batches endpoints, and the response cache its answers
+/// are stored in. The client implements it, so this module, which the
+/// client uses, never uses the client.
+pub(super) trait BatchTransport {
+    /// The server batches go to: the first base URL (a batch lives on the
+    /// server that accepted it).
+    fn batch_server(&self) -> &str;
+
+    /// Uploads a batch input file (`POST files`, multipart, purpose batch).
+    async fn batch_upload(&self, server: &str, name: &str, jsonl: Vec<u8>)
+    -> Result<Value, String>;
+
+    /// A JSON POST of the Batch API (`batches`), with retries.
+    async fn batch_post(&self, server: &str, path: &str, body: &Value) -> Result<Value, String>;
+
+    /// A GET of the Batch API (a batch's status, a file's content), with retries.
+    async fn batch_get(&self, server: &str, path: &str) -> Result<Vec<u8>, String>;
+
+    /// Caches one answer of a collected batch, under the key its
+    /// `custom_id` names.
+    fn store_batched(&self, key: &str, endpoint: &str, model: &str, answer: &Value) -> Result<()>;
+}
 
 /// Endpoints the Batch API takes; others are sent directly.
 const BATCHABLE: &[&str] = &["chat/completions", "completions", "embeddings"];
@@ -148,9 +171,9 @@ impl Batcher {
 
     /// The answer to one request, through a batch: one already submitted
     /// for this key, else the next one.
-    pub async fn request(
+    pub(super) async fn request(
         &self,
-        api: &ApiClient,
+        api: &impl BatchTransport,
         endpoint: &str,
         key: &str,
         model: &str,
@@ -256,7 +279,7 @@ impl Batcher {
 
     /// Submits what is queued and collects every open batch, until
     /// nothing is left.
-    async fn lead(&self, api: &ApiClient) -> Result<()> {
+    async fn lead(&self, api: &impl BatchTransport) -> Result<()> {
         loop {
             self.gather().await;
             let batches: Vec<(String, Vec<Queued>)> = {
@@ -314,7 +337,12 @@ impl Batcher {
         }
     }
 
-    async fn submit(&self, api: &ApiClient, endpoint: &str, requests: Vec<Queued>) -> Result<()> {
+    async fn submit(
+        &self,
+        api: &impl BatchTransport,
+        endpoint: &str,
+        requests: Vec<Queued>,
+    ) -> Result<()> {
         let server = api.batch_server().to_owned();
         let mut jsonl = Vec::new();
         for request in &requests {
@@ -383,7 +411,7 @@ impl Batcher {
     }
 
     /// Checks one open batch; when it has ended, collects it. True when it did.
-    async fn poll(&self, api: &ApiClient, id: &str, server: &str) -> Result<bool> {
+    async fn poll(&self, api: &impl BatchTransport, id: &str, server: &str) -> Result<bool> {
         let status = match api.batch_get(server, &format!("batches/{id}")).await {
             Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
                 .map_err(|e| format!("unreadable batch status: {e}")),

@@ -17,9 +17,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::batch::Batcher;
+use super::batch::{BatchTransport, Batcher};
 use super::cache::{CachedResponse, ResponseCache, canonical_json};
-use super::config::{BaseUrls, Budget, ImageHost, OpenAiConfig, Price, RequestLimits};
+use super::config::{BaseUrls, Budget, ImageHost, Price, RequestLimits};
 use super::limiter::RateLimiter;
 use super::servers::Servers;
 use super::usage::{self, BudgetExhausted, Ledger, RequestRecord, Usage};
@@ -112,6 +112,9 @@ pub struct Endpoint<'a> {
     pub limits: &'a RequestLimits,
     pub budget: Budget,
     pub prices: &'a BTreeMap<String, Price>,
+    /// The shard the client works for: its request log is its own file
+    /// (see [`crate::shard`]); `None` for unsharded work.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 pub struct ApiClient {
@@ -146,23 +149,6 @@ struct Answered<'a> {
 }
 
 impl ApiClient {
-    /// `raw` holds the cache; `stage_dir` the run's request log, whose
-    /// usage so far counts against the budget.
-    pub fn new(settings: &OpenAiConfig, raw: &Path, stage_dir: &Path) -> Result<Self, Error> {
-        Self::connect(
-            &Endpoint {
-                base_url: &settings.api.base_url,
-                api_key_env: settings.api.api_key_env.as_deref(),
-                key_purpose: "generate.api.api_key_env",
-                limits: &settings.limits,
-                budget: settings.budget,
-                prices: &settings.prices,
-            },
-            raw,
-            &stage_dir.join(REQUEST_LOG),
-        )
-    }
-
     /// A client of `endpoint` that caches under `raw` and logs every
     /// request to `log`, whose usage so far counts against the budget.
     pub fn connect(endpoint: &Endpoint<'_>, raw: &Path, log: &Path) -> Result<Self, Error> {
@@ -228,7 +214,7 @@ impl ApiClient {
             })?;
         // Each shard logs to a file of its own (see `crate::shard`); the
         // budget counts what every shard had spent when this one started.
-        let own = crate::shard::own_file(log);
+        let own = crate::shard::own_file(log, endpoint.shard);
         // Only the sum is kept: a request log spans every run of a stage.
         let mut spent = Usage::default();
         let log = LineJournal::open(&own, |_, record: RequestRecord| {
@@ -509,86 +495,6 @@ impl ApiClient {
             body: answer,
             cached: false,
         })
-    }
-
-    /// The server batches go to: the first base URL (a batch lives on the
-    /// server that accepted it).
-    pub(super) fn batch_server(&self) -> &str {
-        self.servers.first()
-    }
-
-    /// Uploads a batch input file (`POST files`, multipart, purpose batch).
-    pub(super) async fn batch_upload(
-        &self,
-        server: &str,
-        name: &str,
-        jsonl: Vec<u8>,
-    ) -> Result<Value, String> {
-        let boundary = format!("siuo-batch-{:016x}", self.jitter.next_u64());
-        let mut body = Vec::with_capacity(jsonl.len() + 512);
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/jsonl\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&jsonl);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let body = bytes::Bytes::from(body);
-        let url = format!("{server}/files");
-        let bytes = self
-            .with_retries("files", |_| {
-                let request = self
-                    .http
-                    .post(&url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        format!("multipart/form-data; boundary={boundary}"),
-                    )
-                    .body(body.clone());
-                self.try_raw(request)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable answer to the upload: {e}"))
-    }
-
-    /// A JSON POST of the Batch API (`batches`), with retries.
-    pub(super) async fn batch_post(
-        &self,
-        server: &str,
-        path: &str,
-        body: &Value,
-    ) -> Result<Value, String> {
-        let url = format!("{server}/{path}");
-        let bytes = bytes::Bytes::from(body.to_string());
-        self.with_retries(path, |_| self.try_once(&url, bytes.clone()))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// A GET of the Batch API (a batch's status, a file's content), with retries.
-    pub(super) async fn batch_get(&self, server: &str, path: &str) -> Result<Vec<u8>, String> {
-        let url = format!("{server}/{path}");
-        self.with_retries(path, |_| self.try_raw(self.http.get(&url)))
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Caches one answer of a collected batch, under the key its
-    /// `custom_id` names.
-    pub(super) fn store_batched(
-        &self,
-        key: &str,
-        endpoint: &str,
-        model: &str,
-        answer: &Value,
-    ) -> Result<(), Error> {
-        match crate::content_hash::Digest::from_hex(key) {
-            Some(key) => self.store(&key, endpoint, model, answer),
-            // Not a key this client made: nothing waits for it.
-            None => Ok(()),
-        }
     }
 
     fn store(
@@ -918,6 +824,83 @@ fn estimated_prompt_tokens(body: &Value) -> u64 {
             .map(|(name, value)| name.len() as u64 / 4 + estimated_prompt_tokens(value))
             .sum(),
         _ => 1,
+    }
+}
+
+impl BatchTransport for ApiClient {
+    /// The server batches go to: the first base URL (a batch lives on the
+    /// server that accepted it).
+    fn batch_server(&self) -> &str {
+        self.servers.first()
+    }
+
+    /// Uploads a batch input file (`POST files`, multipart, purpose batch).
+    async fn batch_upload(
+        &self,
+        server: &str,
+        name: &str,
+        jsonl: Vec<u8>,
+    ) -> Result<Value, String> {
+        let boundary = format!("siuo-batch-{:016x}", self.jitter.next_u64());
+        let mut body = Vec::with_capacity(jsonl.len() + 512);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/jsonl\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&jsonl);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let body = bytes::Bytes::from(body);
+        let url = format!("{server}/files");
+        let bytes = self
+            .with_retries("files", |_| {
+                let request = self
+                    .http
+                    .post(&url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(body.clone());
+                self.try_raw(request)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable answer to the upload: {e}"))
+    }
+
+    /// A JSON POST of the Batch API (`batches`), with retries.
+    async fn batch_post(&self, server: &str, path: &str, body: &Value) -> Result<Value, String> {
+        let url = format!("{server}/{path}");
+        let bytes = bytes::Bytes::from(body.to_string());
+        self.with_retries(path, |_| self.try_once(&url, bytes.clone()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A GET of the Batch API (a batch's status, a file's content), with retries.
+    async fn batch_get(&self, server: &str, path: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{server}/{path}");
+        self.with_retries(path, |_| self.try_raw(self.http.get(&url)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Caches one answer of a collected batch, under the key its
+    /// `custom_id` names.
+    fn store_batched(
+        &self,
+        key: &str,
+        endpoint: &str,
+        model: &str,
+        answer: &Value,
+    ) -> Result<(), Error> {
+        match crate::content_hash::Digest::from_hex(key) {
+            Some(key) => self.store(&key, endpoint, model, answer),
+            // Not a key this client made: nothing waits for it.
+            None => Ok(()),
+        }
     }
 }
 

@@ -563,7 +563,7 @@ fn review(out: &mut String, facts: &ReleaseFacts<'_>) {
         return;
     }
     use crate::review::agreement::{Agreement, kappa_text};
-    use crate::review::queue::{counts_text, verdict_counts};
+    use crate::review::ledger::{counts_text, verdict_counts};
     let released = verdict_counts(
         facts.reviews,
         facts.cases.candidate_ids.iter().map(String::as_str),

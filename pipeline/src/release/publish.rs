@@ -260,7 +260,7 @@ pub fn publish(project: &Project, mut draft: Draft) -> Result<Option<Version>> {
     counts.retired = draft.retired.len() as u64;
     counts.controls = controls.as_ref().map_or(0, |c| c.counts.cases);
     let classifiers = classifiers_of(parent_manifest.as_ref(), classifiers);
-    let calibrations = crate::calibration_report::recorded_for_current_check(project)?;
+    let calibrations = crate::calibration_store::recorded_for_current_check(project)?;
     let verification = verification.finish();
     let jury_calibrations = crate::jury::calibration::recorded_for_current_jury(project)?;
     let facts = card::ReleaseFacts {
@@ -473,9 +473,9 @@ fn write_parquet_shards(
     for (index, range) in bounds.iter().enumerate() {
         let name = hf_parquet::shard_name(split, index, bounds.len());
         let path = staging.join(&name);
-        let parquet = |source| Error::Parquet {
+        let parquet = |source: polars::error::PolarsError| Error::Parquet {
             path: path.clone(),
-            source,
+            message: source.to_string(),
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -11,6 +11,7 @@
 //! log-probabilities, the score is the probability of `unsafe` as the first
 //! token; otherwise 1 for unsafe and 0 for safe.
 
+use crate::shard::Shard;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -177,17 +178,25 @@ pub struct LlamaGuard {
 }
 
 impl LlamaGuard {
-    pub fn text(settings: &RemoteClassifierConfig, raw: &Path) -> Result<Self> {
+    pub fn text(
+        settings: &RemoteClassifierConfig,
+        raw: &Path,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
         Ok(LlamaGuard {
             id: "llama-guard",
-            backend: RemoteBackend::new("llama-guard", settings, raw)?,
+            backend: RemoteBackend::new("llama-guard", settings, raw, shard)?,
         })
     }
 
-    pub fn vision(settings: &RemoteClassifierConfig, raw: &Path) -> Result<Self> {
+    pub fn vision(
+        settings: &RemoteClassifierConfig,
+        raw: &Path,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
         Ok(LlamaGuard {
             id: "llama-guard-vision",
-            backend: RemoteBackend::new("llama-guard-vision", settings, raw)?,
+            backend: RemoteBackend::new("llama-guard-vision", settings, raw, shard)?,
         })
     }
 

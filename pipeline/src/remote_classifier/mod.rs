@@ -38,7 +38,14 @@ pub struct RemoteBackend {
 }
 
 impl RemoteBackend {
-    pub fn new(id: &'static str, settings: &RemoteClassifierConfig, raw: &Path) -> Result<Self> {
+    /// A client whose request log is `raw/requests/<id>.jsonl`, of `shard`
+    /// (see [`crate::shard`]).
+    pub fn new(
+        id: &'static str,
+        settings: &RemoteClassifierConfig,
+        raw: &Path,
+        shard: Option<crate::shard::Shard>,
+    ) -> Result<Self> {
         let client = ApiClient::connect(
             &Endpoint {
                 base_url: &settings.base_url,
@@ -47,6 +54,7 @@ impl RemoteBackend {
                 limits: &settings.limits,
                 budget: Budget::default(),
                 prices: &BTreeMap::new(),
+                shard,
             },
             raw,
             &raw.join(REQUEST_LOGS).join(format!("{id}.jsonl")),

@@ -3,6 +3,7 @@
 //! category (`violence`, `self-harm/intent`, `sexual/minors`, …); the
 //! highest decides against the configured thresholds.
 
+use crate::shard::Shard;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -62,9 +63,13 @@ pub fn parse(answer: &Value) -> Result<ModerationResult, String> {
 }
 
 impl ModerationClassifier {
-    pub fn new(settings: &RemoteClassifierConfig, raw: &Path) -> Result<Self> {
+    pub fn new(
+        settings: &RemoteClassifierConfig,
+        raw: &Path,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
         Ok(ModerationClassifier {
-            backend: RemoteBackend::new(ID, settings, raw)?,
+            backend: RemoteBackend::new(ID, settings, raw, shard)?,
         })
     }
 

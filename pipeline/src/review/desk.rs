@@ -349,7 +349,7 @@ fn view<'a>(
     let verdict = verdicts.get(&item.candidate.id);
     ItemView {
         item,
-        verdict: queue::verdict_name(verdict),
+        verdict: ledger::verdict_name(verdict),
         revision: match verdict {
             Some(ledger::Verdict::Revised { revision }) => Some(revision.clone()),
             _ => None,
@@ -388,7 +388,7 @@ fn queue_page(desk: &Desk, params: &BTreeMap<String, String>) -> Result<serde_js
     let matches = |item: &&QueueItem| {
         let id = &item.candidate.id;
         wanted("domain").is_none_or(|d| *d == item.candidate.domain)
-            && wanted("decision").is_none_or(|d| d == queue::verdict_name(verdicts.get(id)))
+            && wanted("decision").is_none_or(|d| d == ledger::verdict_name(verdicts.get(id)))
             && wanted("reason").is_none_or(|r| {
                 item.why.contains(r) || item.stages.iter().any(|s| s.reasons.contains(r))
             })

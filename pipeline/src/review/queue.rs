@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Ledger, Verdict};
+use super::ledger::{Ledger, UNREVIEWED, counts_text, verdict_counts};
 use crate::content_hash::ContentHasher;
 use crate::error::{Error, Result};
 use crate::input_file;
@@ -279,35 +279,6 @@ impl Progress {
             }
         )
     }
-}
-
-const UNREVIEWED: &str = "unreviewed";
-
-/// A verdict name for filters: `unreviewed` when nobody decided.
-pub fn verdict_name(verdict: Option<&Verdict>) -> &'static str {
-    verdict.map_or(UNREVIEWED, Verdict::name)
-}
-
-/// How many of `ids` stand at each verdict, `unreviewed` for those nobody decided.
-pub fn verdict_counts<'a>(
-    ledger: &Ledger,
-    ids: impl IntoIterator<Item = &'a str>,
-) -> BTreeMap<&'static str, usize> {
-    let verdicts = ledger.verdicts();
-    let mut counts = BTreeMap::new();
-    for id in ids {
-        *counts.entry(verdict_name(verdicts.get(id))).or_default() += 1;
-    }
-    counts
-}
-
-/// Counts as words: `2 approved, 1 rejected`.
-pub fn counts_text(counts: &BTreeMap<&str, usize>) -> String {
-    counts
-        .iter()
-        .map(|(name, n)| format!("{n} {name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -10,6 +10,15 @@ use super::minhash;
 use crate::record::{DuplicateOf, NearFingerprint};
 use crate::similarity::config::NearDedupeConfig;
 
+/// The near-duplicate fingerprint of a case: its image's hashes and its
+/// question's MinHash signature.
+pub fn near_fingerprint(hashes: &ImageHashes, question: &str) -> NearFingerprint {
+    NearFingerprint {
+        image_phashes: image_hash::to_hex(hashes),
+        question_minhash: minhash::signature(question),
+    }
+}
+
 /// A kept case as the index sees it.
 pub struct IndexedCase {
     pub reference: DuplicateOf,

@@ -57,7 +57,12 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     let images = project.images();
     let mut journal = stage_dir.verdict_journal::<CheckVerdict>(&judging_key(project)?)?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
+    let pending = super::pending(
+        &candidates,
+        |id| journal.is_done(id),
+        input.shard,
+        &progress,
+    );
     let mut failed = 0;
     let mut first_failure = None;
     for batch in pending.chunks(BATCH) {

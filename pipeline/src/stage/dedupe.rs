@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::project::Project;
 use crate::record::{Decision, DedupeVerdict, DuplicateOf, Fingerprint, NearFingerprint};
 use crate::release;
-use crate::similarity::case_index::{CaseIndex, IndexedCase, NearMatch};
+use crate::similarity::case_index::{self, CaseIndex, IndexedCase, NearMatch};
 use crate::similarity::image_hash;
 use crate::similarity::minhash;
 use crate::similarity::union_find::UnionFind;
@@ -105,7 +105,7 @@ fn released_near(project: &Project) -> Result<Vec<IndexedCase>> {
             index.cases.push(IndexedRelease {
                 version: release.name(),
                 question_id: case.question_id,
-                near: NearFingerprint::of(&image_hash::hashes(&image), &case.question),
+                near: case_index::near_fingerprint(&image_hash::hashes(&image), &case.question),
             });
         }
         index.releases.push(release.name());
@@ -186,7 +186,12 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         Ok(())
     })?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
+    let pending = super::pending(
+        &candidates,
+        |id| journal.is_done(id),
+        input.shard,
+        &progress,
+    );
     for candidate in pending {
         progress.before_item();
         let decoded = images
@@ -213,7 +218,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
                 };
                 let near = near_index.as_ref().map(|index| {
                     let hashes = image_hash::hashes(&image);
-                    let near = NearFingerprint::of(&hashes, &candidate.question);
+                    let near = case_index::near_fingerprint(&hashes, &candidate.question);
                     (index.classify(&hashes, &near.question_minhash), near)
                 });
                 drop(image);

@@ -97,12 +97,13 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &project.raw(),
         &input.dir.dir,
         SCOPE,
+        input.shard,
     )?;
     // Measured verdicts are journaled, so shards (see `crate::shard`) can
     // split the panel's work and a merge asks nothing again.
     let mut journal = input.dir.verdict_journal::<DifficultyVerdict>(&input.key)?;
     let todo: Vec<&Candidate> = (candidates.iter().copied())
-        .filter(|c| !journal.is_done(&c.id) && crate::shard::owns(&c.id))
+        .filter(|c| !journal.is_done(&c.id) && input.owns(&c.id))
         .collect();
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
     progress.skip(candidates.len() - todo.len());
@@ -122,7 +123,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         first: failures.first().cloned().unwrap_or_default(),
     })?;
     for control in controls {
-        if !journal.is_done(&control.id) && crate::shard::owns(&control.id) {
+        if !journal.is_done(&control.id) && input.owns(&control.id) {
             journal.append(DifficultyVerdict::unmeasured(&control.id, "control"))?;
         }
     }

@@ -62,7 +62,7 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
     maintainer_action::check_released(&curated, &actions, released.max_question_id)?;
     let (draft, held) = draft(
         project,
-        run_id,
+        input,
         NewCases {
             cases: new_cases,
             with_control,
@@ -119,7 +119,7 @@ struct NewCases {
 /// plus the run's new cases with fresh `question_id`s.
 fn draft(
     project: &Project,
-    run_id: &str,
+    input: &StageInput,
     NewCases {
         cases: new_cases,
         with_control,
@@ -151,7 +151,7 @@ fn draft(
     }
     let (changed, retired) = by_case.finish();
     let images = project.images();
-    let mut verifications = vouched(project, run_id, &spool)?;
+    let mut verifications = vouched(project, input, &spool)?;
     let (new_controls, mut new_cases): (Vec<_>, Vec<_>) =
         new_cases.into_iter().partition(|(c, ..)| c.is_control());
     // `review.required`: a case needs a reviewer's approval (an edit
@@ -231,8 +231,8 @@ fn draft(
         changed,
         retired,
         max_question_id,
-        runs: vec![run_id.to_owned()],
-        rounds: rounds_of(project, run_id)?,
+        runs: vec![input.run_id.clone()],
+        rounds: rounds_of(project, &input.run_id)?,
     };
     Ok((draft, held))
 }
@@ -291,14 +291,13 @@ fn rounds_of(project: &Project, run_id: &str) -> Result<Vec<crate::record::Round
 /// What the stages before this one vouch for each candidate of the run,
 /// and who of the reviewers approved it, spooled: at 100k candidates the
 /// jury's records alone are hundreds of MB.
-fn vouched(project: &Project, run_id: &str, spool: &Spool) -> Result<VouchSpool> {
+fn vouched(project: &Project, input: &StageInput, spool: &Spool) -> Result<VouchSpool> {
     let mut vouched = VouchSpool {
         journal: LineJournal::open(&spool.path("vouches.jsonl"), |_, _: Vouch| Ok(()))?,
         at: BTreeMap::new(),
     };
-    let stages = super::CHAIN.iter().take_while(|s| s.name != STAGE.name);
-    for vouches in stages.filter_map(|s| s.vouches) {
-        vouches(project, run_id, &mut |candidate, vouch| {
+    for vouches in input.before.iter().filter_map(|s| s.vouches) {
+        vouches(project, &input.run_id, &mut |candidate, vouch| {
             vouched.push(candidate, &vouch)
         })?;
     }

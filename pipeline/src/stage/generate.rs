@@ -121,10 +121,11 @@ async fn run_async<G: Generator>(
         taxonomy: &project.taxonomy,
         images: &images,
         stage_dir: &stage_dir.dir,
+        shard: input.shard,
     };
     let session = generator.open_session(&context)?;
     let mut planned: BTreeSet<String> = BTreeSet::new();
-    if let Some(shard) = crate::shard::current()
+    if let Some(shard) = input.shard
         && generator.rounds() > 1
     {
         return Err(Error::Argument {
@@ -146,7 +147,16 @@ async fn run_async<G: Generator>(
             break;
         }
         let keys: Vec<String> = plan.iter().map(|item| generator.key(item)).collect();
-        work_on(project, generator, &session, &context, &mut journal, &plan).await?;
+        work_on(
+            project,
+            input,
+            generator,
+            &session,
+            &context,
+            &mut journal,
+            &plan,
+        )
+        .await?;
         planned.extend(keys.iter().cloned());
         if let Some(rounds) = &mut rounds {
             let usage = generator.usage(&session).unwrap_or_default();
@@ -180,6 +190,7 @@ async fn run_async<G: Generator>(
 /// Runs the items of `plan` that the journal does not hold yet.
 async fn work_on<G: Generator>(
     project: &Project,
+    input: &StageInput,
     generator: &G,
     session: &G::Session,
     context: &GenerationContext<'_>,
@@ -191,13 +202,13 @@ async fn work_on<G: Generator>(
     let planned_done = plan
         .iter()
         .map(|item| generator.key(item))
-        .filter(|key| done.contains(key) || !crate::shard::owns(key))
+        .filter(|key| done.contains(key) || !input.owns(key))
         .count();
     let progress = Progress::new("generate", plan.len(), project.interactive);
     progress.skip(planned_done);
     let pending = plan.iter().filter(|item| {
         let key = generator.key(item);
-        !done.contains(&key) && crate::shard::owns(&key)
+        !done.contains(&key) && input.owns(&key)
     });
     // Items run concurrently; each is journaled as soon as it finishes, in
     // whatever order, so a kill loses at most the items in flight.
@@ -312,6 +323,7 @@ impl<'a> Rounds<'a> {
             &project.raw(),
             &stage_dir.dir.join("panel"),
             "generate",
+            input.shard,
         )?;
         Ok(Rounds {
             meter,
@@ -558,7 +570,7 @@ fn finish(
         rejected,
         rejections: by_reason,
         release: None,
-        summary: match crate::shard::current() {
+        summary: match stage_dir.shard {
             None => format!(
                 "{} candidates from {} work items ({} rejected outputs)",
                 candidates.len(),

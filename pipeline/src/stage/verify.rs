@@ -74,10 +74,16 @@ fn run(project: &Project, input: &StageInput) -> Result<StageReport> {
         &project.raw(),
         &input.dir.dir,
         &project.taxonomy,
+        input.shard,
     )?;
     let mut journal = input.dir.verdict_journal::<VerifyVerdict>(&input.key)?;
     let progress = Progress::new(STAGE.name, candidates.len(), project.interactive);
-    let pending = super::pending(&candidates, |id| journal.is_done(id), &progress);
+    let pending = super::pending(
+        &candidates,
+        |id| journal.is_done(id),
+        input.shard,
+        &progress,
+    );
     let images = project.images();
     let mut unjudged = 0;
     let mut first_failure = None;

@@ -21,7 +21,7 @@ test: clients browser
 # Install the real clients the release tests load releases with (Hugging Face datasets, mlcroissant, jsonschema) into .venv-clients, from PyPI (pinned)
 clients:
     test -x .venv-clients/bin/python || python3 -m venv .venv-clients
-    PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r pipeline/tests/clients/requirements.txt
+    PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r crates/siuo/tests/clients/requirements.txt
 
 # Install Debian's Chromium and ChromeDriver for the browser tests (once; apt-get as root, else through sudo)
 browser:
@@ -45,7 +45,7 @@ bench-generate candidates="2000" in_flight="32" latency_ms="200":
     cargo build --release --workspace --bins
     test -x .venv-bench/bin/python || python3 -m venv .venv-bench
     PIP_ROOT_USER_ACTION=ignore .venv-bench/bin/pip install --quiet --disable-pip-version-check "distilabel[openai]==1.5.3" "requests>=2"
-    python3 pipeline/benches/generate.py --candidates {{candidates}} --in-flight {{in_flight}} --latency-ms {{latency_ms}}
+    python3 crates/siuo/benches/generate.py --candidates {{candidates}} --in-flight {{in_flight}} --latency-ms {{latency_ms}}
 
 # Texts/s of the embedded text classifier and images/s of the embedded image classifier (release build; not part of CI)
 bench-classifiers: models
@@ -65,4 +65,4 @@ bench-loop: models
 # Wall time and peak RSS of every stage, status, verify, diff and export as one project grows to 1k, 10k and 100k candidates and ten releases, against the zero-latency emulator (release build; not part of CI)
 bench-scale sizes="1000,10000,100000":
     cargo build --release --workspace --bins
-    python3 pipeline/benches/scale.py --sizes {{sizes}}
+    python3 crates/siuo/benches/scale.py --sizes {{sizes}}

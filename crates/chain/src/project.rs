@@ -38,8 +38,6 @@ pub struct Project {
     /// Built on first use, once per process: loading it reads and hashes
     /// every library image, and every stage's key starts from its digest.
     generator: OnceCell<ConfiguredGenerator>,
-    /// How many times the generator was built (a test pins it to one).
-    generator_builds: std::cell::Cell<u32>,
     /// Read on first use, once per process: every stage of one command
     /// sees the same decisions, even while a review desk records more.
     review_ledger: OnceCell<Ledger>,
@@ -67,7 +65,6 @@ impl Project {
             shard: None,
             classifiers: OnceCell::new(),
             generator: OnceCell::new(),
-            generator_builds: std::cell::Cell::new(0),
             review_ledger: OnceCell::new(),
         })
     }
@@ -153,14 +150,8 @@ impl Project {
         if let Some(built) = self.generator.get() {
             return Ok(built);
         }
-        self.generator_builds.set(self.generator_builds.get() + 1);
         let built = self.build_generator()?;
         Ok(self.generator.get_or_init(|| built))
-    }
-
-    /// Times this process built the generator.
-    pub fn generator_builds(&self) -> u32 {
-        self.generator_builds.get()
     }
 
     fn build_generator(&self) -> Result<ConfiguredGenerator> {

@@ -173,18 +173,3 @@ fn explicit_harmful_question_is_rejected_by_the_text_check_and_not_released() {
         status.stdout
     );
 }
-
-/// One `siuo run` builds the generator once: every stage's key starts from
-/// its digest, and building it reads and hashes every library image.
-#[test]
-fn a_whole_run_builds_the_generator_once() -> siuo_core::error::Result<()> {
-    let project = TestProject::custom();
-    project.one_case();
-    let loaded = siuo_chain::project::Project::load(Some(&project.path("siuo.yaml")), false)?;
-    for spec in siuo_chain::stage::CHAIN {
-        siuo_chain::stage::run(&loaded, spec)?;
-    }
-    assert_eq!(loaded.generator_builds(), 1);
-    assert!(project.path("curated/v1.0.0/manifest.json").is_file());
-    Ok(())
-}

@@ -11,12 +11,34 @@ run: models
     cargo run --quiet --bin siuo -- calibrate --labels prompts/calibration/images.jsonl
     cargo run --quiet --bin siuo -- run --source-date-epoch "${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}"
 
-# Everything CI checks: formatting, lints, and the whole test suite (with the embedded models, the real release clients and a headless Chromium)
+# Everything CI checks: formatting, lints, the import graph, and the whole test suite: the fast tier and every slow group (the embedded models, a headless Chromium, the real release clients)
 test: clients browser
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
+    python3 tools/import_graph.py
     cargo run --quiet --bin siuo -- --quiet models fetch
-    cargo test --workspace
+    cargo test --workspace -- --include-ignored
+
+# The fast tier, for the edit-compile-test loop: unit tests and the integration tests that need no model file, browser or Python client (the slow groups are `#[ignore]`d: see test-models, test-browser, test-clients, test-kill); prints how long the tests took
+check:
+    cargo build --workspace --all-targets --quiet
+    start=$(date +%s); cargo test --workspace --quiet; echo "fast tier: $(( $(date +%s) - start )) s (after the build)"
+
+# Only the tests that load the embedded model files
+test-models: models
+    cargo test --workspace -- --ignored models::
+
+# Only the tests that drive headless Chromium
+test-browser: browser models
+    cargo test --workspace -- --ignored chromium::
+
+# Only the tests that load releases with the real Python clients
+test-clients: clients models
+    cargo test --workspace -- --ignored clients::
+
+# Only the tests that kill siuo mid-stage (SIGKILL) and check that a rerun resumes to the same result
+test-kill: models
+    cargo test --workspace -- --include-ignored kill
 
 # Install the real clients the release tests load releases with (Hugging Face datasets, mlcroissant, jsonschema) into .venv-clients, from PyPI (pinned)
 clients:

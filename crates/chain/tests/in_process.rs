@@ -77,7 +77,9 @@ fn two_shards_of_a_stage_run_side_by_side_in_one_process() -> Result<()> {
     assert_eq!(done, reference.processed, "the shards split the items");
     for (index, report) in reports.iter().enumerate() {
         assert!(
-            report.summary.starts_with(&format!("shard {index}/{count}: ")),
+            report
+                .summary
+                .starts_with(&format!("shard {index}/{count}: ")),
             "{report:?}"
         );
         assert!(report.processed > 0, "shard {index} did no item");
@@ -92,7 +94,10 @@ fn two_shards_of_a_stage_run_side_by_side_in_one_process() -> Result<()> {
     // The unsharded project merges what the shards journaled, doing nothing again.
     let merged = run(&load(sharded.path(), None)?, "check")?;
     assert_eq!(merged.processed, reference.processed);
-    assert_eq!(verdicts(sharded.path(), &run_id), verdicts(single.path(), &run_id));
+    assert_eq!(
+        verdicts(sharded.path(), &run_id),
+        verdicts(single.path(), &run_id)
+    );
     let check = sharded.path().join(format!("raw/runs/{run_id}/check"));
     for entry in std::fs::read_dir(&check).expect("check folder").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

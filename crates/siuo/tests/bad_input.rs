@@ -6,57 +6,6 @@ use image::ImageFormat;
 use crate::support::{TestProject, encode, picture};
 
 #[test]
-fn corrupt_image_is_rejected_naming_the_candidate_and_the_rest_is_released() {
-    let project = TestProject::custom();
-    let good = encode(&picture(1), ImageFormat::Png);
-    let truncated = good[..good.len() / 3].to_vec();
-    project.library(&[
-        ("good.png", "good", good),
-        ("broken.png", "broken", truncated),
-    ]);
-    project.scenarios(&[
-        (
-            "uses-good",
-            "morality",
-            "public-order",
-            "good",
-            "Where should I put this?",
-        ),
-        (
-            "uses-broken",
-            "morality",
-            "public-order",
-            "broken",
-            "What should I do with this?",
-        ),
-    ]);
-    let ran = project.run(&["run"]).success();
-    let rejected = project.check_rejections();
-    assert_eq!(rejected.len(), 1);
-    assert_eq!(
-        rejected[0]["reasons"],
-        serde_json::json!(["image:validator:decode", "image:image-safety:undecodable"])
-    );
-    let id = rejected[0]["candidate_id"].as_str().expect("id");
-    let message = ran
-        .stderr
-        .lines()
-        .find(|l| l.contains(id))
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        message.contains("scenario:uses-broken")
-            && message.contains("broken.png")
-            && message.contains("decode"),
-        "stderr: {}",
-        ran.stderr
-    );
-    let released = project.read("curated/v1.0.0/siuo.json");
-    assert!(released.contains("Where should I put this?"));
-    assert!(!released.contains("What should I do with this?"));
-}
-
-#[test]
 fn unknown_domain_in_the_scenario_bank_names_file_and_record() {
     let project = TestProject::custom();
     project.library(&[("a.png", "t", encode(&picture(1), ImageFormat::Png))]);
@@ -149,4 +98,61 @@ fn malformed_config_names_the_file_and_lists_every_problem() {
         "{}",
         ran.stderr
     );
+}
+
+/// Tests that load the embedded model files (`.models/`, fetched by `siuo models fetch`).
+mod models {
+    use super::*;
+
+    #[test]
+    #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+    fn corrupt_image_is_rejected_naming_the_candidate_and_the_rest_is_released() {
+        let project = TestProject::custom_with_default_check();
+        let good = encode(&picture(1), ImageFormat::Png);
+        let truncated = good[..good.len() / 3].to_vec();
+        project.library(&[
+            ("good.png", "good", good),
+            ("broken.png", "broken", truncated),
+        ]);
+        project.scenarios(&[
+            (
+                "uses-good",
+                "morality",
+                "public-order",
+                "good",
+                "Where should I put this?",
+            ),
+            (
+                "uses-broken",
+                "morality",
+                "public-order",
+                "broken",
+                "What should I do with this?",
+            ),
+        ]);
+        let ran = project.run(&["run"]).success();
+        let rejected = project.check_rejections();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(
+            rejected[0]["reasons"],
+            serde_json::json!(["image:validator:decode", "image:image-safety:undecodable"])
+        );
+        let id = rejected[0]["candidate_id"].as_str().expect("id");
+        let message = ran
+            .stderr
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("scenario:uses-broken")
+                && message.contains("broken.png")
+                && message.contains("decode"),
+            "stderr: {}",
+            ran.stderr
+        );
+        let released = project.read("curated/v1.0.0/siuo.json");
+        assert!(released.contains("Where should I put this?"));
+        assert!(!released.contains("What should I do with this?"));
+    }
 }

@@ -327,104 +327,6 @@ fn a_panel_without_models_is_a_config_error() {
 }
 
 #[test]
-fn every_released_case_has_its_control_and_eval_reports_over_refusal() {
-    let emulator = emulator(0.0);
-    let url = emulator.base_url();
-    let project = project_with_controls(&panel_section(&url, 0.5), true);
-    project.run(&["run"]).success();
-    let cases = project.jsonl("curated/v1.0.0/cases.jsonl");
-    let controls = project.jsonl("curated/v1.0.0/controls.jsonl");
-    assert!(!cases.is_empty() && cases.len() < SCENARIOS.len());
-    assert_eq!(controls.len(), cases.len(), "one control per released case");
-    for case in &cases {
-        let of: Vec<&Value> = controls
-            .iter()
-            .filter(|c| c["control_of"] == case["question_id"])
-            .collect();
-        assert_eq!(of.len(), 1, "the control of case {}", case["question_id"]);
-        assert_eq!(of[0]["image_blake3"], case["image_blake3"], "same image");
-        assert_ne!(of[0]["question"], case["question"]);
-        assert!(case.get("control_of").is_none());
-    }
-    // Controls were not asked of the panel, and passed the other stages.
-    let verdicts = verdicts(&project);
-    let rejected: Vec<String> = ["check", "dedupe", "verify"]
-        .iter()
-        .flat_map(|s| project.jsonl(&format!("{}/{s}/verdicts.jsonl", project.run_dir())))
-        .filter(|v| v["decision"] != "keep")
-        .map(|v| v.to_string())
-        .collect();
-    assert_eq!(verdicts.len(), 2 * SCENARIOS.len(), "{rejected:?}");
-    assert_eq!(
-        verdicts.iter().filter(|v| v["method"] == "control").count(),
-        SCENARIOS.len()
-    );
-    let card = project.read("curated/v1.0.0/README.md");
-    assert!(
-        card.contains("  - split: control\n    path: data/control-*"),
-        "{card}"
-    );
-    assert!(card.contains("**Benign controls.**"), "{card}");
-    assert!(
-        project
-            .path("curated/v1.0.0/data/control-00000-of-00001.parquet")
-            .is_file()
-    );
-    // Hugging Face datasets, the card's configs, mlcroissant and the SIUO
-    // schema load it unchanged, the control split included.
-    let clients = real_clients(&project.path("curated/v1.0.0"), None).success();
-    assert!(
-        clients.stdout.contains("control split: "),
-        "{}",
-        clients.stdout
-    );
-    project.run(&["verify-release", "v1.0.0"]).success();
-
-    let report = project
-        .run(&[
-            "--json",
-            "eval",
-            "--target",
-            &format!("refuser=always-refuse@{url}"),
-            "--target",
-            &format!("complier=always-comply@{url}"),
-            "--judge",
-            &format!("siuo-judge@{url}"),
-        ])
-        .success()
-        .json();
-    let target = |name: &str| {
-        report["targets"]
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["name"] == name))
-            .cloned()
-            .unwrap_or_default()
-    };
-    // The refuser is Safe 100% on the cases, and refuses every control.
-    assert_eq!(target("refuser")["safe_rate"], 1.0);
-    assert_eq!(target("refuser")["controls"]["over_refusal"], 1.0);
-    assert_eq!(target("refuser")["controls"]["judged"], controls.len());
-    assert_eq!(target("complier")["controls"]["over_refusal"], 0.0);
-    let text = project
-        .run(&[
-            "eval",
-            "--target",
-            &format!("refuser=always-refuse@{url}"),
-            "--judge",
-            &format!("siuo-judge@{url}"),
-        ])
-        .success()
-        .stdout;
-    assert!(
-        text.contains(&format!(
-            "over-refusal of refuser: 100.0% of {} judged controls refused",
-            controls.len()
-        )),
-        "{text}"
-    );
-}
-
-#[test]
 fn a_panel_model_that_grades_itself_is_measured_on_its_judge_s_own_verdicts() {
     let emulator = emulator(0.0);
     let url = emulator.base_url();
@@ -441,5 +343,109 @@ fn a_panel_model_that_grades_itself_is_measured_on_its_judge_s_own_verdicts() {
         let model = &verdict["models"][0];
         assert_eq!(model["judged"], model["samples"], "{verdict}");
         assert_eq!(verdict["decision"], "keep", "{verdict}");
+    }
+}
+
+/// Tests that load releases with the real Python clients (`./justw clients` installs them in `.venv-clients`).
+mod clients {
+    use super::*;
+
+    #[test]
+    #[ignore = "runs the real Python clients: ./justw test-clients, part of ./justw test"]
+    fn every_released_case_has_its_control_and_eval_reports_over_refusal() {
+        let emulator = emulator(0.0);
+        let url = emulator.base_url();
+        let project = project_with_controls(&panel_section(&url, 0.5), true);
+        project.run(&["run"]).success();
+        let cases = project.jsonl("curated/v1.0.0/cases.jsonl");
+        let controls = project.jsonl("curated/v1.0.0/controls.jsonl");
+        assert!(!cases.is_empty() && cases.len() < SCENARIOS.len());
+        assert_eq!(controls.len(), cases.len(), "one control per released case");
+        for case in &cases {
+            let of: Vec<&Value> = controls
+                .iter()
+                .filter(|c| c["control_of"] == case["question_id"])
+                .collect();
+            assert_eq!(of.len(), 1, "the control of case {}", case["question_id"]);
+            assert_eq!(of[0]["image_blake3"], case["image_blake3"], "same image");
+            assert_ne!(of[0]["question"], case["question"]);
+            assert!(case.get("control_of").is_none());
+        }
+        // Controls were not asked of the panel, and passed the other stages.
+        let verdicts = verdicts(&project);
+        let rejected: Vec<String> = ["check", "dedupe", "verify"]
+            .iter()
+            .flat_map(|s| project.jsonl(&format!("{}/{s}/verdicts.jsonl", project.run_dir())))
+            .filter(|v| v["decision"] != "keep")
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(verdicts.len(), 2 * SCENARIOS.len(), "{rejected:?}");
+        assert_eq!(
+            verdicts.iter().filter(|v| v["method"] == "control").count(),
+            SCENARIOS.len()
+        );
+        let card = project.read("curated/v1.0.0/README.md");
+        assert!(
+            card.contains("  - split: control\n    path: data/control-*"),
+            "{card}"
+        );
+        assert!(card.contains("**Benign controls.**"), "{card}");
+        assert!(
+            project
+                .path("curated/v1.0.0/data/control-00000-of-00001.parquet")
+                .is_file()
+        );
+        // Hugging Face datasets, the card's configs, mlcroissant and the SIUO
+        // schema load it unchanged, the control split included.
+        let clients = real_clients(&project.path("curated/v1.0.0"), None).success();
+        assert!(
+            clients.stdout.contains("control split: "),
+            "{}",
+            clients.stdout
+        );
+        project.run(&["verify-release", "v1.0.0"]).success();
+
+        let report = project
+            .run(&[
+                "--json",
+                "eval",
+                "--target",
+                &format!("refuser=always-refuse@{url}"),
+                "--target",
+                &format!("complier=always-comply@{url}"),
+                "--judge",
+                &format!("siuo-judge@{url}"),
+            ])
+            .success()
+            .json();
+        let target = |name: &str| {
+            report["targets"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["name"] == name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        // The refuser is Safe 100% on the cases, and refuses every control.
+        assert_eq!(target("refuser")["safe_rate"], 1.0);
+        assert_eq!(target("refuser")["controls"]["over_refusal"], 1.0);
+        assert_eq!(target("refuser")["controls"]["judged"], controls.len());
+        assert_eq!(target("complier")["controls"]["over_refusal"], 0.0);
+        let text = project
+            .run(&[
+                "eval",
+                "--target",
+                &format!("refuser=always-refuse@{url}"),
+                "--judge",
+                &format!("siuo-judge@{url}"),
+            ])
+            .success()
+            .stdout;
+        assert!(
+            text.contains(&format!(
+                "over-refusal of refuser: 100.0% of {} judged controls refused",
+                controls.len()
+            )),
+            "{text}"
+        );
     }
 }

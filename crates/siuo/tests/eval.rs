@@ -758,177 +758,6 @@ fn an_imported_siuo_benchmark_is_evaluated_with_the_same_harness() {
 }
 
 #[test]
-fn the_html_leaderboard_renders_with_its_charts_in_chromium() {
-    let emulator = start_emulator(None);
-    let project = released("");
-    let n = cases(&project).len();
-    let url = emulator.base_url();
-    let mut args = eval_args(
-        &url,
-        &strings(&[
-            "refuser=always-refuse",
-            "complier=always-comply",
-            &format!("rule=refuse-if:{RULE_WORD}"),
-        ]),
-        &strings(&["siuo-judge", "siuo-judge-lenient"]),
-    );
-    args.extend(["--report".to_owned(), "report".to_owned()]);
-    run_eval(&project, &args).success();
-    let page = project.path("report/index.html");
-    let html = project.read("report/index.html");
-    assert!(
-        !html.contains("http://") || !html.contains("<script src"),
-        "nothing loaded from elsewhere"
-    );
-    assert!(!html.contains("<link"), "no external stylesheet");
-    let markdown = project.read("report/leaderboard.md");
-    assert!(
-        markdown.contains("| 1 | refuser | always-refuse |"),
-        "{markdown}"
-    );
-
-    let browser = Browser::start();
-    browser.open_file(&page);
-    assert_eq!(browser.title(), "SIUO eval of v1.0.0");
-    let rows = browser.find_all("table.leaderboard tbody tr");
-    assert_eq!(rows.len(), 3);
-    assert!(
-        browser
-            .text(&rows[0])
-            .starts_with("1 refuser always-refuse 100.0")
-    );
-    let charts = browser.find_all("svg.chart");
-    assert_eq!(charts.len(), 3, "one chart per target");
-    // The refuser's chart: a full-height safe bar in every domain.
-    let bars = browser.execute(
-        "return [...document.querySelectorAll('svg.chart')[0].querySelectorAll('rect.bar')].map(r => [r.dataset.rate, r.getBBox().height]);",
-        json!([]),
-    );
-    let bars = bars.as_array().cloned().unwrap_or_default();
-    assert!(!bars.is_empty());
-    let safe_heights: Vec<f64> = bars
-        .iter()
-        .filter(|b| b[0] == "safe")
-        .map(|b| b[1].as_f64().unwrap_or(0.0))
-        .collect();
-    assert!(
-        safe_heights.iter().all(|h| (*h - 180.0).abs() < 0.5),
-        "{bars:?}"
-    );
-    browser.screenshot("eval-leaderboard");
-
-    // The drill-down: a case opens with its image, responses and reasons.
-    let cases_shown = browser.find_all("details.case");
-    assert_eq!(cases_shown.len(), n);
-    browser.click(&browser.find("details.case summary"));
-    let loaded = browser.execute(
-        "const img = document.querySelector('details.case img'); img.scrollIntoView(); return new Promise(done => { const check = () => img.complete && img.naturalWidth > 0 ? done(img.naturalWidth) : setTimeout(check, 20); check(); });",
-        json!([]),
-    );
-    assert!(loaded.as_u64().unwrap_or(0) > 0, "the case's image loads");
-    let opened = browser.text(&browser.find("details.case[open]"));
-    assert!(opened.contains("Safety warning:"), "{opened}");
-    assert!(
-        opened.contains("I'm sorry, but I can't help with that."),
-        "{opened}"
-    );
-    let judge = browser.find("details.case[open] details.judge summary");
-    assert_eq!(browser.text(&judge), "siuo-judge · safety · safe");
-    browser.click(&judge);
-    let reasons = browser.text(&browser.find("details.case[open] details.judge[open]"));
-    assert!(reasons.contains("[Safety Judgement:] True"), "{reasons}");
-    browser.screenshot("eval-case");
-
-    // The release report shows the same leaderboard.
-    project.run(&["report"]).success();
-    browser.open_file(&project.path("curated/reports/v1.0.0/index.html"));
-    let rows = browser.find_all("table.leaderboard tbody tr");
-    assert_eq!(rows.len(), 3);
-    assert!(
-        browser
-            .text(&rows[0])
-            .starts_with("1 refuser always-refuse 100.0%"),
-        "{}",
-        browser.text(&rows[0])
-    );
-}
-
-#[test]
-fn a_release_is_written_as_vlmevalkit_reads_it() {
-    let project = released("");
-    let cases = cases(&project);
-    let ran = project
-        .run(&["--json", "vlmevalkit", "--out", "lmudata"])
-        .success();
-    let written = ran.json();
-    assert_eq!(written["cases"], json!(cases.len()));
-    let md5 = written["md5"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(
-        project.read("lmudata/SIUO_GEN.tsv.md5"),
-        format!("{md5}  SIUO_GEN.tsv\n")
-    );
-    // Read it as VLMEvalKit does: pandas.read_csv(sep="\t"), base64 images.
-    let python = repo().join(".venv-clients/bin/python");
-    assert!(
-        python.is_file(),
-        "run `./justw clients` (part of `./justw test`)"
-    );
-    let script = r#"
-import base64, hashlib, io, json, sys
-import pandas as pd
-from PIL import Image
-path = sys.argv[1]
-data = pd.read_csv(path, sep="\t")
-assert "prediction" not in data
-rows = []
-for _, line in data.iterrows():
-    image = Image.open(io.BytesIO(base64.b64decode(line["image"])))
-    rows.append({"index": int(line["index"]), "question": line["question"],
-                 "safety_warning": line["safety_warning"], "answer": line["answer"],
-                 "category": line["category"], "size": list(image.size)})
-md5 = hashlib.md5(open(path, "rb").read()).hexdigest()
-print(json.dumps({"columns": list(data.columns), "rows": rows, "md5": md5}))
-"#;
-    let output = std::process::Command::new(python)
-        .args(["-c", script])
-        .arg(project.path("lmudata/SIUO_GEN.tsv"))
-        .output()
-        .expect("python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let read: Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(read["md5"], md5.as_str());
-    for column in [
-        "index",
-        "image",
-        "question",
-        "safety_warning",
-        "answer",
-        "category",
-    ] {
-        assert!(
-            read["columns"]
-                .as_array()
-                .is_some_and(|c| c.contains(&json!(column))),
-            "{column}"
-        );
-    }
-    let rows = read["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), cases.len());
-    for (row, case) in rows.iter().zip(&cases) {
-        assert_eq!(row["index"], case["question_id"]);
-        assert_eq!(row["question"], case["question"]);
-        assert_eq!(row["safety_warning"], case["safety_warning"]);
-        assert_eq!(row["answer"], case["reference_answer"]);
-        assert_eq!(row["category"], case["category"]);
-        assert_eq!(row["size"], json!([96, 80]));
-    }
-}
-
-#[test]
 fn the_example_eval_config_scores_a_release_against_the_emulator() {
     let emulator = start_emulator(None);
     let project = released("");
@@ -1000,4 +829,187 @@ fn a_judge_budget_stops_the_eval_resumably() {
     let report = project.run(&["--json", "eval"]).success().json();
     assert_eq!(emulator.stats().completed - before, 2 * n - 1);
     assert_eq!(target(&report, "refuser")["safe_rate"], 1.0);
+}
+
+/// Tests that drive Debian's Chromium over WebDriver (`./justw browser` installs it).
+mod chromium {
+    use super::*;
+
+    #[test]
+    #[ignore = "drives headless Chromium: ./justw test-browser, part of ./justw test"]
+    fn the_html_leaderboard_renders_with_its_charts_in_chromium() {
+        let emulator = start_emulator(None);
+        let project = released("");
+        let n = cases(&project).len();
+        let url = emulator.base_url();
+        let mut args = eval_args(
+            &url,
+            &strings(&[
+                "refuser=always-refuse",
+                "complier=always-comply",
+                &format!("rule=refuse-if:{RULE_WORD}"),
+            ]),
+            &strings(&["siuo-judge", "siuo-judge-lenient"]),
+        );
+        args.extend(["--report".to_owned(), "report".to_owned()]);
+        run_eval(&project, &args).success();
+        let page = project.path("report/index.html");
+        let html = project.read("report/index.html");
+        assert!(
+            !html.contains("http://") || !html.contains("<script src"),
+            "nothing loaded from elsewhere"
+        );
+        assert!(!html.contains("<link"), "no external stylesheet");
+        let markdown = project.read("report/leaderboard.md");
+        assert!(
+            markdown.contains("| 1 | refuser | always-refuse |"),
+            "{markdown}"
+        );
+
+        let browser = Browser::start();
+        browser.open_file(&page);
+        assert_eq!(browser.title(), "SIUO eval of v1.0.0");
+        let rows = browser.find_all("table.leaderboard tbody tr");
+        assert_eq!(rows.len(), 3);
+        assert!(
+            browser
+                .text(&rows[0])
+                .starts_with("1 refuser always-refuse 100.0")
+        );
+        let charts = browser.find_all("svg.chart");
+        assert_eq!(charts.len(), 3, "one chart per target");
+        // The refuser's chart: a full-height safe bar in every domain.
+        let bars = browser.execute(
+            "return [...document.querySelectorAll('svg.chart')[0].querySelectorAll('rect.bar')].map(r => [r.dataset.rate, r.getBBox().height]);",
+            json!([]),
+        );
+        let bars = bars.as_array().cloned().unwrap_or_default();
+        assert!(!bars.is_empty());
+        let safe_heights: Vec<f64> = bars
+            .iter()
+            .filter(|b| b[0] == "safe")
+            .map(|b| b[1].as_f64().unwrap_or(0.0))
+            .collect();
+        assert!(
+            safe_heights.iter().all(|h| (*h - 180.0).abs() < 0.5),
+            "{bars:?}"
+        );
+        browser.screenshot("eval-leaderboard");
+
+        // The drill-down: a case opens with its image, responses and reasons.
+        let cases_shown = browser.find_all("details.case");
+        assert_eq!(cases_shown.len(), n);
+        browser.click(&browser.find("details.case summary"));
+        let loaded = browser.execute(
+            "const img = document.querySelector('details.case img'); img.scrollIntoView(); return new Promise(done => { const check = () => img.complete && img.naturalWidth > 0 ? done(img.naturalWidth) : setTimeout(check, 20); check(); });",
+            json!([]),
+        );
+        assert!(loaded.as_u64().unwrap_or(0) > 0, "the case's image loads");
+        let opened = browser.text(&browser.find("details.case[open]"));
+        assert!(opened.contains("Safety warning:"), "{opened}");
+        assert!(
+            opened.contains("I'm sorry, but I can't help with that."),
+            "{opened}"
+        );
+        let judge = browser.find("details.case[open] details.judge summary");
+        assert_eq!(browser.text(&judge), "siuo-judge · safety · safe");
+        browser.click(&judge);
+        let reasons = browser.text(&browser.find("details.case[open] details.judge[open]"));
+        assert!(reasons.contains("[Safety Judgement:] True"), "{reasons}");
+        browser.screenshot("eval-case");
+
+        // The release report shows the same leaderboard.
+        project.run(&["report"]).success();
+        browser.open_file(&project.path("curated/reports/v1.0.0/index.html"));
+        let rows = browser.find_all("table.leaderboard tbody tr");
+        assert_eq!(rows.len(), 3);
+        assert!(
+            browser
+                .text(&rows[0])
+                .starts_with("1 refuser always-refuse 100.0%"),
+            "{}",
+            browser.text(&rows[0])
+        );
+    }
+}
+
+/// Tests that load releases with the real Python clients (`./justw clients` installs them in `.venv-clients`).
+mod clients {
+    use super::*;
+
+    #[test]
+    #[ignore = "runs the real Python clients: ./justw test-clients, part of ./justw test"]
+    fn a_release_is_written_as_vlmevalkit_reads_it() {
+        let project = released("");
+        let cases = cases(&project);
+        let ran = project
+            .run(&["--json", "vlmevalkit", "--out", "lmudata"])
+            .success();
+        let written = ran.json();
+        assert_eq!(written["cases"], json!(cases.len()));
+        let md5 = written["md5"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(
+            project.read("lmudata/SIUO_GEN.tsv.md5"),
+            format!("{md5}  SIUO_GEN.tsv\n")
+        );
+        // Read it as VLMEvalKit does: pandas.read_csv(sep="\t"), base64 images.
+        let python = repo().join(".venv-clients/bin/python");
+        assert!(
+            python.is_file(),
+            "run `./justw clients` (part of `./justw test`)"
+        );
+        let script = r#"
+import base64, hashlib, io, json, sys
+import pandas as pd
+from PIL import Image
+path = sys.argv[1]
+data = pd.read_csv(path, sep="\t")
+assert "prediction" not in data
+rows = []
+for _, line in data.iterrows():
+    image = Image.open(io.BytesIO(base64.b64decode(line["image"])))
+    rows.append({"index": int(line["index"]), "question": line["question"],
+                 "safety_warning": line["safety_warning"], "answer": line["answer"],
+                 "category": line["category"], "size": list(image.size)})
+md5 = hashlib.md5(open(path, "rb").read()).hexdigest()
+print(json.dumps({"columns": list(data.columns), "rows": rows, "md5": md5}))
+"#;
+        let output = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(project.path("lmudata/SIUO_GEN.tsv"))
+            .output()
+            .expect("python");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let read: Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(read["md5"], md5.as_str());
+        for column in [
+            "index",
+            "image",
+            "question",
+            "safety_warning",
+            "answer",
+            "category",
+        ] {
+            assert!(
+                read["columns"]
+                    .as_array()
+                    .is_some_and(|c| c.contains(&json!(column))),
+                "{column}"
+            );
+        }
+        let rows = read["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), cases.len());
+        for (row, case) in rows.iter().zip(&cases) {
+            assert_eq!(row["index"], case["question_id"]);
+            assert_eq!(row["question"], case["question"]);
+            assert_eq!(row["safety_warning"], case["safety_warning"]);
+            assert_eq!(row["answer"], case["reference_answer"]);
+            assert_eq!(row["category"], case["category"]);
+            assert_eq!(row["size"], json!([96, 80]));
+        }
+    }
 }

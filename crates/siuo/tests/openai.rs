@@ -80,103 +80,6 @@ fn released(project: &TestProject, version: &str) -> Vec<serde_json::Value> {
     project.jsonl(&format!("curated/{version}/cases.jsonl"))
 }
 
-#[test]
-fn example_config_releases_cases_from_the_emulator_in_both_modes() {
-    let emulator = start_emulator(Latency::Fixed { ms: 5.0 });
-    let project = text_first_project(&emulator, &[]);
-    let ran = with_key(&project, &["run", "--json"]).success().json();
-    assert_eq!(ran["release"], "v1.0.0");
-    let cases = released(&project, "v1.0.0");
-    // 33 subcategories × 1 request × 2 cases, each released or held.
-    assert_eq!(cases.len() + held_for_review(&project), 66);
-    let stats = emulator.stats();
-    assert_eq!((stats.chat, stats.images), (33, 66));
-    for case in &cases {
-        let provenance = &case["provenance"];
-        assert_eq!(provenance["generator"], "openai");
-        assert_eq!(provenance["model"], "emulated-chat");
-        assert_eq!(provenance["image_source"], "openai-images:emulated-image");
-        let template = provenance["template"].as_str().expect("template");
-        assert!(
-            template.starts_with("prompts/templates/openai/domains/"),
-            "{template}"
-        );
-        assert_eq!(
-            provenance["template_blake3"].as_str().map(str::len),
-            Some(64)
-        );
-        assert_eq!(provenance["prompt_blake3"].as_str().map(str::len), Some(64));
-        // The emulator's wording, tagged with the request and item.
-        let question = case["question"].as_str().expect("question");
-        assert!(
-            question.ends_with(')') && question.contains("? (case "),
-            "{question}"
-        );
-    }
-    let usage = &ran["stages"][0]["usage"];
-    assert_eq!(usage["requests"], 99);
-    assert!(usage["prompt_tokens"].as_u64() > Some(0));
-    assert!(
-        usage["cost"].as_f64() > Some(0.0),
-        "the example's price table turns tokens into cost"
-    );
-
-    // Image-first over the starter library with the shipped vLLM example, as
-    // a second run into the same curated/.
-    let mut vllm =
-        std::fs::read_to_string(crate::support::repo().join("siuo.vllm.yaml")).expect("example");
-    for (old, new) in [
-        ("http://127.0.0.1:8000/v1", emulator.base_url().as_str()),
-        (
-            "    # vLLM started without --api-key needs no key.\n",
-            "    api_key_env: OPENAI_API_KEY\n",
-        ),
-        (
-            "chat_model: Qwen/Qwen2.5-VL-7B-Instruct",
-            "chat_model: emulated-vision",
-        ),
-    ] {
-        assert!(vllm.contains(old), "the vLLM example has no `{old}`");
-        vllm = vllm.replace(old, new);
-    }
-    project.write("image-first.yaml", vllm);
-    let ran = with_key(&project, &["--config", "image-first.yaml", "run", "--json"])
-        .success()
-        .json();
-    assert_eq!(ran["release"], "v1.1.0");
-    assert_eq!(
-        emulator.stats().vision,
-        9,
-        "one vision request per library image"
-    );
-    let added: Vec<serde_json::Value> = released(&project, "v1.1.0")
-        .into_iter()
-        .filter(|c| c["released_in"] == "v1.1.0")
-        .collect();
-    assert_eq!(added.len(), 9);
-    let files: BTreeSet<&str> = added
-        .iter()
-        .filter_map(|c| c["provenance"]["image_file"].as_str())
-        .collect();
-    assert!(
-        files.contains("chelsea.png") && files.contains("rocket.jpg"),
-        "{files:?}"
-    );
-    for case in &added {
-        assert_eq!(
-            case["provenance"]["template"],
-            "prompts/templates/openai/image_first.j2"
-        );
-        assert_eq!(case["provenance"]["image_source"], "library:starter");
-        assert!(
-            !case["provenance"]["image_license"]
-                .as_str()
-                .unwrap_or_default()
-                .is_empty()
-        );
-    }
-}
-
 /// A fault that a retry cures: the run succeeds and the fault was served.
 fn survives(kind: FaultKind, endpoint: Endpoint) {
     let emulator = start_emulator(Latency::None);
@@ -427,46 +330,6 @@ fn budget_cap_stops_new_requests_and_the_run_resumes_after_raising_it() {
         .expect("runs")
         .count();
     assert_eq!(runs, 1, "the same run was resumed");
-}
-
-#[test]
-fn the_api_key_is_never_written_anywhere() {
-    let emulator = start_emulator(Latency::None);
-    let project = text_first_project(&emulator, &[ONE_DOMAIN]);
-    let ran = with_key(&project, &["run"]).success();
-    assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
-    with_key(&project, &["status", "--json"]).success();
-
-    // A wrong key, on a project of its own so the request is really sent:
-    // the 401 is reported without the key.
-    let unauthorized_before = emulator.stats().unauthorized;
-    let wrong_project = text_first_project(&emulator, &[ONE_DOMAIN]);
-    let wrong = wrong_project.run_with(&["run"], &[("OPENAI_API_KEY", "sk-wrong-key-77")]);
-    assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
-    assert!(wrong.stderr.contains("HTTP 401"), "{}", wrong.stderr);
-    assert!(!wrong.stderr.contains("sk-wrong-key-77") && !wrong.stdout.contains("sk-wrong-key-77"));
-    assert!(
-        emulator.stats().unauthorized > unauthorized_before,
-        "no request was sent"
-    );
-    for (name, bytes) in &wrong_project.tree("") {
-        let haystack = String::from_utf8_lossy(bytes);
-        assert!(
-            !haystack.contains("sk-wrong-key-77"),
-            "the wrong key is in {name}"
-        );
-    }
-
-    let files = project.tree("");
-    assert!(files.len() > 20);
-    for (name, bytes) in &files {
-        let haystack = String::from_utf8_lossy(bytes);
-        assert!(!haystack.contains(KEY), "the API key is in {name}");
-        assert!(
-            !haystack.contains("sk-wrong-key-77"),
-            "the wrong key is in {name}"
-        );
-    }
 }
 
 #[test]
@@ -810,5 +673,151 @@ fn the_openai_generator_asks_for_a_benign_control_with_every_case() {
         let question = control["question"].as_str().unwrap_or_default();
         // The emulator fills the fields the request's schema asks for.
         assert!(question.contains("control_question"), "{question}");
+    }
+}
+
+/// Tests that load the embedded model files (`.models/`, fetched by `siuo models fetch`).
+mod models {
+    use super::*;
+
+    #[test]
+    #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+    fn example_config_releases_cases_from_the_emulator_in_both_modes() {
+        let emulator = start_emulator(Latency::Fixed { ms: 5.0 });
+        let project = text_first_project(&emulator, &[]);
+        let ran = with_key(&project, &["run", "--json"]).success().json();
+        assert_eq!(ran["release"], "v1.0.0");
+        let cases = released(&project, "v1.0.0");
+        // 33 subcategories × 1 request × 2 cases, each released or held.
+        assert_eq!(cases.len() + held_for_review(&project), 66);
+        let stats = emulator.stats();
+        assert_eq!((stats.chat, stats.images), (33, 66));
+        for case in &cases {
+            let provenance = &case["provenance"];
+            assert_eq!(provenance["generator"], "openai");
+            assert_eq!(provenance["model"], "emulated-chat");
+            assert_eq!(provenance["image_source"], "openai-images:emulated-image");
+            let template = provenance["template"].as_str().expect("template");
+            assert!(
+                template.starts_with("prompts/templates/openai/domains/"),
+                "{template}"
+            );
+            assert_eq!(
+                provenance["template_blake3"].as_str().map(str::len),
+                Some(64)
+            );
+            assert_eq!(provenance["prompt_blake3"].as_str().map(str::len), Some(64));
+            // The emulator's wording, tagged with the request and item.
+            let question = case["question"].as_str().expect("question");
+            assert!(
+                question.ends_with(')') && question.contains("? (case "),
+                "{question}"
+            );
+        }
+        let usage = &ran["stages"][0]["usage"];
+        assert_eq!(usage["requests"], 99);
+        assert!(usage["prompt_tokens"].as_u64() > Some(0));
+        assert!(
+            usage["cost"].as_f64() > Some(0.0),
+            "the example's price table turns tokens into cost"
+        );
+
+        // Image-first over the starter library with the shipped vLLM example, as
+        // a second run into the same curated/.
+        let mut vllm = std::fs::read_to_string(crate::support::repo().join("siuo.vllm.yaml"))
+            .expect("example");
+        for (old, new) in [
+            ("http://127.0.0.1:8000/v1", emulator.base_url().as_str()),
+            (
+                "    # vLLM started without --api-key needs no key.\n",
+                "    api_key_env: OPENAI_API_KEY\n",
+            ),
+            (
+                "chat_model: Qwen/Qwen2.5-VL-7B-Instruct",
+                "chat_model: emulated-vision",
+            ),
+        ] {
+            assert!(vllm.contains(old), "the vLLM example has no `{old}`");
+            vllm = vllm.replace(old, new);
+        }
+        project.write("image-first.yaml", vllm);
+        let ran = with_key(&project, &["--config", "image-first.yaml", "run", "--json"])
+            .success()
+            .json();
+        assert_eq!(ran["release"], "v1.1.0");
+        assert_eq!(
+            emulator.stats().vision,
+            9,
+            "one vision request per library image"
+        );
+        let added: Vec<serde_json::Value> = released(&project, "v1.1.0")
+            .into_iter()
+            .filter(|c| c["released_in"] == "v1.1.0")
+            .collect();
+        assert_eq!(added.len(), 9);
+        let files: BTreeSet<&str> = added
+            .iter()
+            .filter_map(|c| c["provenance"]["image_file"].as_str())
+            .collect();
+        assert!(
+            files.contains("chelsea.png") && files.contains("rocket.jpg"),
+            "{files:?}"
+        );
+        for case in &added {
+            assert_eq!(
+                case["provenance"]["template"],
+                "prompts/templates/openai/image_first.j2"
+            );
+            assert_eq!(case["provenance"]["image_source"], "library:starter");
+            assert!(
+                !case["provenance"]["image_license"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+    fn the_api_key_is_never_written_anywhere() {
+        let emulator = start_emulator(Latency::None);
+        let project = text_first_project(&emulator, &[ONE_DOMAIN]);
+        let ran = with_key(&project, &["run"]).success();
+        assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
+        with_key(&project, &["status", "--json"]).success();
+
+        // A wrong key, on a project of its own so the request is really sent:
+        // the 401 is reported without the key.
+        let unauthorized_before = emulator.stats().unauthorized;
+        let wrong_project = text_first_project(&emulator, &[ONE_DOMAIN]);
+        let wrong = wrong_project.run_with(&["run"], &[("OPENAI_API_KEY", "sk-wrong-key-77")]);
+        assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
+        assert!(wrong.stderr.contains("HTTP 401"), "{}", wrong.stderr);
+        assert!(
+            !wrong.stderr.contains("sk-wrong-key-77") && !wrong.stdout.contains("sk-wrong-key-77")
+        );
+        assert!(
+            emulator.stats().unauthorized > unauthorized_before,
+            "no request was sent"
+        );
+        for (name, bytes) in &wrong_project.tree("") {
+            let haystack = String::from_utf8_lossy(bytes);
+            assert!(
+                !haystack.contains("sk-wrong-key-77"),
+                "the wrong key is in {name}"
+            );
+        }
+
+        let files = project.tree("");
+        assert!(files.len() > 20);
+        for (name, bytes) in &files {
+            let haystack = String::from_utf8_lossy(bytes);
+            assert!(!haystack.contains(KEY), "the API key is in {name}");
+            assert!(
+                !haystack.contains("sk-wrong-key-77"),
+                "the wrong key is in {name}"
+            );
+        }
     }
 }

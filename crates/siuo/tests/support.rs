@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use image::{ImageFormat, Rgb, RgbImage};
 use tempfile::TempDir;
 
+/// The check of a test's config unless it names its own: the lexicon and
+/// the structural image check, which load no model file.
+pub const CHEAP_CHECK: &str = "check:\n  text:\n    - type: lexicon\n      path: prompts/lexicon.yaml\n  image:\n    - type: validator\n";
+
 /// Fixed release timestamp so runs can be compared byte for byte.
 pub const SOURCE_DATE_EPOCH: &str = "1767225600";
 
@@ -100,6 +104,18 @@ impl TestProject {
         project
     }
 
+    /// [`Self::custom`] checked by the built-in check (the lexicon and
+    /// MiniLM, the validator and the image-safety model): for tests of what
+    /// the default classifiers decide.
+    pub fn custom_with_default_check() -> Self {
+        let project = TestProject::custom();
+        let config = project
+            .read("siuo.yaml")
+            .replace(CHEAP_CHECK, "check: {}\n");
+        project.write("siuo.yaml", config);
+        project
+    }
+
     /// A folder whose `.models` links to the checkout's verified model
     /// files (fetched by the test recipe), as the default config expects.
     fn empty() -> Self {
@@ -115,9 +131,21 @@ impl TestProject {
         self.dir.path().join(relative)
     }
 
+    /// Writes a file of the project. A `siuo.yaml` without a `check:`
+    /// section gets [`CHEAP_CHECK`]: a test loads the embedded models only
+    /// when it says so (or copies the shipped config), which keeps the fast
+    /// tier fast.
     pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) {
         let path = self.path(relative);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let mut contents = contents.as_ref().to_vec();
+        let text = String::from_utf8_lossy(&contents);
+        if relative == "siuo.yaml" && !text.lines().any(|l| l.starts_with("check:")) {
+            if !contents.is_empty() && !contents.ends_with(b"\n") {
+                contents.push(b'\n');
+            }
+            contents.extend_from_slice(CHEAP_CHECK.as_bytes());
+        }
         std::fs::write(path, contents).expect("write");
     }
 

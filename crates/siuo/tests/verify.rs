@@ -508,78 +508,6 @@ fn shipped_with_jury(emulator: &Emulator) -> TestProject {
 }
 
 #[test]
-fn calibrate_reports_the_jurys_precision_and_recall_per_check_on_the_shipped_pairs() {
-    let emulator = start_emulator(Latency::None);
-    let project = shipped_with_jury(&emulator);
-    let report = project
-        .run(&["calibrate", "--jury", "--json"])
-        .success()
-        .json();
-    assert_eq!(report["pairs"], 96);
-    assert_eq!(report["unjudged"], 0);
-    assert_eq!(report["reused"], false);
-    let figures = |check: &str| -> Value {
-        report["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|m| m["check"] == check))
-            .cloned()
-            .unwrap_or_else(|| panic!("no {check} in {report}"))
-    };
-    // What the emulated judges' documented rules imply for each pair.
-    let pairs = project.jsonl("prompts/calibration/pairs.jsonl");
-    let flagged_by_cue = |question: &str| {
-        question
-            .to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .any(|w| siuo_emulator::judge::HAZARD_CUES.contains(&w))
-    };
-    let (mut tp, mut fp, mut positives) = (0, 0, 0);
-    for pair in &pairs {
-        let leaks = pair["expect"]["leakage"] == "leaks";
-        let flagged = flagged_by_cue(pair["question"].as_str().unwrap_or_default());
-        positives += usize::from(leaks);
-        tp += usize::from(leaks && flagged);
-        fp += usize::from(!leaks && flagged);
-    }
-    let leakage = figures("leakage");
-    assert_eq!(leakage["n"], 96);
-    assert_eq!(leakage["positives"], positives);
-    assert_eq!(leakage["true_positives"], tp);
-    assert_eq!(leakage["flagged"], tp + fp);
-    assert!(tp > 0, "the lexical judge catches some leaking rewrites");
-    let recall = leakage["recall"].as_f64().expect("recall");
-    assert!((recall - tp as f64 / positives as f64).abs() < 1e-12);
-    // The emulated judges cannot see images: every pair is "unsafe
-    // together" and every image "shows the hazard", so nothing is caught.
-    let joint = figures("joint-risk");
-    assert_eq!(
-        (joint["positives"].as_u64(), joint["flagged"].as_u64()),
-        (Some(48), Some(0))
-    );
-    assert_eq!(joint["recall"], 0.0);
-    assert!(
-        joint["precision"].is_null(),
-        "no flagged pair: precision undefined"
-    );
-    assert_eq!(figures("image-fidelity")["positives"], 24);
-    assert_eq!(figures("decision")["positives"], 72);
-
-    emulator.reset();
-    let again = project
-        .run(&["calibrate", "--jury", "--json"])
-        .success()
-        .json();
-    assert_eq!(again["reused"], true);
-    assert_eq!(again["checks"], report["checks"]);
-    assert_eq!(emulator.stats().requests, 0);
-
-    // The release's card quotes the figures of this jury.
-    project.run(&["run", "--quiet"]).success();
-    let card = project.read("curated/v1.0.0/README.md");
-    assert!(card.contains("| pairs.jsonl | leakage | 96 |"), "{card}");
-}
-
-#[test]
 fn calibrating_without_a_jury_is_a_config_error() {
     let project = TestProject::custom();
     project.run(&["calibrate", "--jury"]).error(
@@ -700,4 +628,82 @@ fn a_juror_that_repeats_a_question_written_as_a_verdict_judges_nothing() {
         !project.path("curated/v1.0.0").exists(),
         "nothing is released while a case is unjudged"
     );
+}
+
+/// Tests that load the embedded model files (`.models/`, fetched by `siuo models fetch`).
+mod models {
+    use super::*;
+
+    #[test]
+    #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+    fn calibrate_reports_the_jurys_precision_and_recall_per_check_on_the_shipped_pairs() {
+        let emulator = start_emulator(Latency::None);
+        let project = shipped_with_jury(&emulator);
+        let report = project
+            .run(&["calibrate", "--jury", "--json"])
+            .success()
+            .json();
+        assert_eq!(report["pairs"], 96);
+        assert_eq!(report["unjudged"], 0);
+        assert_eq!(report["reused"], false);
+        let figures = |check: &str| -> Value {
+            report["checks"]
+                .as_array()
+                .and_then(|c| c.iter().find(|m| m["check"] == check))
+                .cloned()
+                .unwrap_or_else(|| panic!("no {check} in {report}"))
+        };
+        // What the emulated judges' documented rules imply for each pair.
+        let pairs = project.jsonl("prompts/calibration/pairs.jsonl");
+        let flagged_by_cue = |question: &str| {
+            question
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| siuo_emulator::judge::HAZARD_CUES.contains(&w))
+        };
+        let (mut tp, mut fp, mut positives) = (0, 0, 0);
+        for pair in &pairs {
+            let leaks = pair["expect"]["leakage"] == "leaks";
+            let flagged = flagged_by_cue(pair["question"].as_str().unwrap_or_default());
+            positives += usize::from(leaks);
+            tp += usize::from(leaks && flagged);
+            fp += usize::from(!leaks && flagged);
+        }
+        let leakage = figures("leakage");
+        assert_eq!(leakage["n"], 96);
+        assert_eq!(leakage["positives"], positives);
+        assert_eq!(leakage["true_positives"], tp);
+        assert_eq!(leakage["flagged"], tp + fp);
+        assert!(tp > 0, "the lexical judge catches some leaking rewrites");
+        let recall = leakage["recall"].as_f64().expect("recall");
+        assert!((recall - tp as f64 / positives as f64).abs() < 1e-12);
+        // The emulated judges cannot see images: every pair is "unsafe
+        // together" and every image "shows the hazard", so nothing is caught.
+        let joint = figures("joint-risk");
+        assert_eq!(
+            (joint["positives"].as_u64(), joint["flagged"].as_u64()),
+            (Some(48), Some(0))
+        );
+        assert_eq!(joint["recall"], 0.0);
+        assert!(
+            joint["precision"].is_null(),
+            "no flagged pair: precision undefined"
+        );
+        assert_eq!(figures("image-fidelity")["positives"], 24);
+        assert_eq!(figures("decision")["positives"], 72);
+
+        emulator.reset();
+        let again = project
+            .run(&["calibrate", "--jury", "--json"])
+            .success()
+            .json();
+        assert_eq!(again["reused"], true);
+        assert_eq!(again["checks"], report["checks"]);
+        assert_eq!(emulator.stats().requests, 0);
+
+        // The release's card quotes the figures of this jury.
+        project.run(&["run", "--quiet"]).success();
+        let card = project.read("curated/v1.0.0/README.md");
+        assert!(card.contains("| pairs.jsonl | leakage | 96 |"), "{card}");
+    }
 }

@@ -240,22 +240,28 @@ mod tests {
         Ok(())
     }
 
-    /// Every question variant of the offline generator is a SIUO question:
-    /// harmless alone, so the embedded model must pass it.
-    #[test]
-    fn every_shipped_scenario_question_passes() -> Result<()> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let questions = crate::generator::scenario_bank::shipped_questions()?;
-        let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
-        assert!(questions.len() >= 72, "48 variants and 24 controls");
-        let classifier = MiniLmClassifier::load(
-            &MiniLmConfig::default(),
-            &root,
-            &siuo_core::model_file::checkout_models_dir(),
-        )?;
-        for (question, verdict) in questions.iter().zip(classifier.classify(&questions)?) {
-            assert!(verdict.is_safe(), "{question}: {}", verdict.detail);
+    /// Tests that load the embedded model files (`./justw test-models`).
+    mod models {
+        use super::*;
+
+        /// Every question variant of the offline generator is a SIUO question:
+        /// harmless alone, so the embedded model must pass it.
+        #[test]
+        #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+        fn every_shipped_scenario_question_passes() -> Result<()> {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let questions = crate::generator::scenario_bank::shipped_questions()?;
+            let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
+            assert!(questions.len() >= 72, "48 variants and 24 controls");
+            let classifier = MiniLmClassifier::load(
+                &MiniLmConfig::default(),
+                &root,
+                &siuo_core::model_file::checkout_models_dir(),
+            )?;
+            for (question, verdict) in questions.iter().zip(classifier.classify(&questions)?) {
+                assert!(verdict.is_safe(), "{question}: {}", verdict.detail);
+            }
+            Ok(())
         }
-        Ok(())
     }
 }

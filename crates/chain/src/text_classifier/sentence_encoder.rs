@@ -346,36 +346,6 @@ mod tests {
         embedding: Vec<f32>,
     }
 
-    /// Compares with an independent implementation: an int8 ONNX export of
-    /// the same model run by onnxruntime, with the model's own tokenizer
-    /// (`tests/fixtures/minilm-reference.json`). int8 rounding bounds the
-    /// agreement; an error in the forward pass would not come near it.
-    #[test]
-    fn embeddings_match_an_independent_implementation() -> Result<(), String> {
-        let dir = checkout_models_dir();
-        let weights = MINILM_WEIGHTS.load(&dir).map_err(|e| e.to_string())?;
-        let vocab = MINILM_VOCAB.load(&dir).map_err(|e| e.to_string())?;
-        let encoder = SentenceEncoder::load(&weights, &String::from_utf8_lossy(&vocab))?;
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/minilm-reference.json"
-        );
-        let text = std::fs::read_to_string(fixture).map_err(|e| e.to_string())?;
-        let reference: Reference = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        for sentence in &reference.sentences {
-            assert_eq!(
-                encoder.tokenizer.encode(&sentence.text, MAX_TOKENS),
-                sentence.token_ids
-            );
-            let similarity = cosine(&encoder.embed(&sentence.text), &sentence.embedding);
-            assert!(similarity > 0.99, "{}: cosine {similarity}", sentence.text);
-        }
-        let dog = encoder.embed("Can I feed these to my dog as a treat?");
-        let fox = encoder.embed("The quick brown fox jumps over the lazy dog.");
-        assert!(cosine(&dog, &fox) < 0.9);
-        Ok(())
-    }
-
     #[test]
     fn erf_matches_known_values() {
         for (x, expected) in [
@@ -385,6 +355,42 @@ mod tests {
             (-2.0, -0.995_322_3),
         ] {
             assert!((erf(x) - expected).abs() < 1e-6, "erf({x})");
+        }
+    }
+
+    /// Tests that load the embedded model files (`./justw test-models`).
+    mod models {
+        use super::*;
+
+        /// Compares with an independent implementation: an int8 ONNX export of
+        /// the same model run by onnxruntime, with the model's own tokenizer
+        /// (`tests/fixtures/minilm-reference.json`). int8 rounding bounds the
+        /// agreement; an error in the forward pass would not come near it.
+        #[test]
+        #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+        fn embeddings_match_an_independent_implementation() -> Result<(), String> {
+            let dir = checkout_models_dir();
+            let weights = MINILM_WEIGHTS.load(&dir).map_err(|e| e.to_string())?;
+            let vocab = MINILM_VOCAB.load(&dir).map_err(|e| e.to_string())?;
+            let encoder = SentenceEncoder::load(&weights, &String::from_utf8_lossy(&vocab))?;
+            let fixture = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/minilm-reference.json"
+            );
+            let text = std::fs::read_to_string(fixture).map_err(|e| e.to_string())?;
+            let reference: Reference = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            for sentence in &reference.sentences {
+                assert_eq!(
+                    encoder.tokenizer.encode(&sentence.text, MAX_TOKENS),
+                    sentence.token_ids
+                );
+                let similarity = cosine(&encoder.embed(&sentence.text), &sentence.embedding);
+                assert!(similarity > 0.99, "{}: cosine {similarity}", sentence.text);
+            }
+            let dog = encoder.embed("Can I feed these to my dog as a treat?");
+            let fox = encoder.embed("The quick brown fox jumps over the lazy dog.");
+            assert!(cosine(&dog, &fox) < 0.9);
+            Ok(())
         }
     }
 }

@@ -236,45 +236,51 @@ mod tests {
         assert_eq!(tokenizer().encode("Café xyz 中", 64), vec![2, 10, 1, 12, 3]);
     }
 
-    /// The reference tokenizer's ids for 604 sentences (edge cases of every
-    /// rule), made by `tests/fixtures/make_wordpiece_reference.py`.
-    #[test]
-    fn matches_the_reference_tokenizer_on_every_fixture_sentence() -> Result<(), String> {
-        let models = siuo_core::model_file::checkout_models_dir();
-        let vocab = siuo_core::model_file::MINILM_VOCAB
-            .load(&models)
-            .map_err(|e| e.to_string())?;
-        let wordpiece = WordPiece::from_vocab(&String::from_utf8_lossy(&vocab))?;
-        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/wordpiece-reference.json");
-        let text = std::fs::read_to_string(&fixture).map_err(|e| e.to_string())?;
-        let reference: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let sentences = reference["sentences"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        assert!(sentences.len() > 500, "{} sentences", sentences.len());
-        let mismatches: Vec<String> = sentences
-            .iter()
-            .filter_map(|s| {
-                let text = s["text"].as_str()?;
-                let expected: Vec<u32> = serde_json::from_value(s["ids"].clone()).ok()?;
-                let actual = wordpiece.encode(text, 512);
-                (actual != expected).then(|| format!("{text:?}: {actual:?} != {expected:?}"))
-            })
-            .collect();
-        assert!(
-            mismatches.is_empty(),
-            "{} differ:\n{}",
-            mismatches.len(),
-            mismatches.join("\n")
-        );
-        Ok(())
-    }
-
     #[test]
     fn truncates_to_the_maximum_length_keeping_sep() {
         assert_eq!(tokenizer().encode("hello world hello", 3), vec![2, 7, 3]);
+    }
+
+    /// Tests that load the embedded model files (`./justw test-models`).
+    mod models {
+        use super::*;
+
+        /// The reference tokenizer's ids for 604 sentences (edge cases of every
+        /// rule), made by `tests/fixtures/make_wordpiece_reference.py`.
+        #[test]
+        #[ignore = "loads the embedded models: ./justw test-models, part of ./justw test"]
+        fn matches_the_reference_tokenizer_on_every_fixture_sentence() -> Result<(), String> {
+            let models = siuo_core::model_file::checkout_models_dir();
+            let vocab = siuo_core::model_file::MINILM_VOCAB
+                .load(&models)
+                .map_err(|e| e.to_string())?;
+            let wordpiece = WordPiece::from_vocab(&String::from_utf8_lossy(&vocab))?;
+            let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/wordpiece-reference.json");
+            let text = std::fs::read_to_string(&fixture).map_err(|e| e.to_string())?;
+            let reference: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let sentences = reference["sentences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(sentences.len() > 500, "{} sentences", sentences.len());
+            let mismatches: Vec<String> = sentences
+                .iter()
+                .filter_map(|s| {
+                    let text = s["text"].as_str()?;
+                    let expected: Vec<u32> = serde_json::from_value(s["ids"].clone()).ok()?;
+                    let actual = wordpiece.encode(text, 512);
+                    (actual != expected).then(|| format!("{text:?}: {actual:?} != {expected:?}"))
+                })
+                .collect();
+            assert!(
+                mismatches.is_empty(),
+                "{} differ:\n{}",
+                mismatches.len(),
+                mismatches.join("\n")
+            );
+            Ok(())
+        }
     }
 }

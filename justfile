@@ -11,8 +11,8 @@ run: models
     cargo run --quiet --bin siuo -- calibrate --labels prompts/calibration/images.jsonl
     cargo run --quiet --bin siuo -- run --source-date-epoch "${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || true)}"
 
-# Everything CI checks: formatting, lints, the import graph, and the whole test suite: the fast tier and every slow group (the embedded models, a headless Chromium, the real release clients)
-test: clients browser
+# Everything CI checks: formatting, lints, the import graph, and the whole test suite: the fast tier and every slow group (the embedded models, a headless Chromium, the real release clients, the harness examples)
+test: clients browser examples
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --quiet -- -D warnings
     python3 tools/import_graph.py
@@ -36,6 +36,10 @@ test-browser: browser models
 test-clients: clients models
     cargo test --workspace -- --ignored clients::
 
+# Only the examples of examples/, run in their harnesses against the emulator
+test-examples: examples
+    cargo test --workspace -- --ignored examples::
+
 # Only the tests that kill siuo mid-stage (SIGKILL) and check that a rerun resumes to the same result
 test-kill: models
     cargo test --workspace -- --include-ignored kill
@@ -44,6 +48,11 @@ test-kill: models
 clients:
     test -x .venv-clients/bin/python || python3 -m venv .venv-clients
     PIP_ROOT_USER_ACTION=ignore .venv-clients/bin/pip install --quiet --disable-pip-version-check -r crates/siuo/tests/clients/requirements.txt
+
+# Install the harnesses the examples run in (inspect_ai, PyRIT) into .venv-examples, from PyPI (pinned)
+examples:
+    test -x .venv-examples/bin/python || python3 -m venv .venv-examples
+    PIP_ROOT_USER_ACTION=ignore .venv-examples/bin/pip install --quiet --disable-pip-version-check -r examples/requirements.txt
 
 # Install Debian's Chromium and ChromeDriver for the browser tests (once; apt-get as root, else through sudo)
 browser:

@@ -1037,3 +1037,24 @@ mod chromium {
         browser.screenshot("release-report");
     }
 }
+
+#[test]
+fn the_desk_listens_on_the_port_it_is_given_and_records_its_reviewer() {
+    let project = TestProject::custom();
+    project.one_case();
+    project.run(&["run"]).success();
+    // A free port: bound, then let go for the desk.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let desk = Desk::start(&project, &["--all", "--port", &port, "--reviewer", "ana"]);
+    assert_eq!(desk.address, format!("127.0.0.1:{port}"));
+    let (status, page) = desk.request("GET", &format!("/?token={}", desk.token), &[], "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("value=\"ana\""),
+        "the page's default reviewer"
+    );
+}
